@@ -1,0 +1,86 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ListenError } from '../errors.js';
+import type { Metrics } from '../observe/metrics.js';
+
+export interface ControlDeps {
+  metrics: Metrics;
+  /** True while the edge accepts traffic; false once draining. */
+  isReady(): boolean;
+}
+
+/**
+ * The control listener: Prometheus metrics and health, later the publish API and dashboard. Separate from
+ * the client port so none of it is reachable by clients (DESIGN.md).
+ */
+export class ControlServer {
+  readonly server: Server;
+  readonly #deps: ControlDeps;
+
+  constructor(deps: ControlDeps) {
+    this.#deps = deps;
+    this.server = createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`internal error: ${(err as Error).message}\n`);
+        } else res.destroy();
+      });
+    });
+    this.server.keepAliveTimeout = 5_000;
+  }
+
+  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => reject(new ListenError('control', `${host}:${port}`, err));
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const address = this.server.address();
+    return typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : { host, port };
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    switch (path) {
+      case '/metrics': {
+        if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
+        const body = await this.#deps.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': this.#deps.metrics.registry.contentType, 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return;
+      }
+      case '/healthz': {
+        if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
+        const ready = this.#deps.isReady();
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : ready ? 'ok\n' : 'draining\n');
+        return;
+      }
+      case '/':
+        if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(req.method === 'HEAD' ? undefined : 'Holdfast control listener: /metrics, /healthz\n');
+        return;
+      default:
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found\n');
+    }
+  }
+}
+
+function allowMethods(req: IncomingMessage, res: ServerResponse, methods: readonly string[]): boolean {
+  if (methods.includes(req.method ?? '')) return true;
+  res.writeHead(405, { allow: methods.join(', '), 'content-type': 'text/plain' });
+  res.end('method not allowed\n');
+  return false;
+}

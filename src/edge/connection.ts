@@ -1,0 +1,116 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { HoldfastError } from '../errors.js';
+import type { ExchangeOwner, ProxyExchange } from '../proxy/exchange.js';
+import { rawErrorResponse } from './error-response.js';
+import type { TrackedConnection } from './registry.js';
+
+/** What a connection asks of the edge it belongs to. */
+export interface EdgeContext {
+  readonly draining: boolean;
+  readonly maxPipelinedInFlight: number;
+  /** How long a connection we are closing may linger to deliver its last answer. */
+  readonly lingerMs: number;
+}
+
+export const kConnection = Symbol('holdfast.connection');
+
+/**
+ * One client TCP connection: its place in the limits, and the order in which its pipelined requests may go
+ * to backends. Node already writes pipelined responses back in request order; what it does not do is hold
+ * back an unsafe request. RFC 9112 §9.3.2: safe requests may run in parallel, but a non-idempotent one waits
+ * until everything before it finished, and everything after it waits for it.
+ */
+export class ClientConnection implements TrackedConnection, ExchangeOwner {
+  readonly socket: Socket;
+  readonly clientAddress: string;
+  readonly edge: EdgeContext;
+  pendingResponses = 0;
+  requestsSeen = 0;
+  bytesReadAtIdle = 0;
+  idleSinceMs = 0;
+  closing = false;
+  /** Set when a limit refused this connection: its first request gets this answer. */
+  refusal: HoldfastError | null = null;
+  admitted = false;
+  /** A parse error that must wait until the responses before it are written. */
+  deferredError: HoldfastError | null = null;
+  #errorSent = false;
+  #inFlight = 0;
+  #unsafeInFlight = false;
+  readonly #waiting: ProxyExchange[] = [];
+
+  constructor(socket: Socket, edge: EdgeContext) {
+    this.socket = socket;
+    this.clientAddress = socket.remoteAddress ?? 'unknown';
+    this.edge = edge;
+  }
+
+  get draining(): boolean {
+    return this.edge.draining;
+  }
+
+  submit(exchange: ProxyExchange): void {
+    if (this.#waiting.length === 0 && this.#mayStart(exchange)) this.#start(exchange);
+    else this.#waiting.push(exchange);
+  }
+
+  onUpstreamDone(exchange: ProxyExchange): void {
+    this.#inFlight--;
+    if (exchange.unsafe) this.#unsafeInFlight = false;
+    while (this.#waiting.length > 0 && this.#mayStart(this.#waiting[0]!)) this.#start(this.#waiting.shift()!);
+  }
+
+  /** A response finished or was abandoned. Returns true when the connection has nothing outstanding. */
+  onResponseClosed(_res: ServerResponse): boolean {
+    this.pendingResponses--;
+    if (this.pendingResponses > 0) return false;
+    if (this.deferredError !== null) this.sendRawErrorAndClose(this.deferredError);
+    return true;
+  }
+
+  /**
+   * Answer with bytes of our own and close: for errors found by Node's parser, where no ServerResponse
+   * exists. Waits for responses already in progress so an error never costs the answers before it.
+   */
+  failWithRawError(error: HoldfastError): void {
+    if (this.#errorSent) return;
+    this.closing = true;
+    if (this.pendingResponses > 0) {
+      this.deferredError ??= error;
+      return;
+    }
+    this.sendRawErrorAndClose(error);
+  }
+
+  sendRawErrorAndClose(error: HoldfastError): void {
+    if (this.#errorSent) return;
+    this.#errorSent = true;
+    this.closing = true;
+    const socket = this.socket;
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.end(rawErrorResponse(error));
+    // Linger briefly so the client reads the answer before the close (an immediate close with unread
+    // input would send RST and lose it), as nginx's lingering_close does.
+    socket.setTimeout(this.edge.lingerMs, socketDestroyOnTimeout);
+  }
+
+  #mayStart(exchange: ProxyExchange): boolean {
+    if (this.#unsafeInFlight) return false;
+    if (exchange.unsafe) return this.#inFlight === 0;
+    return this.#inFlight < this.edge.maxPipelinedInFlight;
+  }
+
+  #start(exchange: ProxyExchange): void {
+    this.#inFlight++;
+    if (exchange.unsafe) this.#unsafeInFlight = true;
+    exchange.start();
+  }
+}
+
+function socketDestroyOnTimeout(this: Socket): void {
+  this.destroy();
+}

@@ -1,0 +1,94 @@
+import type { IncomingMessage } from 'node:http';
+import { ClientRequestError } from '../errors.js';
+
+/**
+ * What Node's parser (llhttp) lets through but a gateway must refuse (DESIGN.md). Returns the origin-form
+ * target to forward, or the error to answer with. Every refusal here is answered and the connection closed;
+ * nothing reaches a backend.
+ */
+export interface CheckedRequest {
+  /** Origin-form target to send upstream. */
+  target: string;
+  /** RFC 9112 §6.3: a body only if Content-Length > 0 or Transfer-Encoding says so. */
+  hasBody: boolean;
+}
+
+export function checkRequest(req: IncomingMessage): CheckedRequest | ClientRequestError {
+  const raw = req.rawHeaders;
+  let hostCount = 0;
+  let host: string | undefined;
+  let transferEncoding: string | undefined;
+  let contentLength: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      hostCount++;
+      host = raw[i + 1];
+    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      transferEncoding = transferEncoding === undefined ? raw[i + 1]! : `${transferEncoding}, ${raw[i + 1]!}`;
+    } else if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      contentLength = raw[i + 1];
+    }
+  }
+  // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without Host, or with more than one.
+  if (hostCount > 1) return refuse('HF_ERR_DUPLICATE_HOST', 'the request has more than one Host header');
+  if (hostCount === 0 && req.httpVersionMinor >= 1) {
+    return refuse('HF_ERR_MISSING_HOST', 'an HTTP/1.1 request must carry a Host header');
+  }
+  if (host !== undefined && !isValidHost(host)) return refuse('HF_ERR_BAD_HOST', 'the Host header is not a valid authority');
+  if (transferEncoding !== undefined) {
+    // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
+    if (req.httpVersionMinor === 0) {
+      return refuse('HF_ERR_TE_ON_HTTP10', 'Transfer-Encoding is not allowed in an HTTP/1.0 request');
+    }
+    // We forward bodies re-chunked; any coding but a lone `chunked` would need decoding we do not do (§6.1: 501).
+    if (transferEncoding.trim().toLowerCase() !== 'chunked') {
+      return new ClientRequestError(
+        'HF_ERR_UNSUPPORTED_TRANSFER_CODING',
+        501,
+        `transfer coding "${transferEncoding.slice(0, 64)}" is not supported; only chunked`,
+      );
+    }
+  }
+
+  const hasBody = transferEncoding !== undefined || (contentLength !== undefined && Number(contentLength) > 0);
+  const url = req.url ?? '';
+  if (url.startsWith('/')) return { target: url, hasBody };
+  // RFC 9112 §3.2.2: absolute-form. A gateway must not let the target's authority disagree with Host:
+  // routing on one and the backend trusting the other is a classic request-smuggling split.
+  if (/^https?:\/\//i.test(url)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return refuse('HF_ERR_BAD_TARGET', 'the request target is not a valid absolute URI');
+    }
+    if (host === undefined || !sameAuthority(parsed, host)) {
+      return refuse('HF_ERR_AUTHORITY_MISMATCH', 'the absolute request target names another host than Host');
+    }
+    return { target: `${parsed.pathname}${parsed.search}`, hasBody };
+  }
+  return refuse('HF_ERR_BAD_TARGET', 'the request target must be origin-form (/path) or absolute-form');
+}
+
+function refuse(code: string, message: string): ClientRequestError {
+  return new ClientRequestError(code, 400, message);
+}
+
+/** RFC 3986 authority without userinfo: reg-name or IPv4, or an IP literal in brackets, optional port. */
+const HOST_PATTERN = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d{0,5})?$/;
+
+function isValidHost(value: string): boolean {
+  return HOST_PATTERN.test(value);
+}
+
+function sameAuthority(target: URL, host: string): boolean {
+  const defaultPort = target.protocol === 'https:' ? '443' : '80';
+  const [hostName, hostPort] = splitHostPort(host.toLowerCase());
+  return hostName === target.hostname.toLowerCase() && (hostPort || defaultPort) === (target.port || defaultPort);
+}
+
+function splitHostPort(authority: string): [string, string] {
+  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(authority);
+  return match ? [match[1]!, match[2] ?? ''] : [authority, ''];
+}

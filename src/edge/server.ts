@@ -1,0 +1,259 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { HoldfastConfig } from '../config/schema.js';
+import { ClientRequestError, HoldfastError, ListenError } from '../errors.js';
+import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import { kExchange, type ProxyExchange } from '../proxy/exchange.js';
+import type { Forwarder } from '../proxy/forwarder.js';
+import { BodyStallWatch } from './body-stall.js';
+import { ClientConnection, kConnection, type EdgeContext } from './connection.js';
+import { rawErrorResponse, sendErrorResponse } from './error-response.js';
+import { ConnectionRegistry } from './registry.js';
+import { checkRequest } from './request-checks.js';
+
+type EdgeSocket = Socket & { [kConnection]?: ClientConnection };
+type EdgeResponse = ServerResponse & { [kExchange]?: ProxyExchange; [kConnection]?: ClientConnection };
+
+export interface EdgeDeps {
+  config: HoldfastConfig;
+  forwarder: Forwarder;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/**
+ * The client side: Node's HTTP/1 server (llhttp) plus what a gateway needs on top of it: the checks llhttp
+ * does not make, connection limits with idle reclaim, pipeline ordering for unsafe methods, a slowloris
+ * timer that fires on time, answers for parse errors that never cost earlier responses, graceful drain.
+ */
+export class Edge implements EdgeContext {
+  readonly server: Server;
+  readonly registry: ConnectionRegistry<ClientConnection>;
+  readonly maxPipelinedInFlight: number;
+  readonly lingerMs = 2_000;
+  draining = false;
+  readonly #deps: EdgeDeps;
+  readonly #bodyStall: BodyStallWatch;
+  readonly #accessLog: boolean;
+
+  constructor(deps: EdgeDeps) {
+    this.#deps = deps;
+    const { limits, timeouts } = deps.config;
+    this.maxPipelinedInFlight = limits.maxPipelinedInFlight;
+    this.#accessLog = deps.config.log.access;
+    this.registry = new ConnectionRegistry(limits);
+    this.#bodyStall = new BodyStallWatch(timeouts.requestBodyStallMs, (exchange) => this.#onBodyStall(exchange));
+    this.server = createServer({
+      keepAliveTimeout: timeouts.keepAliveIdleMs,
+      headersTimeout: timeouts.requestHeadMs,
+      // The whole-request timeout would cut long uploads; a stalled body is caught by BodyStallWatch instead.
+      requestTimeout: 0,
+      // Node checks header deadlines only this often (30 s by default: a 2 s limit fired at 23 s).
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(timeouts.requestHeadMs / 4))),
+      maxHeaderSize: limits.maxHeaderBytes,
+      // We check Host ourselves so the answer carries our error code.
+      requireHostHeader: false,
+      noDelay: true,
+    });
+    this.server.maxRequestsPerSocket = limits.maxRequestsPerConnection;
+    this.server.on('connection', (socket: Socket) => this.#onConnection(socket));
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, false));
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, true));
+    this.server.on('clientError', (err: Error, socket: Socket) => this.#onClientError(err, socket));
+    this.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+      socket.end(
+        rawErrorResponse(new ClientRequestError('HF_ERR_METHOD_NOT_SUPPORTED', 501, 'CONNECT tunnels are not offered')),
+      );
+    });
+  }
+
+  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => reject(new ListenError('clients', `${host}:${port}`, err));
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const address = this.server.address();
+    return typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : { host, port };
+  }
+
+  /**
+   * Stop accepting, let in-flight requests finish (their responses say `Connection: close`), close idle
+   * connections at once, and cut whatever is left when the deadline passes.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const conn of this.registry.connections()) {
+      if (conn.pendingResponses === 0) conn.socket.destroy();
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(resolve, deadlineMs, 'deadline');
+    });
+    const outcome = await Promise.race([closed, deadline]);
+    clearTimeout(timer);
+    if (outcome === 'deadline') {
+      this.#deps.log.warn({ open: this.registry.size }, 'drain deadline passed, closing remaining connections');
+      this.server.closeAllConnections();
+      await closed;
+    }
+    this.#bodyStall.stop();
+  }
+
+  #onConnection(rawSocket: Socket): void {
+    const socket = rawSocket as EdgeSocket;
+    const conn = new ClientConnection(socket, this);
+    socket[kConnection] = conn;
+    const { metrics } = this.#deps;
+    metrics.clientConnectionsTotal.inc();
+    metrics.clientConnectionsOpen.inc();
+    socket.once('close', socketOnClose);
+    const result = this.registry.admit(conn);
+    if (result.admitted) {
+      conn.admitted = true;
+      if (result.reclaimed !== null) metrics.clientConnectionsReclaimed.inc();
+    } else {
+      conn.refusal = result.error;
+      metrics.clientConnectionsRejected.inc({ limit: result.limit });
+      this.#deps.log.warn({ client: conn.clientAddress, code: result.error.code }, 'connection refused at limit');
+    }
+  }
+
+  #onRequest(req: IncomingMessage, rawRes: ServerResponse, expectsContinue: boolean): void {
+    const res = rawRes as EdgeResponse;
+    const conn = (req.socket as EdgeSocket)[kConnection]!;
+    const { metrics, forwarder } = this.#deps;
+    metrics.requestsTotal.inc();
+    conn.requestsSeen++;
+    conn.pendingResponses++;
+    this.registry.markBusy(conn);
+    res[kConnection] = conn;
+    res.once('close', responseOnClose);
+    // After an answer that closes the connection, later pipelined requests are never forwarded.
+    if (conn.closing) return;
+    if (conn.refusal !== null) {
+      conn.closing = true;
+      return sendErrorResponse(res, conn.refusal, { close: true });
+    }
+    const checked = checkRequest(req);
+    if (checked instanceof HoldfastError) {
+      metrics.clientErrorsTotal.inc({ code: checked.code });
+      conn.closing = true;
+      return sendErrorResponse(res, checked, { close: true });
+    }
+    const exchange = forwarder.createExchange(req, res, conn, checked, expectsContinue);
+    if (checked.hasBody) this.#bodyStall.add(exchange);
+    conn.submit(exchange);
+  }
+
+  #onClientError(err: Error & { code?: string }, rawSocket: Socket): void {
+    const socket = rawSocket as EdgeSocket;
+    const conn = socket[kConnection];
+    const code = err.code ?? '';
+    if (conn === undefined || code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    // Bytes after a `Connection: close` request: never parsed, never forwarded; the responses before it finish
+    // and Node closes the connection after the last one.
+    if (code === 'HPE_CLOSED_CONNECTION') {
+      conn.closing = true;
+      if (conn.pendingResponses === 0) socket.destroy();
+      return;
+    }
+    if (conn.closing && conn.pendingResponses === 0 && conn.deferredError === null) {
+      socket.destroy();
+      return;
+    }
+    const error = clientErrorFromParser(code, this.#deps.config.limits.maxHeaderBytes);
+    this.#deps.metrics.clientErrorsTotal.inc({ code: error.code });
+    this.#deps.log.info({ client: conn.clientAddress, code: error.code, parser: code }, error.message);
+    conn.failWithRawError(error);
+  }
+
+  #onBodyStall(exchange: ProxyExchange): void {
+    const conn = (exchange.req.socket as EdgeSocket)[kConnection];
+    const error = new ClientRequestError(
+      'HF_ERR_BODY_TIMEOUT',
+      408,
+      `the request body made no progress for timeouts.requestBodyStallMs (${this.#deps.config.timeouts.requestBodyStallMs} ms)`,
+    );
+    this.#deps.metrics.clientErrorsTotal.inc({ code: error.code });
+    exchange.onClientClose();
+    if (conn !== undefined) conn.closing = true;
+    sendErrorResponse(exchange.res, error, { close: true });
+  }
+
+  onSocketClosed(): void {
+    this.#deps.metrics.clientConnectionsOpen.dec();
+  }
+
+  /** Called when a response closed: idle accounting, access log, drain. */
+  responseClosed(res: EdgeResponse, conn: ClientConnection): void {
+    const exchange = res[kExchange];
+    exchange?.onClientClose();
+    if (exchange !== undefined) this.#bodyStall.delete(exchange);
+    const { metrics } = this.#deps;
+    const status = res.statusCode;
+    metrics.responsesTotal.inc({ class: `${Math.floor(status / 100)}xx` });
+    if (exchange !== undefined) {
+      const seconds = (Date.now() - exchange.startedAtMs) / 1000;
+      metrics.requestDuration.observe(seconds);
+      if (this.#accessLog) {
+        this.#deps.log.info(
+          {
+            client: conn.clientAddress,
+            method: exchange.method,
+            target: exchange.target,
+            status: res.writableFinished ? status : 0,
+            ms: Math.round(seconds * 1000),
+            backend: exchange.backend?.name,
+            attempts: exchange.attempts,
+            code: exchange.errorCode,
+          },
+          'access',
+        );
+      }
+    }
+    const idle = conn.onResponseClosed(res);
+    if (!idle || conn.closing) return;
+    if (this.draining) conn.socket.destroy();
+    else this.registry.markIdle(conn, Date.now());
+  }
+}
+
+function responseOnClose(this: EdgeResponse): void {
+  const conn = this[kConnection];
+  if (conn !== undefined) (conn.edge as Edge).responseClosed(this, conn);
+}
+
+function socketOnClose(this: EdgeSocket): void {
+  const conn = this[kConnection];
+  if (conn === undefined) return;
+  const edge = conn.edge as Edge;
+  edge.registry.remove(conn);
+  edge.onSocketClosed();
+}
+
+/** llhttp error codes to the answer a client gets. */
+function clientErrorFromParser(code: string, maxHeaderBytes: number): ClientRequestError {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new ClientRequestError(
+        'HF_ERR_HEADERS_TOO_LARGE',
+        431,
+        `the request head exceeds limits.maxHeaderBytes (${maxHeaderBytes} bytes)`,
+      );
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new ClientRequestError('HF_ERR_REQUEST_HEAD_TIMEOUT', 408, 'the request head did not arrive within timeouts.requestHeadMs');
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new ClientRequestError('HF_ERR_CHUNK_EXTENSIONS_TOO_LARGE', 413, 'chunk extensions too large');
+    default:
+      return new ClientRequestError('HF_ERR_MALFORMED_REQUEST', 400, `malformed request (${code || 'parse error'})`);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Every error Holdfast raises on purpose carries a stable `code` (HF_ERR_*, never reused) and the HTTP status
+ * the one boundary that turns errors into bytes should answer with. Tests assert codes, never message text.
+ */
+export class HoldfastError extends Error {
+  readonly code: string;
+  readonly httpStatus: number;
+  readonly wsCloseCode: number | undefined;
+
+  constructor(
+    code: string,
+    httpStatus: number,
+    message: string,
+    options: { cause?: unknown; wsCloseCode?: number } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.httpStatus = httpStatus;
+    this.wsCloseCode = options.wsCloseCode;
+  }
+}
+
+/** One invalid configuration value: where it is, what it was, what was expected. */
+export interface ConfigIssue {
+  path: string;
+  value: unknown;
+  expected: string;
+}
+
+export class ConfigError extends HoldfastError {
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[]) {
+    super('HF_ERR_CONFIG', 500, formatConfigIssues(issues));
+    this.issues = issues;
+  }
+}
+
+function formatConfigIssues(issues: readonly ConfigIssue[]): string {
+  const lines = issues.map((i) => `  ${i.path || '(root)'}: ${showValue(i.value)} (${i.expected})`);
+  return `invalid configuration:\n${lines.join('\n')}`;
+}
+
+function showValue(value: unknown): string {
+  if (value === undefined) return 'missing';
+  try {
+    const text = JSON.stringify(value);
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+export class ListenError extends HoldfastError {
+  constructor(what: string, address: string, cause: NodeJS.ErrnoException) {
+    const reason =
+      cause.code === 'EADDRINUSE'
+        ? 'address already in use'
+        : cause.code === 'EACCES'
+          ? 'permission denied'
+          : cause.code === 'EADDRNOTAVAIL'
+            ? 'address not available on this machine'
+            : (cause.code ?? cause.message);
+    super('HF_ERR_LISTEN', 500, `cannot listen for ${what} on ${address}: ${reason}`, { cause });
+  }
+}
+
+/** A request the edge refuses before anything reaches a backend. */
+export class ClientRequestError extends HoldfastError {}
+
+/** A backend failed us: 502 (refused, reset, garbage), 503 (none available), 504 (too slow). */
+export class UpstreamError extends HoldfastError {
+  readonly backend: string;
+
+  constructor(code: string, httpStatus: number, backend: string, reason: string, cause?: unknown) {
+    super(code, httpStatus, `backend ${backend} ${reason}`, { cause });
+    this.backend = backend;
+  }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import { FLAGS } from './config/flags.js';
+import { loadConfig } from './config/load.js';
+import { createDemoBackend } from './demo/backend.js';
+import { ConfigError, HoldfastError } from './errors.js';
+import { startHoldfast, type RunningHoldfast } from './holdfast.js';
+
+const HELP = `Holdfast: a realtime reverse proxy for stateless HTTP backends.
+
+Usage:
+  holdfast [options]            proxy clients to the backends
+  holdfast demo [options]       start a demo backend and Holdfast in front of it
+  holdfast --help | --version
+
+Options (each also as an environment variable, shown after the flag):
+${FLAGS.map((f) => `  --${`${f.flag} <${f.kind === 'int' ? 'n' : 'value'}>`.padEnd(36)} ${f.env}\n      ${f.help}`).join('\n')}
+  --config <file>                        HOLDFAST_CONFIG
+      YAML or JSON file with the same settings (see README); flags and env override it
+
+Precedence: built-in defaults < config file < HOLDFAST_* environment < flags.
+Exit codes: 0 after a clean shutdown, 1 on a runtime failure (such as a port in use), 2 on a bad configuration.
+SIGTERM/SIGINT drain gracefully (timeouts.drainMs); a second signal exits at once.
+`;
+
+function fail(message: string, exitCode: number): never {
+  process.stderr.write(`holdfast: ${message}\n`);
+  process.exit(exitCode);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
+    config: { type: 'string' },
+    help: { type: 'boolean' },
+    version: { type: 'boolean' },
+  };
+  for (const f of FLAGS) options[f.flag] = { type: 'string', multiple: f.kind === 'list' };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    fail(`${(err as Error).message}\nRun holdfast --help for the options.`, 2);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (values.version) {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`holdfast ${pkg.version}\n`);
+    return;
+  }
+  const command = positionals[0];
+  if (command !== undefined && command !== 'demo') fail(`unknown command "${command}"; see holdfast --help`, 2);
+
+  const flags = values as Record<string, string | string[] | boolean | undefined>;
+  let demoBackendUrl: string | undefined;
+  if (command === 'demo') {
+    const backend = createDemoBackend();
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    demoBackendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+    backend.unref();
+    flags.backend ??= [demoBackendUrl];
+  }
+
+  let running: RunningHoldfast;
+  try {
+    const config = loadConfig({
+      file: (values.config as string | undefined) ?? process.env.HOLDFAST_CONFIG,
+      flags,
+      env: process.env,
+    });
+    running = await startHoldfast(config);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    if (err instanceof HoldfastError) fail(err.message, 1);
+    throw err;
+  }
+
+  const url = `http://${running.address.host}:${running.address.port}/`;
+  if (command === 'demo') {
+    process.stderr.write(
+      `\nHoldfast demo: open ${url}\n  demo backend ${demoBackendUrl ?? ''}, metrics http://${running.controlAddress.host}:${running.controlAddress.port}/metrics\n  Ctrl-C to stop.\n\n`,
+    );
+  }
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) process.exit(1);
+    running.log.info({ signal }, 'shutting down');
+    running.drain().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        running.log.error({ err }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  fail(err instanceof Error ? (err.stack ?? err.message) : String(err), 1);
+});

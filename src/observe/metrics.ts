@@ -1,0 +1,90 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * One registry per Holdfast instance, so several instances in one process (tests, cluster workers) keep
+ * their own numbers. `requests_total - upstream_connections_total` is the TCP handshakes pooling saved.
+ */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    clientConnectionsTotal: new Counter({
+      name: 'holdfast_client_connections_total',
+      help: 'Client TCP connections accepted',
+      registers,
+    }),
+    clientConnectionsOpen: new Gauge({
+      name: 'holdfast_client_connections_open',
+      help: 'Client TCP connections open now',
+      registers,
+    }),
+    clientConnectionsRejected: new Counter({
+      name: 'holdfast_client_connections_rejected_total',
+      help: 'Client connections answered 503 because a connection limit was reached',
+      labelNames: ['limit'] as const,
+      registers,
+    }),
+    clientConnectionsReclaimed: new Counter({
+      name: 'holdfast_client_connections_reclaimed_total',
+      help: 'Idle keep-alive client connections closed to admit a new one at a limit',
+      registers,
+    }),
+    requestsTotal: new Counter({
+      name: 'holdfast_requests_total',
+      help: 'Client requests received',
+      registers,
+    }),
+    responsesTotal: new Counter({
+      name: 'holdfast_responses_total',
+      help: 'Responses sent to clients by status class',
+      labelNames: ['class'] as const,
+      registers,
+    }),
+    clientErrorsTotal: new Counter({
+      name: 'holdfast_client_errors_total',
+      help: 'Requests refused at the edge (malformed, oversized, too slow), by error code',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    upstreamConnectionsTotal: new Counter({
+      name: 'holdfast_upstream_connections_total',
+      help: 'TCP connections opened to backends',
+      labelNames: ['backend'] as const,
+      registers,
+    }),
+    upstreamRequestsTotal: new Counter({
+      name: 'holdfast_upstream_requests_total',
+      help: 'Requests sent to backends, including retries',
+      labelNames: ['backend'] as const,
+      registers,
+    }),
+    upstreamErrorsTotal: new Counter({
+      name: 'holdfast_upstream_errors_total',
+      help: 'Failed backend exchanges by error code',
+      labelNames: ['backend', 'code'] as const,
+      registers,
+    }),
+    upstreamRetriesTotal: new Counter({
+      name: 'holdfast_upstream_retries_total',
+      help: 'Requests resent after a failure that proved the backend had not processed them',
+      labelNames: ['backend'] as const,
+      registers,
+    }),
+    backendUp: new Gauge({
+      name: 'holdfast_backend_up',
+      help: '1 when the backend is taking traffic, 0 when health checks marked it down',
+      labelNames: ['backend'] as const,
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'holdfast_request_duration_seconds',
+      help: 'From request head received to response finished',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,223 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { HoldfastError, UpstreamError } from '../errors.js';
+import { sendErrorResponse } from '../edge/error-response.js';
+import type { Forwarder } from './forwarder.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import type { CheckedRequest } from '../edge/request-checks.js';
+import { classifyUpstreamError, mayRetry } from './retry-policy.js';
+import type { Backend } from './upstream.js';
+
+/** The client connection an exchange belongs to. */
+export interface ExchangeOwner {
+  /** Shutting down: responses carry `Connection: close`. */
+  readonly draining: boolean;
+  readonly clientAddress: string;
+  /** The backend side of this exchange is over (pipeline scheduling may start the next one). */
+  onUpstreamDone(exchange: ProxyExchange): void;
+}
+
+/** A client hung up while we were still talking to the backend. */
+class ClientGoneError extends HoldfastError {
+  constructor() {
+    super('HF_ERR_CLIENT_GONE', 499, 'the client closed the connection');
+  }
+}
+
+/**
+ * One client request on its way through a backend, including retries. It is undici's dispatch handler
+ * directly: the legacy callback form (`onHeaders`/`onData`) is used on purpose, because undici passes it
+ * through unwrapped (no controller object per request) and hands us raw header buffers we filter in one pass.
+ */
+export class ProxyExchange implements Dispatcher.DispatchHandler {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly owner: ExchangeOwner;
+  readonly forwarder: Forwarder;
+  readonly target: string;
+  readonly method: string;
+  /** RFC 9112 §9.3.2: pipelined requests may run in parallel only while they are safe. */
+  readonly unsafe: boolean;
+  readonly hasBody: boolean;
+  readonly startedAtMs: number;
+  backend: Backend | null = null;
+  attempts = 0;
+  /** Set when Holdfast answered with its own error. */
+  errorCode: string | undefined;
+  #headers: string[] | null = null;
+  #tried: Set<Backend> | null = null;
+  #abort: ((err?: Error) => void) | null = null;
+  #resume: (() => void) | null = null;
+  #responseStarted = false;
+  #upstreamDone = false;
+  #clientGone = false;
+
+  /** The client sent `Expect: 100-continue`; the edge lets the body come once a backend is chosen. */
+  readonly expectsContinue: boolean;
+
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    owner: ExchangeOwner,
+    forwarder: Forwarder,
+    request: CheckedRequest,
+    expectsContinue: boolean,
+  ) {
+    this.req = req;
+    this.res = res;
+    this.owner = owner;
+    this.forwarder = forwarder;
+    this.target = request.target;
+    this.hasBody = request.hasBody;
+    this.expectsContinue = expectsContinue;
+    this.method = req.method ?? 'GET';
+    this.unsafe = !SAFE_METHODS.has(this.method);
+    this.startedAtMs = Date.now();
+  }
+
+  /** Pick a backend and send. Called by the edge when pipeline order allows. */
+  start(): void {
+    if (this.#clientGone) return this.#finishUpstream();
+    const backend = this.forwarder.balancer.pick(Date.now(), this.#tried ?? undefined);
+    if (backend === null) {
+      return this.#fail(
+        new UpstreamError('HF_ERR_NO_HEALTHY_BACKEND', 503, this.forwarder.describe(), 'has no backend taking traffic'),
+      );
+    }
+    this.#send(backend);
+  }
+
+  #send(backend: Backend): void {
+    this.backend = backend;
+    this.attempts++;
+    if (this.attempts === 1 && this.expectsContinue) {
+      // The edge answered `Expect: 100-continue` itself; now that a backend is chosen, let the body come.
+      this.res.writeContinue();
+    }
+    this.#headers ??= upstreamRequestHeaders(this.req.rawHeaders, {
+      clientAddress: this.owner.clientAddress,
+      httpVersion: this.req.httpVersion,
+      proto: 'http',
+    });
+    backend.requestCounter.inc();
+    backend.pool.dispatch(
+      {
+        path: this.target,
+        method: this.method,
+        headers: this.#headers,
+        body: this.hasBody ? this.req : null,
+        idempotent: !this.unsafe,
+      },
+      this,
+    );
+  }
+
+  /** The client went away: stop the backend exchange and free its connection. */
+  onClientClose(): void {
+    if (this.#upstreamDone) return;
+    this.#clientGone = true;
+    this.#abort?.(new ClientGoneError());
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#clientGone) abort(new ClientGoneError());
+  }
+
+  onResponseStarted(): void {
+    this.#responseStarted = true;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    // 1xx: 100 belongs to the backend hop (we never forward Expect); others are not relayed.
+    if (statusCode < 200) return true;
+    this.#resume = resume;
+    const headers = clientResponseHeaders(rawHeaders);
+    if (this.owner.draining) headers.push('connection', 'close');
+    try {
+      if (statusText) this.res.writeHead(statusCode, statusText, headers);
+      else this.res.writeHead(statusCode, headers);
+    } catch (err) {
+      // A header Node refuses to emit (invalid characters) means the backend's answer is unusable.
+      this.#abort?.(err as Error);
+      return false;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    // Backpressure: undici stops reading the backend socket until the client drains.
+    this.res.once('drain', resOnDrain);
+    return false;
+  }
+
+  onComplete(_trailers: string[] | null): void {
+    this.backend?.recordSuccess();
+    this.res.end();
+    this.#finishUpstream();
+  }
+
+  onError(err: Error): void {
+    const backend = this.backend;
+    if (this.#clientGone || err instanceof ClientGoneError || backend === null) return this.#finishUpstream();
+    if (this.hasBody && (this.req.destroyed || (this.req.errored !== null && this.req.errored !== undefined))) {
+      // The client broke its own upload; the backend is not to blame.
+      this.#clientGone = true;
+      this.res.destroy();
+      return this.#finishUpstream();
+    }
+    const failure = classifyUpstreamError(backend.name, err, this.#responseStarted);
+    this.forwarder.metrics.upstreamErrorsTotal.inc({ backend: backend.name, code: failure.error.code });
+    if (failure.healthFailure) backend.recordFailure(Date.now(), failure.error.code);
+    const retry = mayRetry(failure, {
+      method: this.method,
+      hasBody: this.hasBody,
+      bodyUntouched: !this.hasBody || !this.req.readableDidRead,
+      responseStarted: this.res.headersSent,
+      attemptsLeft: this.forwarder.retries + 1 - this.attempts,
+    });
+    if (retry) {
+      this.forwarder.metrics.upstreamRetriesTotal.inc({ backend: backend.name });
+      this.forwarder.log.debug({ backend: backend.name, code: failure.error.code, method: this.method }, 'retrying');
+      this.#abort = null;
+      this.#responseStarted = false;
+      if (!failure.notSent) return this.#send(backend); // a stale pooled socket: a fresh connection will do
+      // A refused connection goes to another backend; with none left, the client learns why this one failed.
+      (this.#tried ??= new Set()).add(backend);
+      const next = this.forwarder.balancer.pick(Date.now(), this.#tried);
+      if (next !== null) return this.#send(next);
+    }
+    this.#fail(failure.error);
+  }
+
+  /** Resume reading the backend once the client caught up. */
+  resumeUpstream(): void {
+    this.#resume?.();
+  }
+
+  #fail(error: HoldfastError): void {
+    this.errorCode = error.code;
+    this.forwarder.log.warn(
+      { code: error.code, backend: this.backend?.name, method: this.method, target: this.target },
+      error.message,
+    );
+    sendErrorResponse(this.res, error);
+    this.#finishUpstream();
+  }
+
+  #finishUpstream(): void {
+    if (this.#upstreamDone) return;
+    this.#upstreamDone = true;
+    this.owner.onUpstreamDone(this);
+  }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+export const kExchange = Symbol('holdfast.exchange');
+
+function resOnDrain(this: ServerResponse & { [kExchange]?: ProxyExchange }): void {
+  this[kExchange]?.resumeUpstream();
+}
+
