@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { startBackend } from '../helpers/backend.js';
+import { startTestHoldfast } from '../helpers/holdfast.js';
+import { RawClient } from '../helpers/raw.js';
+
+test('pipelined safe requests are answered strictly in request order, even when later ones finish first', async (t) => {
+  const delays: Record<string, number> = { '/slow': 150, '/mid': 50, '/fast': 0 };
+  const backend = await startBackend(t, async (req, res) => {
+    await sleep(delays[req.url ?? ''] ?? 0);
+    res.end(req.url);
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write(
+    'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /mid HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\n',
+  );
+  const responses = await client.readResponses(3);
+  assert.deepEqual(
+    responses.map((r) => r.body.toString()),
+    ['/slow', '/mid', '/fast'],
+  );
+  // The safe ones ran concurrently: the backend saw /fast before /slow finished.
+  assert.equal(backend.seen.length, 3);
+});
+
+test('once a pipeline holds an unsafe method, it is serialised: nothing overtakes the POST and it overtakes nothing', async (t) => {
+  const events: string[] = [];
+  const backend = await startBackend(t, async (req, res, body) => {
+    events.push(`start ${req.method} ${req.url}`);
+    await sleep(req.url === '/first' ? 120 : 10);
+    events.push(`end ${req.method} ${req.url}`);
+    res.end(`${req.method} ${req.url} ${body.toString()}`);
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write(
+    'GET /first HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello' +
+      'GET /after HTTP/1.1\r\nHost: x\r\n\r\n',
+  );
+  const responses = await client.readResponses(3);
+  assert.deepEqual(
+    responses.map((r) => r.body.toString()),
+    ['GET /first ', 'POST /write hello', 'GET /after '],
+  );
+  assert.deepEqual(events, [
+    'start GET /first',
+    'end GET /first',
+    'start POST /write',
+    'end POST /write',
+    'start GET /after',
+    'end GET /after',
+  ]);
+});
+
+test('data after a Connection: close request is never forwarded and never costs the earlier responses', async (t) => {
+  const backend = await startBackend(t, async (req, res) => {
+    await sleep(req.url === '/one' ? 80 : 0);
+    res.end(req.url);
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write(
+    'GET /one HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' +
+      'GET /three HTTP/1.1\r\nHost: x\r\n\r\n',
+  );
+  await client.waitEnd();
+  const [one, two] = await client.readResponses(2);
+  assert.equal(one!.body.toString(), '/one');
+  assert.equal(two!.body.toString(), '/two');
+  assert.equal(two!.headers.connection, 'close');
+  assert.equal(client.pending.length, 0, 'nothing after the close response');
+  assert.deepEqual(
+    backend.seen.map((r) => r.url),
+    ['/one', '/two'],
+  );
+});
+
+test('a malformed request mid-pipeline: earlier responses arrive, then a 400, and nothing after it is forwarded', async (t) => {
+  const backend = await startBackend(t, async (req, res) => {
+    await sleep(60);
+    res.end(req.url);
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write(
+    'GET /ok HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'GET /bad HTTP/1.1\r\nHost: x\r\nBad Header: nope\r\n\r\n' +
+      'GET /never HTTP/1.1\r\nHost: x\r\n\r\n',
+  );
+  await client.waitEnd();
+  const [ok, bad] = await client.readResponses(2);
+  assert.equal(ok!.status, 200);
+  assert.equal(ok!.body.toString(), '/ok');
+  assert.equal(bad!.status, 400);
+  assert.equal(bad!.headers['x-holdfast-error'], 'HF_ERR_MALFORMED_REQUEST');
+  assert.equal(bad!.headers.connection, 'close');
+  assert.deepEqual(
+    backend.seen.map((r) => r.url),
+    ['/ok'],
+  );
+});
+
+test('a request Holdfast refuses mid-pipeline (duplicate Host) stops the pipeline there', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write(
+    'GET /ok HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'GET /dup HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n' +
+      'GET /never HTTP/1.1\r\nHost: x\r\n\r\n',
+  );
+  await client.waitEnd();
+  const [ok, dup] = await client.readResponses(2);
+  assert.equal(ok!.status, 200);
+  assert.equal(dup!.status, 400);
+  assert.equal(dup!.headers['x-holdfast-error'], 'HF_ERR_DUPLICATE_HOST');
+  assert.equal(client.pending.length, 0);
+  assert.deepEqual(
+    backend.seen.map((r) => r.url),
+    ['/ok'],
+  );
+});
