@@ -161,7 +161,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     const backend = this.backend;
     if (this.#clientGone || err instanceof ClientGoneError || backend === null) return this.#finishUpstream();
-    if (this.hasBody && (this.req.destroyed || (this.req.errored !== null && this.req.errored !== undefined))) {
+    // `!complete`: undici destroys the body stream (our `req`) once it has written it, so `destroyed` alone
+    // also holds for a fully sent body, and a backend failing after the upload would be blamed on the client.
+    if (
+      this.hasBody &&
+      !this.req.complete &&
+      (this.req.destroyed || (this.req.errored !== null && this.req.errored !== undefined))
+    ) {
       // The client broke its own upload; the backend is not to blame.
       this.#clientGone = true;
       this.res.destroy();

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Agent, request } from 'undici';
+import { startBackend } from '../helpers/backend.js';
+import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
+import { RawClient } from '../helpers/raw.js';
+
+test('200 requests from 20 client connections reach the backend over a handful of pooled connections', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const clients: RawClient[] = [];
+  for (let i = 0; i < 20; i++) clients.push(await RawClient.connect(t, hf.port));
+
+  // Each client connection sends 10 requests one after another; the 20 connections run concurrently.
+  const statuses = await Promise.all(
+    clients.map(async (client, c) => {
+      const out: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        client.write(`GET /c${c}/r${i} HTTP/1.1\r\nHost: pool.test\r\n\r\n`);
+        const res = await client.readResponse();
+        assert.equal(res.body.toString(), `GET /c${c}/r${i}\n`);
+        out.push(res.status);
+      }
+      return out;
+    }),
+  );
+  assert.deepEqual(statuses.flat(), new Array<number>(200).fill(200));
+  for (const client of clients) assert.equal(client.ended, false, 'client connections stay open');
+
+  assert.equal(backend.seen.length, 200);
+  // At most one backend connection per concurrently active client connection, and in practice far fewer
+  // connections than requests: the pool reuses them.
+  assert.ok(backend.connections >= 1 && backend.connections <= 20, `backend connections: ${backend.connections}`);
+  assert.ok(backend.connections < 200 / 5, 'most requests reused a pooled connection');
+  assert.equal(await metricValue(hf, 'holdfast_upstream_connections_total', { backend: backend.url }), backend.connections);
+  assert.equal(await metricValue(hf, 'holdfast_upstream_requests_total', { backend: backend.url }), 200);
+  assert.equal(await metricValue(hf, 'holdfast_requests_total'), 200);
+});
+
+test('sequential requests from many client connections share one backend connection', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  for (let c = 0; c < 10; c++) {
+    const client = await RawClient.connect(t, hf.port);
+    client.write(`GET /seq${c} HTTP/1.1\r\nHost: pool.test\r\nConnection: close\r\n\r\n`);
+    const res = await client.readResponse();
+    assert.equal(res.status, 200);
+    await client.waitEnd();
+  }
+  assert.equal(backend.seen.length, 10);
+  assert.equal(backend.connections, 1, 'client connections come and go, the backend connection stays');
+  assert.equal(await metricValue(hf, 'holdfast_upstream_connections_total', { backend: backend.url }), 1);
+  assert.equal(await metricValue(hf, 'holdfast_client_connections_total'), 10);
+});
+
+test('undici as the client: 200 concurrent requests over 20 connections', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const agent = new Agent({ connections: 20, pipelining: 1 });
+  t.after(() => agent.close());
+  const results = await Promise.all(
+    Array.from({ length: 200 }, async (_, i) => {
+      const res = await request(`${hf.url}/u${i}`, { dispatcher: agent });
+      return { status: res.statusCode, body: await res.body.text() };
+    }),
+  );
+  for (const [i, r] of results.entries()) assert.deepEqual(r, { status: 200, body: `GET /u${i}\n` });
+  assert.equal(await metricValue(hf, 'holdfast_client_connections_total'), 20);
+  assert.equal(backend.seen.length, 200);
+  assert.ok(backend.connections <= 20, `backend connections: ${backend.connections}`);
+  assert.equal(await metricValue(hf, 'holdfast_upstream_connections_total', { backend: backend.url }), backend.connections);
+  assert.equal(await metricValue(hf, 'holdfast_requests_total'), 200);
+});
+
+test('several backends are balanced round-robin', async (t) => {
+  const backends = await Promise.all([startBackend(t), startBackend(t), startBackend(t)]);
+  const hf = await startTestHoldfast(
+    t,
+    backends.map((b) => b.url),
+  );
+  const client = await RawClient.connect(t, hf.port);
+  for (let i = 0; i < 31; i++) {
+    client.write(`GET /rr${i} HTTP/1.1\r\nHost: pool.test\r\n\r\n`);
+    const res = await client.readResponse();
+    assert.equal(res.status, 200);
+  }
+  const counts = backends.map((b) => b.seen.length);
+  assert.equal(
+    counts.reduce((a, b) => a + b, 0),
+    31,
+  );
+  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `per backend: ${counts.join(', ')}`);
+  // Strict rotation: request i went to backend i mod 3.
+  for (const [n, b] of backends.entries()) {
+    assert.deepEqual(
+      b.seen.map((s) => s.url),
+      Array.from({ length: 31 }, (_, i) => i)
+        .filter((i) => i % 3 === n)
+        .map((i) => `/rr${i}`),
+    );
+    assert.equal(b.connections, 1, 'each backend kept one pooled connection');
+    assert.equal(await metricValue(hf, 'holdfast_upstream_requests_total', { backend: b.url }), b.seen.length);
+  }
+});
+
+test('concurrent load over several backends stays balanced', async (t) => {
+  const backends = await Promise.all([startBackend(t), startBackend(t)]);
+  const hf = await startTestHoldfast(
+    t,
+    backends.map((b) => b.url),
+  );
+  const agent = new Agent({ connections: 10 });
+  t.after(() => agent.close());
+  await Promise.all(
+    Array.from({ length: 100 }, async (_, i) => {
+      const res = await request(`${hf.url}/b${i}`, { dispatcher: agent });
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+    }),
+  );
+  const counts = backends.map((b) => b.seen.length);
+  assert.deepEqual(counts, [50, 50]);
+  for (const b of backends) {
+    assert.equal(await metricValue(hf, 'holdfast_upstream_connections_total', { backend: b.url }), b.connections);
+  }
+});
