@@ -1,3 +1,4 @@
+import { errors } from 'undici';
 import { UpstreamError } from '../errors.js';
 import { kSocketBytesRead } from './upstream.js';
 
@@ -80,7 +81,15 @@ export function classifyUpstreamError(backend: string, err: unknown, responseSta
       healthFailure: responseStarted || bytesRead === 0,
     };
   }
-  if (code.startsWith('HPE_') || code === 'UND_ERR_RESPONSE' || code === 'UND_ERR_INFO') {
+  // undici 7 builds HTTPParserError's code from a name->number table indexed by number, so `code` is
+  // undefined for every llhttp failure (garbage status line, bad header): recognise the class instead.
+  if (
+    code.startsWith('HPE_') ||
+    err instanceof errors.HTTPParserError ||
+    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ||
+    code === 'UND_ERR_RESPONSE' ||
+    code === 'UND_ERR_INFO'
+  ) {
     return {
       error: new UpstreamError('HF_ERR_UPSTREAM_BAD_RESPONSE', 502, backend, `sent an invalid response (${code})`, err),
       notSent: false,

@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { test, type TestContext } from 'node:test';
+import { request } from 'undici';
+import { deadPort, startBackend } from '../helpers/backend.js';
+import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
+import { RawClient } from '../helpers/raw.js';
+
+/**
+ * A raw `net` backend: `onRequest` gets the socket once a whole request head arrived (bodies are not used
+ * here) and writes whatever bytes the test needs. Counts the requests and connections it saw.
+ */
+async function startRawBackend(t: TestContext, onRequest: (socket: Socket, head: string) => void) {
+  const heads: string[] = [];
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buf = '';
+    socket.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        const head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        heads.push(head);
+        onRequest(socket, head);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    heads,
+    get connections() {
+      return connections;
+    },
+  };
+}
+
+test('a backend that is down: 502 HF_ERR_UPSTREAM_REFUSED naming the backend', async (t) => {
+  const dead = `http://127.0.0.1:${await deadPort()}`;
+  const hf = await startTestHoldfast(t, [dead]);
+  const startedAt = performance.now();
+  const res = await request(`${hf.url}/x`);
+  const body = await res.body.text();
+  assert.equal(res.statusCode, 502);
+  assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_UPSTREAM_REFUSED');
+  assert.ok(body.includes(dead), `the body names the backend: ${body}`);
+  assert.ok(body.includes('HF_ERR_UPSTREAM_REFUSED'));
+  assert.ok(performance.now() - startedAt < 2_000);
+  assert.equal((await metricValue(hf, 'holdfast_upstream_connections_total', { backend: dead })) ?? 0, 0, 'no connection was made');
+  assert.equal(await metricValue(hf, 'holdfast_upstream_errors_total', { backend: dead, code: 'HF_ERR_UPSTREAM_REFUSED' }), 1);
+});
+
+test('a backend that never answers: 504 HF_ERR_UPSTREAM_TIMEOUT after timeouts.upstreamResponseMs', async (t) => {
+  const backend = await startBackend(t, () => {
+    /* never answers */
+  });
+  const hf = await startTestHoldfast(t, [backend.url], { timeouts: { upstreamResponseMs: 300 } });
+  const startedAt = performance.now();
+  const res = await request(`${hf.url}/slow`);
+  const body = await res.body.text();
+  const elapsedMs = performance.now() - startedAt;
+  assert.equal(res.statusCode, 504);
+  assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_UPSTREAM_TIMEOUT');
+  assert.ok(body.includes(backend.url));
+  assert.ok(elapsedMs >= 250 && elapsedMs < 3_000, `answered after ${Math.round(elapsedMs)} ms`);
+  assert.equal(backend.seen.length, 1, 'the backend got the request once: a timed-out request is not resent');
+  assert.equal(backend.seen[0]!.url, '/slow');
+});
+
+test('a backend marked down by passive health gets 503 with Retry-After until failTimeoutMs, then recovers', async (t) => {
+  // The first connection dies on its first request without a byte of answer (a health failure); later
+  // requests are answered normally.
+  let requests = 0;
+  const backend = await startRawBackend(t, (socket) => {
+    requests++;
+    if (requests === 1) return void socket.resetAndDestroy();
+    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n');
+  });
+  const hf = await startTestHoldfast(t, [backend.url], { upstream: { maxFails: 1, failTimeoutMs: 5_000 } });
+  // Passive health reads Date.now(); fake only the clock, the sockets stay real.
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+  const client = await RawClient.connect(t, hf.port);
+
+  client.write('GET /1 HTTP/1.1\r\nHost: h.test\r\n\r\n');
+  const failed = await client.readResponse();
+  assert.equal(failed.status, 502);
+  assert.equal(failed.headers['x-holdfast-error'], 'HF_ERR_UPSTREAM_RESET');
+  assert.equal(await metricValue(hf, 'holdfast_backend_up', { backend: backend.url }), 0);
+
+  for (const advanceMs of [0, 2_000, 2_900]) {
+    t.mock.timers.tick(advanceMs);
+    client.write('GET /2 HTTP/1.1\r\nHost: h.test\r\n\r\n');
+    const refused = await client.readResponse();
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers['x-holdfast-error'], 'HF_ERR_NO_HEALTHY_BACKEND');
+    assert.equal(refused.headers['retry-after'], '1');
+    assert.ok(refused.body.toString().includes(backend.url));
+  }
+  assert.equal(backend.heads.length, 1, 'nothing reached the backend while it was down');
+
+  t.mock.timers.tick(200); // 5_100 ms after the failure
+  client.write('GET /3 HTTP/1.1\r\nHost: h.test\r\n\r\n');
+  const recovered = await client.readResponse();
+  assert.equal(recovered.status, 200);
+  assert.equal(recovered.body.toString(), 'ok\n');
+  assert.equal(backend.heads.length, 2);
+  assert.match(backend.heads[1]!, /^GET \/3 HTTP\/1\.1/);
+  assert.equal(await metricValue(hf, 'holdfast_backend_up', { backend: backend.url }), 1);
+});
+
+test('a backend that answers garbage: 502 HF_ERR_UPSTREAM_BAD_RESPONSE', async (t) => {
+  const backend = await startRawBackend(t, (socket) => {
+    socket.write('THIS IS NOT HTTP\r\n\r\n');
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /g HTTP/1.1\r\nHost: h.test\r\n\r\n');
+  const res = await client.readResponse();
+  assert.equal(res.status, 502);
+  assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_UPSTREAM_BAD_RESPONSE');
+  assert.ok(res.body.toString().includes(backend.url));
+  assert.equal(backend.heads.length, 1, 'sent once, not retried');
+  assert.match(backend.heads[0]!, /^GET \/g HTTP\/1\.1\r\n/);
+});
+
+test('a backend that sends a malformed header: 502 HF_ERR_UPSTREAM_BAD_RESPONSE', async (t) => {
+  const backend = await startRawBackend(t, (socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!');
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /dup HTTP/1.1\r\nHost: h.test\r\n\r\n');
+  const res = await client.readResponse();
+  assert.equal(res.status, 502);
+  assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_UPSTREAM_BAD_RESPONSE');
+  assert.equal(backend.heads.length, 1);
+});
+
+test('a backend that dies mid-body (Content-Length): the client connection is cut, never a clean response', async (t) => {
+  const backend = await startRawBackend(t, (socket) => {
+    socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'a'.repeat(100)}`, () => {
+      setImmediate(() => socket.destroy());
+    });
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /cut HTTP/1.1\r\nHost: h.test\r\n\r\n');
+  await client.waitEnd();
+  await assert.rejects(client.readResponse(), 'the response is incomplete');
+  const received = client.pending.toString('latin1');
+  assert.match(received, /^HTTP\/1\.1 200 OK\r\n/, 'the head had already gone out');
+  assert.match(received, /content-length: 1000\r\n/i);
+  assert.ok(received.length < received.indexOf('\r\n\r\n') + 4 + 1000, 'fewer body bytes than announced');
+  assert.equal(backend.heads.length, 1);
+});
+
+test('a backend that dies mid-body (chunked): the client never gets the last chunk', async (t) => {
+  const backend = await startRawBackend(t, (socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n', () => {
+      setImmediate(() => socket.destroy());
+    });
+  });
+  // maxFails 2: the first cut alone must not take the backend out, the second request below needs it.
+  const hf = await startTestHoldfast(t, [backend.url], { upstream: { maxFails: 2 } });
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /cut HTTP/1.1\r\nHost: h.test\r\n\r\n');
+  await client.waitEnd();
+  await assert.rejects(client.readResponse());
+  const received = client.pending.toString('latin1');
+  assert.match(received, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.ok(received.includes('hello'));
+  assert.ok(!received.endsWith('0\r\n\r\n'), 'no terminating chunk: the client can tell the body is truncated');
+
+  // And undici as the client sees an error, not a short body.
+  const res = await request(`${hf.url}/cut-again`);
+  assert.equal(res.statusCode, 200);
+  await assert.rejects(res.body.text());
+  assert.equal(backend.heads.length, 2);
+});
