@@ -30,6 +30,13 @@ export function checkRequest(req: IncomingMessage): CheckedRequest | ClientReque
       contentLength = raw[i + 1];
     }
   }
+  // llhttp accepts a request line without a version (reported as HTTP/0.9, so headers and framing rules
+  // below would not apply) and `HTTP/2.0` in HTTP/1 framing. RFC 9112 §3: the request line needs an
+  // HTTP-version, so no version is a 400; §2.3 / RFC 9110 §15.6.6: another major version is a 505.
+  if (req.httpVersionMajor !== 1) {
+    if (req.httpVersionMajor === 0) return refuse('HF_ERR_BAD_VERSION', 'the request line must end in HTTP/1.0 or HTTP/1.1');
+    return new ClientRequestError('HF_ERR_VERSION_NOT_SUPPORTED', 505, 'only HTTP/1.0 and HTTP/1.1 are spoken here');
+  }
   // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without Host, or with more than one.
   if (hostCount > 1) return refuse('HF_ERR_DUPLICATE_HOST', 'the request has more than one Host header');
   if (hostCount === 0 && req.httpVersionMinor >= 1) {
@@ -40,6 +47,12 @@ export function checkRequest(req: IncomingMessage): CheckedRequest | ClientReque
     // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
     if (req.httpVersionMinor === 0) {
       return refuse('HF_ERR_TE_ON_HTTP10', 'Transfer-Encoding is not allowed in an HTTP/1.0 request');
+    }
+    // RFC 9112 §6.3: when chunked is not the final coding the body length cannot be known: 400 and close.
+    // (llhttp refuses `chunked, gzip` itself but lets a list without chunked, such as `gzip`, through.)
+    const codings = transferEncoding.toLowerCase().split(',');
+    if (codings[codings.length - 1]!.trim() !== 'chunked') {
+      return refuse('HF_ERR_CHUNKED_NOT_FINAL', 'the final transfer coding of a request must be chunked');
     }
     // We forward bodies re-chunked; any coding but a lone `chunked` would need decoding we do not do (§6.1: 501).
     if (transferEncoding.trim().toLowerCase() !== 'chunked') {
