@@ -33,6 +33,8 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
   /** Set when a limit refused this connection: its first request gets this answer. */
   refusal: HoldfastError | null = null;
   admitted = false;
+  /** The newest request forwarded on this connection: a parse error while its body is unread belongs to it. */
+  lastExchange: ProxyExchange | null = null;
   /** A parse error that must wait until the responses before it are written. */
   deferredError: HoldfastError | null = null;
   #errorSent = false;

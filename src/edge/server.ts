@@ -147,6 +147,7 @@ export class Edge implements EdgeContext {
       return sendErrorResponse(res, checked, { close: true });
     }
     const exchange = forwarder.createExchange(req, res, conn, checked, expectsContinue);
+    conn.lastExchange = exchange;
     if (checked.hasBody) this.#bodyStall.add(exchange);
     conn.submit(exchange);
   }
@@ -173,6 +174,16 @@ export class Edge implements EdgeContext {
     const error = clientErrorFromParser(code, this.#deps.config.limits.maxHeaderBytes);
     this.#deps.metrics.clientErrorsTotal.inc({ code: error.code });
     this.#deps.log.info({ client: conn.clientAddress, code: error.code, parser: code }, error.message);
+    const broken = conn.lastExchange;
+    if (broken !== null && !broken.req.complete && !broken.res.writableEnded) {
+      // The error is inside this request's body (a bad chunk, say). Node leaves that request open, so it
+      // would wait for body bytes that never come: stop its backend exchange and make the error its answer
+      // (queued behind earlier pipelined responses like any other).
+      conn.closing = true;
+      broken.onClientClose();
+      sendErrorResponse(broken.res, error, { close: true });
+      return;
+    }
     conn.failWithRawError(error);
   }
 
