@@ -36,12 +36,14 @@ export class Edge implements EdgeContext {
   readonly #deps: EdgeDeps;
   readonly #bodyStall: BodyStallWatch;
   readonly #accessLog: boolean;
+  readonly #maxRequestsPerConnection: number;
 
   constructor(deps: EdgeDeps) {
     this.#deps = deps;
     const { limits, timeouts } = deps.config;
     this.maxPipelinedInFlight = limits.maxPipelinedInFlight;
     this.#accessLog = deps.config.log.access;
+    this.#maxRequestsPerConnection = limits.maxRequestsPerConnection;
     this.registry = new ConnectionRegistry(limits);
     this.#bodyStall = new BodyStallWatch(timeouts.requestBodyStallMs, (exchange) => this.#onBodyStall(exchange));
     this.server = createServer({
@@ -145,6 +147,13 @@ export class Edge implements EdgeContext {
       metrics.clientErrorsTotal.inc({ code: checked.code });
       conn.closing = true;
       return sendErrorResponse(res, checked, { close: true });
+    }
+    if (this.#maxRequestsPerConnection > 0 && conn.requestsSeen >= this.#maxRequestsPerConnection) {
+      // The last request this connection may carry. Node's maxRequestsPerSocket writes `Connection: close`
+      // on this response but (Node 20 _http_outgoing.js, maxRequestsOnConnectionReached) never marks it
+      // `_last`, so the socket stayed open until keepAliveTimeout; and it counts HTTP/1.1 requests only.
+      res.shouldKeepAlive = false;
+      conn.closing = true;
     }
     const exchange = forwarder.createExchange(req, res, conn, checked, expectsContinue);
     conn.lastExchange = exchange;
