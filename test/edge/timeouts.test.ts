@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { test } from 'node:test';
+import { startBackend } from '../helpers/backend.js';
+import { startTestHoldfast } from '../helpers/holdfast.js';
+import { RawClient } from '../helpers/raw.js';
+
+// Small real timeouts, not a fake clock: Node's header deadline is checked by a timer in C++ that fake timers
+// cannot move. Bounds below are loose on purpose: they prove the cut happens, and happens because of the
+// configured limit (not at once), without betting on scheduler precision.
+const HEAD_MS = 500;
+const IDLE_MS = 300;
+const STALL_MS = 300;
+
+test('slowloris: a head trickled a byte at a time is cut with 408 HF_ERR_REQUEST_HEAD_TIMEOUT', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], {
+    timeouts: { requestHeadMs: HEAD_MS },
+    log: { level: 'silent' },
+  });
+  const client = await RawClient.connect(t, hf.port);
+  const head = Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(200)}\r\n\r\n`);
+  const started = Date.now();
+  // The attacker's pace, not a wait for the server: one byte every 20 ms would take over 4 s for the head.
+  let sent = 0;
+  const trickle = setInterval(() => {
+    if (client.ended || sent >= head.length) return clearInterval(trickle);
+    client.write(head.subarray(sent, sent + 1));
+    sent++;
+  }, 20);
+  t.after(() => clearInterval(trickle));
+  await client.waitEnd();
+  const elapsed = Date.now() - started;
+  clearInterval(trickle);
+  assert.ok(sent < head.length, 'cut before the head was complete');
+  const res = await client.readResponse();
+  assert.equal(res.status, 408);
+  assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_REQUEST_HEAD_TIMEOUT');
+  assert.equal(res.headers.connection, 'close');
+  assert.ok(elapsed >= HEAD_MS / 2, `not cut before the limit could pass (${elapsed} ms)`);
+  assert.ok(elapsed < 2_500, `cut near the limit, not Node's 30 s check interval (${elapsed} ms)`);
+  assert.equal(backend.seen.length, 0);
+});
+
+test('slowloris on a reused keep-alive connection: the second head is held to timeouts.requestHeadMs too', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], {
+    timeouts: { requestHeadMs: HEAD_MS, keepAliveIdleMs: 10_000 },
+    log: { level: 'silent' },
+  });
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.equal((await client.readResponse()).status, 200);
+  const head = Buffer.from(`GET /second HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(200)}\r\n\r\n`);
+  const started = Date.now();
+  let sent = 0;
+  const trickle = setInterval(() => {
+    if (client.ended || sent >= head.length) return clearInterval(trickle);
+    client.write(head.subarray(sent, sent + 1));
+    sent++;
+  }, 20);
+  t.after(() => clearInterval(trickle));
+  await client.waitEnd();
+  const elapsed = Date.now() - started;
+  clearInterval(trickle);
+  assert.ok(sent < head.length, 'cut before the head was complete');
+  const res = await client.readResponse();
+  assert.equal(res.status, 408);
+  assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_REQUEST_HEAD_TIMEOUT');
+  assert.ok(elapsed < 2_500, `cut near the limit, not at the 10 s idle limit (${elapsed} ms)`);
+  assert.deepEqual(
+    backend.seen.map((r) => r.url),
+    ['/first'],
+  );
+});
+
+test('a connection that sends nothing is closed near timeouts.requestHeadMs', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], {
+    timeouts: { requestHeadMs: HEAD_MS },
+    log: { level: 'silent' },
+  });
+  const serverSide = new Promise<Socket>((resolve) => hf.edge.server.once('connection', resolve));
+  const client = await RawClient.connect(t, hf.port);
+  const socket = await serverSide;
+  const started = Date.now();
+  await client.waitEnd();
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= HEAD_MS / 2, `not cut at once (${elapsed} ms)`);
+  assert.ok(elapsed < 2_500, `cut near the limit (${elapsed} ms)`);
+  // Nothing was asked, so an answer is optional; if one came it is the 408.
+  if (client.pending.length > 0) {
+    const res = await client.readResponse();
+    assert.equal(res.status, 408);
+    assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_REQUEST_HEAD_TIMEOUT');
+  }
+  if (!socket.destroyed) await new Promise((resolve) => socket.once('close', resolve));
+  assert.equal(hf.edge.registry.size, 0, 'the registry forgot it');
+  assert.equal(backend.seen.length, 0);
+});
+
+test('an idle keep-alive connection is closed after timeouts.keepAliveIdleMs', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], { timeouts: { keepAliveIdleMs: IDLE_MS } });
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /once HTTP/1.1\r\nHost: x\r\n\r\n');
+  const res = await client.readResponse();
+  assert.equal(res.status, 200);
+  assert.notEqual(res.headers.connection, 'close');
+  const idleFrom = Date.now();
+  await client.waitEnd();
+  const elapsed = Date.now() - idleFrom;
+  // Node closes HTTP_SERVER_KEEP_ALIVE_TIMEOUT_BUFFER (1 s) after the advertised `Keep-Alive: timeout`, so
+  // a client that honours the hint closes first; the upper bound leaves room for that.
+  assert.ok(elapsed >= IDLE_MS / 2, `kept while the idle limit had not passed (${elapsed} ms)`);
+  assert.ok(elapsed < 2_500, `closed near the idle limit (${elapsed} ms)`);
+  assert.equal(client.pending.length, 0, 'an idle close sends no bytes');
+  assert.equal(backend.seen.length, 1);
+});
+
+test('a keep-alive connection in use is not closed by the idle timeout', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], { timeouts: { keepAliveIdleMs: IDLE_MS } });
+  const client = await RawClient.connect(t, hf.port);
+  // Requests spaced well inside the idle limit, spanning several limits in total.
+  const started = Date.now();
+  let n = 0;
+  while (Date.now() - started < IDLE_MS * 3) {
+    client.write(`GET /n${n++} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.equal((await client.readResponse()).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, IDLE_MS / 5));
+  }
+  assert.equal(client.ended, false);
+  assert.equal(backend.seen.length, n);
+});
+
+test('a stalled request body gets 408 HF_ERR_BODY_TIMEOUT and its backend connection is released', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], {
+    timeouts: { requestBodyStallMs: STALL_MS },
+    // One pooled backend connection: the next request can only pass if the stalled one gave it back.
+    upstream: { maxConnectionsPerBackend: 1 },
+    log: { level: 'silent' },
+  });
+  const client = await RawClient.connect(t, hf.port);
+  client.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n${'x'.repeat(10)}`);
+  const started = Date.now();
+  await client.waitEnd();
+  const elapsed = Date.now() - started;
+  const res = await client.readResponse();
+  assert.equal(res.status, 408);
+  assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_BODY_TIMEOUT');
+  assert.equal(res.headers.connection, 'close');
+  assert.ok(elapsed >= STALL_MS / 2, `not cut at once (${elapsed} ms)`);
+  assert.ok(elapsed < 3_000, `cut near the stall limit (${elapsed} ms)`);
+  // The backend got at most a head and a part of the body, never a complete 100-byte request.
+  assert.ok(backend.seen.every((r) => r.body.length === 0));
+
+  const next = await RawClient.connect(t, hf.port);
+  next.write('POST /after HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok');
+  const after = await next.readResponse();
+  assert.equal(after.status, 200);
+  assert.equal(after.body.toString(), 'POST /after\n');
+  assert.equal(backend.seen.at(-1)!.body.toString(), 'ok');
+});
+
+test('a slow but moving request body is not cut by the stall timeout', async (t) => {
+  const backend = await startBackend(t, (_req, res, body) => {
+    res.end(String(body.length));
+  });
+  const hf = await startTestHoldfast(t, [backend.url], { timeouts: { requestBodyStallMs: STALL_MS } });
+  const client = await RawClient.connect(t, hf.port);
+  const parts = 8;
+  client.write(`POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: ${parts * 10}\r\n\r\n`);
+  // 8 parts, STALL_MS / 4 apart: twice the stall limit in total, never a stall of half of it.
+  for (let i = 0; i < parts; i++) {
+    await new Promise((resolve) => setTimeout(resolve, STALL_MS / 4));
+    client.write('y'.repeat(10));
+  }
+  const res = await client.readResponse();
+  assert.equal(res.status, 200);
+  assert.equal(res.body.toString(), String(parts * 10));
+});
