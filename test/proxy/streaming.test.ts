@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
 import { startBackend } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
+import { RawClient } from '../helpers/raw.js';
 
 // Client, Holdfast and backend share this process, so the memory measured below bounds all three legs
 // together; Holdfast buffering a body would show up as growth of the order of the body.
@@ -217,5 +218,89 @@ test('a backend that streams slowly reaches the client chunk by chunk, not at th
   let rest = '';
   for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) rest += (next.value as Buffer).toString();
   assert.equal(rest, 'second\n');
+  assert.equal(backend.seen.length, 1);
+});
+
+test('a backend that stops reading an upload stalls the client instead of making Holdfast buffer', { timeout: 60_000 }, async (t) => {
+  const size = 256 * MIB;
+  let received = 0;
+  let backendReq: IncomingMessage | undefined;
+  let arrived: () => void = () => {};
+  const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
+  const backend = await startBackend(
+    t,
+    (req, res) => {
+      backendReq = req;
+      req.pause(); // read nothing until told
+      req.on('data', (chunk: Buffer) => (received += chunk.length));
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`${received}\n`);
+      });
+      arrived();
+    },
+    { bufferBody: false },
+  );
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write(`PUT /slow-upload HTTP/1.1\r\nHost: s.test\r\nContent-Length: ${size}\r\n\r\n`);
+  const progress = { written: 0, waitingForDrain: false };
+  const chunks = body(size);
+  const pump = (): void => {
+    progress.waitingForDrain = false;
+    for (let next = chunks.next(); next.done !== true; next = chunks.next()) {
+      progress.written += next.value.length;
+      if (!client.socket.write(next.value)) {
+        progress.waitingForDrain = true;
+        client.socket.once('drain', pump);
+        return;
+      }
+    }
+  };
+  pump();
+  await requestArrived;
+
+  // Quiescence as above: the client has waited for 'drain' with no progress for 500 ms.
+  let stalled: () => void = () => {};
+  const clientStalled = new Promise<void>((resolve) => (stalled = resolve));
+  let lastWritten = -1;
+  let quietSinceMs = performance.now();
+  const poll = setInterval(() => {
+    if (progress.written !== lastWritten || !progress.waitingForDrain) {
+      lastWritten = progress.written;
+      quietSinceMs = performance.now();
+    } else if (performance.now() - quietSinceMs >= 500) stalled();
+    if (progress.written >= size) stalled();
+  }, 25);
+  await clientStalled;
+  clearInterval(poll);
+  t.diagnostic(`client got ${mib(progress.written)} ahead of a backend that read nothing`);
+  assert.ok(progress.written < 64 * MIB, `the client wrote ${mib(progress.written)} of ${mib(size)} unread`);
+  assert.equal(received, 0);
+
+  backendReq!.resume();
+  const res = await client.readResponse();
+  assert.equal(res.status, 200);
+  assert.equal(res.body.toString(), `${size}\n`);
+  assert.equal(received, size);
+});
+
+test('a client that hangs up mid-download frees the backend exchange', async (t) => {
+  const size = 256 * MIB;
+  const progress = { written: 0, waitingForDrain: false };
+  let backendClosed: (finished: boolean) => void = () => {};
+  const closed = new Promise<boolean>((resolve) => (backendClosed = resolve));
+  const backend = await startBackend(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+    res.once('close', () => backendClosed(res.writableFinished));
+    streamTo(res, size, progress);
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /big HTTP/1.1\r\nHost: s.test\r\n\r\n');
+  while (client.pending.length < 1 * MIB) await new Promise((r) => client.socket.once('data', r));
+  client.socket.destroy();
+  assert.equal(await closed, false, 'the backend response was cut short, not drained into a void');
+  assert.ok(progress.written < size);
   assert.equal(backend.seen.length, 1);
 });
