@@ -62,6 +62,11 @@ export class Edge implements EdgeContext {
     this.server.on('connection', (socket: Socket) => this.#onConnection(socket));
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, false));
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, true));
+    // Any other expectation: without this listener Node answers a bare 417 itself, past our accounting (the
+    // connection looked idle, so reclaimable, while it was being answered) and without an error code.
+    this.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+      this.#onRequest(req, res, false, EXPECTATION_FAILED),
+    );
     this.server.on('clientError', (err: Error, socket: Socket) => this.#onClientError(err, socket));
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
       socket.end(
@@ -126,7 +131,7 @@ export class Edge implements EdgeContext {
     }
   }
 
-  #onRequest(req: IncomingMessage, rawRes: ServerResponse, expectsContinue: boolean): void {
+  #onRequest(req: IncomingMessage, rawRes: ServerResponse, expectsContinue: boolean, refusal?: ClientRequestError): void {
     const res = rawRes as EdgeResponse;
     const conn = (req.socket as EdgeSocket)[kConnection]!;
     const { metrics, forwarder } = this.#deps;
@@ -142,7 +147,7 @@ export class Edge implements EdgeContext {
       conn.closing = true;
       return sendErrorResponse(res, conn.refusal, { close: true });
     }
-    const checked = checkRequest(req);
+    const checked = refusal ?? checkRequest(req);
     if (checked instanceof HoldfastError) {
       metrics.clientErrorsTotal.inc({ code: checked.code });
       conn.closing = true;
@@ -259,6 +264,13 @@ function socketOnClose(this: EdgeSocket): void {
   edge.registry.remove(conn);
   edge.onSocketClosed();
 }
+
+/** RFC 9110 §10.1.1: an expectation we cannot meet (anything but 100-continue) is answered 417. */
+const EXPECTATION_FAILED = new ClientRequestError(
+  'HF_ERR_EXPECTATION_FAILED',
+  417,
+  'the only expectation supported is 100-continue',
+);
 
 /** llhttp error codes to the answer a client gets. */
 function clientErrorFromParser(code: string, maxHeaderBytes: number): ClientRequestError {
