@@ -76,7 +76,9 @@ test('client-sent Grip-* headers never reach the backend', async (t) => {
   // Holdfast may add Grip-* fields of its own (its signed Grip-Sig, as Pushpin does); none of the client's
   // fields or values may pass.
   const raw = backend.seen[0]!.rawHeaders;
-  const grip = raw.flatMap((name, i) => (i % 2 === 0 && name.toLowerCase().startsWith('grip-') ? [[name.toLowerCase(), raw[i + 1]!]] : []));
+  const grip = raw.flatMap((name, i): [string, string][] =>
+    i % 2 === 0 && name.toLowerCase().startsWith('grip-') ? [[name.toLowerCase(), raw[i + 1]!]] : [],
+  );
   for (const [name, value] of grip) {
     assert.ok(!['grip-hold', 'grip-channel', 'grip-last'].includes(name), `${name} came from the client`);
     assert.ok(!['forged.jwt.value', 'stream', 'admin', 'admin; last-id=1'].includes(value), `${name}: ${value} came from the client`);
