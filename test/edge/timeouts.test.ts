@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import { startBackend } from '../helpers/backend.js';
-import { startTestHoldfast } from '../helpers/holdfast.js';
+import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
 
 // Small real timeouts, not a fake clock: Node's header deadline is checked by a timer in C++ that fake timers
@@ -71,6 +71,42 @@ test('slowloris on a reused keep-alive connection: the second head is held to ti
   assert.deepEqual(
     backend.seen.map((r) => r.url),
     ['/first'],
+  );
+});
+
+test('a head timeout behind a request in flight: the earlier answer is delivered first, then the 408', async (t) => {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let arrived!: () => void;
+  const holding = new Promise<void>((resolve) => (arrived = resolve));
+  const backend = await startBackend(t, async (req, res) => {
+    arrived();
+    await released;
+    res.end(req.url);
+  });
+  const hf = await startTestHoldfast(t, [backend.url], {
+    timeouts: { requestHeadMs: HEAD_MS },
+    log: { level: 'silent' },
+  });
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n');
+  await holding;
+  // Wait for the edge to have seen the timeout (a counter, polled), then let the first answer go.
+  while ((await metricValue(hf, 'holdfast_client_errors_total', { code: 'HF_ERR_REQUEST_HEAD_TIMEOUT' })) !== 1) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(client.pending.length, 0, 'the 408 waits for the response before it');
+  release();
+  await client.waitEnd();
+  const [first, timeout] = await client.readResponses(2);
+  assert.equal(first!.status, 200);
+  assert.equal(first!.body.toString(), '/slow');
+  assert.equal(timeout!.status, 408);
+  assert.equal(timeout!.headers['x-holdfast-error'], 'HF_ERR_REQUEST_HEAD_TIMEOUT');
+  assert.equal(timeout!.headers.connection, 'close');
+  assert.deepEqual(
+    backend.seen.map((r) => r.url),
+    ['/slow'],
   );
 });
 
