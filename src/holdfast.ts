@@ -1,6 +1,13 @@
+import './proxy/undici-global-guard.js';
 import type { DestinationStream } from 'pino';
 import { parseHostPort, type HoldfastConfig } from './config/schema.js';
+import { MemoryBus } from './bus/memory-bus.js';
+import type { Bus } from './bus/bus.js';
+import { PublishEndpoint } from './control/publish.js';
 import { ControlServer } from './control/server.js';
+import { GripSigner } from './grip/sig.js';
+import { HoldManager } from './hold/hold-manager.js';
+import { LinkFetcher } from './hold/links.js';
 import { Edge } from './edge/server.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
@@ -20,6 +27,9 @@ export interface RunningHoldfast {
   readonly forwarder: Forwarder;
   readonly metrics: Metrics;
   readonly log: Logger;
+  readonly bus: Bus;
+  readonly holds: HoldManager;
+  readonly publisher: PublishEndpoint;
   /** Where clients connect, after binding (port 0 resolved). */
   readonly address: { host: string; port: number };
   readonly controlAddress: { host: string; port: number };
@@ -34,8 +44,14 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const log = createLogger(config.log.level, options.logDestination);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   const forwarder = new Forwarder(config, metrics, log);
+  const signer = await GripSigner.create(config.grip.sigIss, config.grip.sigKey);
+  forwarder.gripSigner = signer;
+  const bus: Bus = new MemoryBus({ maxItems: config.push.historyMaxItems, maxAgeMs: config.push.historyMaxAgeMs });
+  const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(forwarder, signer) });
+  forwarder.holds = holds;
   const edge = new Edge({ config, forwarder, metrics, log });
-  const control = new ControlServer({ metrics, isReady: () => !edge.draining });
+  const publisher = new PublishEndpoint({ config, bus, holds, metrics, log });
+  const control = new ControlServer({ metrics, publish: publisher, isReady: () => !edge.draining });
 
   const listenAt = parseHostPort(config.listen)!;
   const controlAt = parseHostPort(config.control)!;
@@ -60,12 +76,19 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     forwarder,
     metrics,
     log,
+    bus,
+    holds,
+    publisher,
     address,
     controlAddress,
     drain() {
       stopping ??= (async () => {
         log.info({ deadlineMs: config.timeouts.drainMs }, 'draining');
+        edge.draining = true;
+        holds.drain();
         await edge.drain(config.timeouts.drainMs);
+        publisher.close();
+        await bus.close();
         await forwarder.close();
         await control.close();
         log.info('drained');
@@ -75,9 +98,11 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     close() {
       stopping ??= (async () => {
         edge.draining = true;
+        holds.drain();
+        publisher.close();
         edge.server.close();
         edge.server.closeAllConnections();
-        await Promise.all([forwarder.destroy(), control.close(), edge.drain(0)]);
+        await Promise.all([forwarder.destroy(), control.close(), edge.drain(0), bus.close()]);
       })();
       return stopping;
     },

@@ -84,6 +84,59 @@ export const logSchema = z.strictObject({
   access: z.boolean().default(true),
 });
 
+export const gripSchema = z.strictObject({
+  /** `iss` claim of the Grip-Sig JWT sent to backends. Pushpin's default. @default "pushpin" */
+  sigIss: z.string().min(1).default('pushpin'),
+  /**
+   * Grip-Sig signing key: a secret (HS256) or a PEM private key (ES256 for EC, RS256 for RSA).
+   * Pushpin's default; change it. @default "changeme"
+   */
+  sigKey: z.string().min(1).default('changeme'),
+});
+
+export const pushSchema = z.strictObject({
+  /** Channels one held connection may subscribe to (Pushpin: 20). @default 20 */
+  maxChannelsPerConnection: count(1).max(1000).default(20),
+  /** Bytes queued for one held client before it is dropped as a slow consumer. @default 1048576 */
+  maxQueuedBytesPerConnection: count(1024).default(1_048_576),
+  /** Initial body a long-poll (response) hold may carry (Pushpin: 100 KB). @default 102400 */
+  maxResponseHoldBodyBytes: count(0).default(102_400),
+  /** Published items kept per channel for replay. @default 100 */
+  historyMaxItems: count(0).default(100),
+  /** How long a published item stays replayable. @default 300000 */
+  historyMaxAgeMs: ms(1_000).default(300_000),
+  /** An item whose prev-id is not the channel's last id waits this long for its predecessor (Pushpin: 5 s). @default 5000 */
+  sequenceWaitMs: ms(0).default(5_000),
+  /** Items that may wait for predecessors per channel (Pushpin: 100). @default 100 */
+  sequenceMaxPending: count(1).default(100),
+  /** A repeated item id within this window is dropped (Pushpin: 60 s). @default 60000 */
+  dedupWindowMs: ms(0).default(60_000),
+  /** Heartbeat for SSE holds when the backend sets no Grip-Keep-Alive; 0 disables. @default 25000 */
+  sseHeartbeatMs: ms(0).default(25_000),
+  /**
+   * Sent to an SSE client whose Last-Event-ID is older than the history, so it knows it missed data.
+   * `{channel}` and `{lastEventId}` are replaced. @default "event: holdfast-gap\ndata: {\"channel\":\"{channel}\",\"lastEventId\":\"{lastEventId}\"}\n\n"
+   */
+  sseGapEvent: z.string().default('event: holdfast-gap\ndata: {"channel":"{channel}","lastEventId":"{lastEventId}"}\n\n'),
+  /** Extension: `Grip-Channel: scores.*` subscribes to every channel under `scores.`. @default false */
+  wildcardChannels: z.boolean().default(false),
+});
+
+export const publishSchema = z.strictObject({
+  /** Largest publish request body. @default 4194304 */
+  maxBodyBytes: count(1024).default(4_194_304),
+  /** Largest single message (content or body of one format). @default 1048576 */
+  maxMessageBytes: count(1).default(1_048_576),
+  /**
+   * When set, publishers must authenticate as js-grip does: `Bearer <key>`, a Bearer JWT signed with this key
+   * (HS256, `iss` checked against `iss` when set), or Basic with this key as password. Required when the
+   * control listener is not on loopback.
+   */
+  key: z.string().min(1).optional(),
+  /** Expected `iss` of publish JWTs. */
+  iss: z.string().min(1).optional(),
+});
+
 export const configSchema = z.strictObject({
   /** Client listener. @default "127.0.0.1:8080" */
   listen: hostPort.default('127.0.0.1:8080'),
@@ -95,7 +148,23 @@ export const configSchema = z.strictObject({
   timeouts: timeoutsSchema.prefault({}),
   upstream: upstreamSchema.prefault({}),
   log: logSchema.prefault({}),
+  grip: gripSchema.prefault({}),
+  push: pushSchema.prefault({}),
+  publish: publishSchema.prefault({}),
+}).superRefine((config, ctx) => {
+  const control = parseHostPort(config.control);
+  if (control !== null && !isLoopback(control.host) && config.publish.key === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['publish', 'key'],
+      message: `required when the control listener (${config.control}) is not on loopback: anyone could publish`,
+    });
+  }
 });
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
 
 export type HoldfastConfig = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

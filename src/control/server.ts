@@ -1,9 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ListenError } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
+import type { PublishEndpoint } from './publish.js';
 
 export interface ControlDeps {
   metrics: Metrics;
+  publish: PublishEndpoint;
   /** True while the edge accepts traffic; false once draining. */
   isReady(): boolean;
 }
@@ -52,6 +54,9 @@ export class ControlServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     switch (path) {
+      case '/publish':
+      case '/publish/':
+        return this.#deps.publish.handle(req, res);
       case '/metrics': {
         if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
         const body = await this.#deps.metrics.registry.metrics();
@@ -69,7 +74,7 @@ export class ControlServer {
       case '/':
         if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
         res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end(req.method === 'HEAD' ? undefined : 'Holdfast control listener: /metrics, /healthz\n');
+        res.end(req.method === 'HEAD' ? undefined : 'Holdfast control listener: POST /publish, /metrics, /healthz\n');
         return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain' });

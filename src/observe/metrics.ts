@@ -78,6 +78,44 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['backend'] as const,
       registers,
     }),
+    heldConnections: new Gauge({
+      name: 'holdfast_held_connections',
+      help: 'Clients held by the push gateway, by transport',
+      labelNames: ['transport'] as const,
+      registers,
+    }),
+    subscriptions: new Gauge({
+      name: 'holdfast_subscriptions',
+      help: 'Channel subscriptions of held clients on this node',
+      registers,
+    }),
+    channels: new Gauge({
+      name: 'holdfast_channels',
+      help: 'Distinct channels (and wildcard prefixes) held on this node',
+      registers,
+    }),
+    published: new Counter({
+      name: 'holdfast_messages_published_total',
+      help: 'Items accepted by the publish API',
+      registers,
+    }),
+    deliveries: new Counter({
+      name: 'holdfast_deliveries_total',
+      help: 'Items written to held clients, by transport',
+      labelNames: ['transport'] as const,
+      registers,
+    }),
+    drops: new Counter({
+      name: 'holdfast_drops_total',
+      help: 'Items or clients dropped, by reason (slow_consumer, filter, duplicate, sequence)',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    replayed: new Counter({
+      name: 'holdfast_replayed_total',
+      help: 'Items replayed from channel history to reconnecting clients',
+      registers,
+    }),
     requestDuration: new Histogram({
       name: 'holdfast_request_duration_seconds',
       help: 'From request head received to response finished',

@@ -3,7 +3,10 @@ import type { Dispatcher } from 'undici';
 import { HoldfastError, UpstreamError } from '../errors.js';
 import { sendErrorResponse } from '../edge/error-response.js';
 import type { Forwarder } from './forwarder.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { GRIP_FEATURES } from '../grip/features.js';
+import { isGripResponse } from '../grip/instruct.js';
+import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js';
+import { clientResponseHeaders, rawHeaderValue, upstreamRequestHeaders } from './headers.js';
 import type { CheckedRequest } from '../edge/request-checks.js';
 import { classifyUpstreamError, mayRetry } from './retry-policy.js';
 import type { Backend } from './upstream.js';
@@ -29,7 +32,7 @@ class ClientGoneError extends HoldfastError {
  * directly: the legacy callback form (`onHeaders`/`onData`) is used on purpose, because undici passes it
  * through unwrapped (no controller object per request) and hands us raw header buffers we filter in one pass.
  */
-export class ProxyExchange implements Dispatcher.DispatchHandler {
+export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly owner: ExchangeOwner;
@@ -45,6 +48,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** Set when Holdfast answered with its own error. */
   errorCode: string | undefined;
   #headers: string[] | null = null;
+  /** Set when the backend answered with GRIP instructions: the push gateway takes the response over. */
+  #grip: GripResponseReader | null = null;
+  #gripFailed = false;
   #tried: Set<Backend> | null = null;
   #abort: ((err?: Error) => void) | null = null;
   #resume: (() => void) | null = null;
@@ -94,11 +100,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       // The edge answered `Expect: 100-continue` itself; now that a backend is chosen, let the body come.
       this.res.writeContinue();
     }
-    this.#headers ??= upstreamRequestHeaders(this.req.rawHeaders, {
-      clientAddress: this.owner.clientAddress,
-      httpVersion: this.req.httpVersion,
-      proto: 'http',
-    });
+    this.#headers ??= this.#buildUpstreamHeaders();
     backend.requestCounter.inc();
     backend.pool.dispatch(
       {
@@ -110,6 +112,40 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       },
       this,
     );
+  }
+
+  /** The header list sent upstream (for GRIP links, which repeat the original request's headers). */
+  get upstreamHeaders(): string[] {
+    return (this.#headers ??= this.#buildUpstreamHeaders());
+  }
+
+  /** SSE replay point: the Last-Event-ID header, or the `lastEventId` query parameter browsers cannot set as a header. */
+  get lastEventId(): string | undefined {
+    const header = rawHeaderValue(this.req.rawHeaders, 'last-event-id');
+    if (header !== undefined) return header;
+    const q = this.target.indexOf('?');
+    if (q < 0) return undefined;
+    const params = new URLSearchParams(this.target.slice(q + 1));
+    return params.get('lastEventId') ?? params.get('last-event-id') ?? undefined;
+  }
+
+  /** The backend's GRIP instruction was unusable: answer 502 (nothing held) and stop reading it. */
+  failGrip(error: HoldfastError): void {
+    this.#gripFailed = true;
+    this.#grip = null;
+    this.#fail(error);
+    this.#abort?.(error);
+  }
+
+  #buildUpstreamHeaders(): string[] {
+    const headers = upstreamRequestHeaders(this.req.rawHeaders, {
+      clientAddress: this.owner.clientAddress,
+      httpVersion: this.req.httpVersion,
+      proto: 'http',
+    });
+    const signer = this.forwarder.gripSigner;
+    if (signer !== null) headers.push('grip-sig', signer.token(), 'grip-feature', GRIP_FEATURES);
+    return headers;
   }
 
   /** The client went away: stop the backend exchange and free its connection. */
@@ -133,6 +169,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return true;
     this.#resume = resume;
     const headers = clientResponseHeaders(rawHeaders);
+    const holds = this.forwarder.holds;
+    if (holds !== null && isGripResponse(headers)) {
+      this.#grip = holds.readResponse(this, statusCode, statusText, headers);
+      return true;
+    }
     if (this.owner.draining) headers.push('connection', 'close');
     try {
       if (statusText) this.res.writeHead(statusCode, statusText, headers);
@@ -146,7 +187,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.res.write(chunk)) return true;
+    if (this.#gripFailed) return true;
+    if (this.#grip !== null ? this.#grip.onData(chunk) : this.res.write(chunk)) return true;
     // Backpressure: undici stops reading the backend socket until the client drains.
     this.res.once('drain', resOnDrain);
     return false;
@@ -154,13 +196,24 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onComplete(_trailers: string[] | null): void {
     this.backend?.recordSuccess();
+    if (this.#gripFailed) return this.#finishUpstream();
+    if (this.#grip !== null) {
+      // The push gateway owns the client response from here; the backend connection goes back to the pool.
+      const grip = this.#grip;
+      this.#finishUpstream();
+      grip.onComplete();
+      return;
+    }
     this.res.end();
     this.#finishUpstream();
   }
 
   onError(err: Error): void {
     const backend = this.backend;
-    if (this.#clientGone || err instanceof ClientGoneError || backend === null) return this.#finishUpstream();
+    if (this.#gripFailed || this.#clientGone || err instanceof ClientGoneError || backend === null) {
+      return this.#finishUpstream();
+    }
+    this.#grip?.onError();
     // `!complete`: undici destroys the body stream (our `req`) once it has written it, so `destroyed` alone
     // also holds for a fully sent body, and a backend failing after the upload would be blamed on the client.
     if (

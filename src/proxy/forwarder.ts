@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CheckedRequest } from '../edge/request-checks.js';
 import type { HoldfastConfig } from '../config/schema.js';
+import type { GripSigner } from '../grip/sig.js';
+import type { HoldManager } from '../hold/hold-manager.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { RoundRobinBalancer } from './balancer.js';
@@ -14,6 +16,10 @@ export class Forwarder {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly retries: number;
+  /** Signs every backend request (Grip-Sig); null only in tests of the bare proxy. */
+  gripSigner: GripSigner | null = null;
+  /** The push gateway, given GRIP responses to hold. */
+  holds: HoldManager | null = null;
 
   constructor(config: HoldfastConfig, metrics: Metrics, log: Logger) {
     this.metrics = metrics;

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import './undici-global-guard.js';
 import { Pool, buildConnector } from 'undici';
 import type { HoldfastConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';

@@ -1,0 +1,137 @@
+import type { ServerResponse } from 'node:http';
+import type { ChannelSubscription, Instruct } from '../grip/instruct.js';
+import type { PublishItem } from '../grip/publish-items.js';
+import { passesFilters, type FilterSubject } from './filters.js';
+import type { WheelEntry } from './timer-wheel.js';
+
+export type Transport = 'sse' | 'stream' | 'response';
+
+/** What a held client needs from the manager that owns it. */
+export interface HoldHost {
+  readonly maxQueuedBytes: number;
+  readonly draining: boolean;
+  reschedule(client: HeldClient): void;
+  countDelivery(client: HeldClient): void;
+  countDrop(reason: string): void;
+  /** The client is gone or finished: unsubscribe, stop its timers, send its gone link if it has one. */
+  release(client: HeldClient, clientGone: boolean): void;
+  /** Fetch the next link (recovery or idle), with `Grip-Last` for the given channels. */
+  fetchNext(client: HeldClient, reason: 'idle' | 'recover' | 'hint'): void;
+  /** Long-poll hint: ask the backend again for the original request. */
+  refetch(client: HeldClient): void;
+}
+
+/** Where a held client came from, to resolve and sign its links. */
+export interface HoldOrigin {
+  /** The filtered header list sent upstream for the original request. */
+  upstreamHeaders: string[];
+  target: string;
+  method: string;
+}
+
+const kHeld = Symbol('holdfast.held');
+
+/**
+ * A client the push gateway holds: its subscriptions, metadata, links and one deadline on the shared
+ * timer wheel. Transports (stream/SSE, long-poll) decide what an item looks like on the wire.
+ */
+export abstract class HeldClient implements WheelEntry, FilterSubject {
+  wheelDueMs = 0;
+  wheelSlot: Set<WheelEntry> | null = null;
+  abstract readonly transport: Transport;
+  readonly host: HoldHost;
+  readonly res: ServerResponse;
+  readonly origin: HoldOrigin;
+  channels: ChannelSubscription[];
+  meta: Record<string, string>;
+  nextLink: Instruct['nextLink'];
+  goneLink: string | null;
+  nextLinkDueMs = Infinity;
+  closed = false;
+  /** Items that arrive while a replay is in progress wait here, so order holds and nothing doubles. */
+  replayBuffer: PublishItem[] | null = null;
+  /** Set while a next-link fetch is in flight. */
+  fetching = false;
+
+  constructor(host: HoldHost, res: ServerResponse, origin: HoldOrigin, instruct: Instruct) {
+    this.host = host;
+    this.res = res;
+    this.origin = origin;
+    this.channels = instruct.channels;
+    this.meta = instruct.meta;
+    this.nextLink = instruct.nextLink;
+    this.goneLink = instruct.goneLink;
+    (res as ServerResponse & { [kHeld]?: HeldClient })[kHeld] = this;
+    res.once('close', heldResponseOnClose);
+  }
+
+  isSubscribedTo(channel: string): boolean {
+    return this.channels.some((c) => c.name === channel);
+  }
+
+  subscriptionFor(channel: string): ChannelSubscription | undefined {
+    for (const c of this.channels) {
+      if (c.name === channel) return c;
+      if (c.name.endsWith('.*') && channel.startsWith(c.name.slice(0, -1))) return c;
+    }
+    return undefined;
+  }
+
+  /** An item on one of this client's channels. Returns 1 when it was written. */
+  receive(item: PublishItem): number {
+    if (this.closed) return 0;
+    const sub = this.subscriptionFor(item.channel);
+    if (sub === undefined) return 0;
+    if (sub.filters.length > 0 && !passesFilters(sub.filters, item, this)) {
+      this.host.countDrop('filter');
+      return 0;
+    }
+    if (this.replayBuffer !== null) {
+      this.replayBuffer.push(item);
+      return 0;
+    }
+    const delivered = this.deliver(item);
+    if (delivered) {
+      if (item.id !== undefined && sub.name === item.channel) sub.prevId = item.id;
+      this.host.countDelivery(this);
+    }
+    return delivered ? 1 : 0;
+  }
+
+  /** Write the item in this transport's format; false when the item has no format for it. */
+  protected abstract deliver(item: PublishItem): boolean;
+
+  /** The wheel says a deadline passed. */
+  abstract onDue(nowMs: number): void;
+
+  /** The earliest of this client's deadlines, Infinity for none. */
+  abstract nextDueMs(): number;
+
+  /** Deliver an item from history (replay), bypassing the replay buffer. */
+  deliverReplayed(item: PublishItem): boolean {
+    if (this.closed) return false;
+    const sub = this.subscriptionFor(item.channel);
+    if (sub !== undefined && sub.filters.length > 0 && !passesFilters(sub.filters, item, this)) return false;
+    const delivered = this.deliver(item);
+    if (delivered && item.id !== undefined && sub !== undefined) sub.prevId = item.id;
+    return delivered;
+  }
+
+  /** Drop a client whose socket cannot keep up, before its queue grows without bound. */
+  protected checkSlowConsumer(): boolean {
+    if (this.res.writableLength <= this.host.maxQueuedBytes) return false;
+    this.host.countDrop('slow_consumer');
+    this.res.destroy();
+    return true;
+  }
+
+  /** The client disconnected (or we destroyed it). */
+  onResponseClose(): void {
+    if (this.closed) return;
+    this.host.release(this, !this.res.writableFinished);
+  }
+}
+
+function heldResponseOnClose(this: ServerResponse & { [kHeld]?: HeldClient }): void {
+  this[kHeld]?.onResponseClose();
+}
