@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { FLAGS } from './config/flags.js';
 import { loadConfig } from './config/load.js';
+import { parseHostPort } from './config/schema.js';
+import { publishMessage } from './control/publish-client.js';
 import { createDemoBackend } from './demo/backend.js';
 import { ConfigError, HoldfastError } from './errors.js';
 import { startHoldfast, type RunningHoldfast } from './holdfast.js';
@@ -11,8 +13,10 @@ import { startHoldfast, type RunningHoldfast } from './holdfast.js';
 const HELP = `Holdfast: a realtime reverse proxy for stateless HTTP backends.
 
 Usage:
-  holdfast [options]            proxy clients to the backends
-  holdfast demo [options]       start a demo backend and Holdfast in front of it
+  holdfast [options]                      proxy clients to the backends
+  holdfast demo [options]                 start a demo backend and Holdfast in front of it
+  holdfast publish CHANNEL MESSAGE        publish MESSAGE to CHANNEL through the control listener
+      [--control host:port] [--id ID] [--event NAME] [--key KEY]
   holdfast --help | --version
 
 Options (each also as an environment variable, shown after the flag):
@@ -33,6 +37,9 @@ function fail(message: string, exitCode: number): never {
 async function main(argv: string[]): Promise<void> {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
     config: { type: 'string' },
+    id: { type: 'string' },
+    event: { type: 'string' },
+    key: { type: 'string' },
     help: { type: 'boolean' },
     version: { type: 'boolean' },
   };
@@ -54,12 +61,14 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const command = positionals[0];
+  if (command === 'publish') return publishCommand(positionals.slice(1), values as Record<string, string | undefined>);
   if (command !== undefined && command !== 'demo') fail(`unknown command "${command}"; see holdfast --help`, 2);
 
   const flags = values as Record<string, string | string[] | boolean | undefined>;
   let demoBackendUrl: string | undefined;
+  let controlUrl = '';
   if (command === 'demo') {
-    const backend = createDemoBackend();
+    const backend = createDemoBackend(() => controlUrl);
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     demoBackendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
     backend.unref();
@@ -81,6 +90,7 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const url = `http://${running.address.host}:${running.address.port}/`;
+  controlUrl = `http://${running.controlAddress.host}:${running.controlAddress.port}`;
   if (command === 'demo') {
     process.stderr.write(
       `\nHoldfast demo: open ${url}\n  demo backend ${demoBackendUrl ?? ''}, metrics http://${running.controlAddress.host}:${running.controlAddress.port}/metrics\n  Ctrl-C to stop.\n\n`,
@@ -102,6 +112,30 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+async function publishCommand(args: string[], values: Record<string, string | undefined>): Promise<void> {
+  const [channel, message] = args;
+  if (channel === undefined || message === undefined || args.length > 2) {
+    fail('usage: holdfast publish CHANNEL MESSAGE [--control host:port] [--id ID] [--event NAME] [--key KEY]', 2);
+  }
+  const control = parseHostPort(values.control ?? process.env.HOLDFAST_CONTROL ?? '127.0.0.1:5561');
+  if (control === null) fail(`--control: expected host:port, got "${values.control ?? ''}"`, 2);
+  const host = control.host.includes(':') ? `[${control.host}]` : control.host;
+  try {
+    const outcome = await publishMessage({
+      controlUrl: `http://${host}:${control.port}`,
+      channel,
+      message,
+      id: values.id,
+      event: values.event,
+      key: values.key ?? process.env.HOLDFAST_PUBLISH_KEY,
+    });
+    if (outcome.status !== 200) fail(`publish refused (${outcome.status}): ${outcome.body.trim()}`, 1);
+    process.stdout.write(`published to ${channel}: delivered to ${outcome.delivered} held connection(s) on that node\n`);
+  } catch (err) {
+    fail(`cannot reach the control listener at ${host}:${control.port}: ${(err as Error).message}`, 1);
+  }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

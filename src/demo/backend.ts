@@ -1,67 +1,96 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { publishMessage } from '../control/publish-client.js';
+import { demoPage } from './page.js';
+
+export const DEMO_CHANNEL = 'demo';
 
 /**
- * The built-in demo backend `holdfast demo` puts behind Holdfast: an ordinary, stateless HTTP app that shows
- * what arrived through the proxy (which pooled connection, the forwarded headers).
+ * The built-in demo backend `holdfast demo` puts behind Holdfast: an ordinary, stateless HTTP app. It never
+ * holds a connection itself: `/events` and `/poll` answer at once with GRIP instructions and Holdfast holds
+ * the clients; `/api/publish` publishes with one POST to Holdfast's control listener.
  */
-export function createDemoBackend(): Server {
-  let requests = 0;
-  const connectionIds = new WeakMap<object, number>();
-  let nextConnectionId = 1;
+export function createDemoBackend(controlUrl: () => string): Server {
+  const state = { requests: 0, nextConnectionId: 1, nextMessageId: 1, connectionIds: new WeakMap<object, number>() };
   return createServer((req: IncomingMessage, res: ServerResponse) => {
-    requests++;
-    let connectionId = connectionIds.get(req.socket);
+    state.requests++;
+    let connectionId = state.connectionIds.get(req.socket);
     if (connectionId === undefined) {
-      connectionId = nextConnectionId++;
-      connectionIds.set(req.socket, connectionId);
+      connectionId = state.nextConnectionId++;
+      state.connectionIds.set(req.socket, connectionId);
     }
     const url = new URL(req.url ?? '/', 'http://demo');
-    if (url.pathname === '/api/info') {
-      const body = JSON.stringify({
-        requests,
-        backendConnection: connectionId,
-        backendConnectionsOpened: nextConnectionId - 1,
-        forwardedFor: req.headers['x-forwarded-for'] ?? null,
-        via: req.headers.via ?? null,
-      });
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(body);
-      return;
+    switch (url.pathname) {
+      case '/':
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(demoPage());
+        return;
+      case '/events':
+        // Server-Sent Events: hold the client on the demo channel; Holdfast adds ids, heartbeats, replay.
+        res.writeHead(200, {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-cache',
+          'grip-hold': 'stream',
+          'grip-channel': DEMO_CHANNEL,
+        });
+        res.end('event: hello\ndata: connected through Holdfast\n\n');
+        return;
+      case '/poll':
+        // Long-poll: the answer is the next published message, or this one after 20 s.
+        res.writeHead(200, {
+          'content-type': 'text/plain; charset=utf-8',
+          'grip-hold': 'response',
+          'grip-channel': DEMO_CHANNEL,
+          'grip-timeout': '20',
+        });
+        res.end('');
+        return;
+      case '/api/info':
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(
+          JSON.stringify({
+            requests: state.requests,
+            backendConnection: connectionId,
+            backendConnectionsOpened: state.nextConnectionId - 1,
+            forwardedFor: req.headers['x-forwarded-for'] ?? null,
+            via: req.headers.via ?? null,
+          }),
+        );
+        return;
+      case '/api/publish':
+        if (req.method !== 'POST') break;
+        readSmallBody(req)
+          .then((text) =>
+            publishMessage({
+              controlUrl: controlUrl(),
+              channel: DEMO_CHANNEL,
+              message: text.slice(0, 500) || '(empty)',
+              id: String(state.nextMessageId++),
+            }),
+          )
+          .then((outcome) => {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ delivered: outcome.delivered }));
+          })
+          .catch((err: unknown) => {
+            res.writeHead(502, { 'content-type': 'text/plain' });
+            res.end(`publish failed: ${(err as Error).message}\n`);
+          });
+        return;
     }
-    if (url.pathname !== '/') {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found\n');
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-    res.end(demoPage());
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
   });
 }
 
-function demoPage(): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Holdfast demo</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}
-code,pre{background:#f3f3f3;padding:.1rem .3rem;border-radius:4px}#stats{font-size:1.1rem}</style></head>
-<body>
-<h1>Holdfast is in front of this page</h1>
-<p>This page comes from the demo backend, through Holdfast. Below, your browser asks the backend for
-<code>/api/info</code> 20 times a second over keep-alive: watch how few backend connections serve them all.</p>
-<pre id="stats">waiting...</pre>
-<script>
-let n = 0;
-async function tick() {
-  const info = await (await fetch('/api/info')).json();
-  n++;
-  document.getElementById('stats').textContent =
-    'requests seen by the backend:      ' + info.requests + '\\n' +
-    'backend connections ever opened:   ' + info.backendConnectionsOpened + '\\n' +
-    'this one came on backend conn #    ' + info.backendConnection + '\\n' +
-    'X-Forwarded-For:                   ' + info.forwardedFor + '\\n' +
-    'Via:                               ' + info.via;
-}
-setInterval(() => { tick().catch(() => {}); }, 50);
-</script>
-</body></html>
-`;
+function readSmallBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.length > 4096) req.destroy(new Error('message too long'));
+    });
+    req.on('end', () => resolve(text));
+    req.on('error', reject);
+  });
 }
