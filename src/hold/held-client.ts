@@ -107,9 +107,15 @@ export abstract class HeldClient implements WheelEntry, FilterSubject {
   /** The earliest of this client's deadlines, Infinity for none. */
   abstract nextDueMs(): number;
 
+  /** Content this transport would write for the item; control actions (close, hint) are not content. */
+  protected abstract carriesContent(item: PublishItem): boolean;
+
   /** Deliver an item from history (replay), bypassing the replay buffer. */
   deliverReplayed(item: PublishItem): boolean {
     if (this.closed) return false;
+    // History keeps control actions too (`close`, `hint`), but they were meant for the clients connected
+    // when they were published: replaying a `close` would end the reconnecting client's new stream at once.
+    if (!this.carriesContent(item)) return false;
     const sub = this.subscriptionFor(item.channel);
     if (sub !== undefined && sub.filters.length > 0 && !passesFilters(sub.filters, item, this)) return false;
     const delivered = this.deliver(item);

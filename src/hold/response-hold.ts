@@ -35,6 +35,10 @@ export class ResponseHold extends HeldClient {
     this.host.reschedule(this);
   }
 
+  protected carriesContent(item: PublishItem): boolean {
+    return item.formats['http-response']?.action === 'send';
+  }
+
   protected deliver(item: PublishItem): boolean {
     const format = item.formats['http-response'];
     if (format === undefined) return false;

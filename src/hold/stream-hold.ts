@@ -84,6 +84,10 @@ export class StreamHold extends HeldClient {
     return !this.checkSlowConsumer();
   }
 
+  protected carriesContent(item: PublishItem): boolean {
+    return item.formats['http-stream']?.action === 'send';
+  }
+
   protected deliver(item: PublishItem): boolean {
     const format = item.formats['http-stream'];
     if (format === undefined) return false;
