@@ -1,0 +1,294 @@
+#!/usr/bin/env node
+// HTTP reverse-proxy throughput and latency: wrk against the backend directly and through Holdfast, nginx,
+// HAProxy and http-proxy, all started here on loopback in the same run. See README.md.
+//
+//   node http-proxy-bench.mjs                 the full matrix, appended to RESULTS.md
+//   node http-proxy-bench.mjs --profile       Holdfast alone under --cpu-prof, small body at 50 connections
+//   options: --duration S (8) --warmup S (2) --no-record (do not append to RESULTS.md)
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { backendCounters, backendDelta, holdfastUpstreamConnections } from './lib/counters.mjs';
+import { BODIES, startBackend, startHaproxy, startHoldfast, startHttpProxy, startNginxProxy } from './lib/peers.mjs';
+import { coreBusyUs, machineBusyPct, treeCpuUs } from './lib/cpu.mjs';
+import { freePort } from './lib/ports.mjs';
+import { httpGet, stopAll, stopAllSync, stopProcess, waitUntilReady } from './lib/processes.mjs';
+import { appendResults, markdownTable, noiseNotes, resultsTable, targetsTable } from './lib/report.mjs';
+import { runWrk } from './lib/wrk.mjs';
+import { summarizeProfile } from './profile-summary.mjs';
+
+const benchDir = fileURLToPath(new URL('.', import.meta.url));
+const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const runDir = join(benchDir, '.run', 'http');
+const profDir = join(benchDir, '.run', 'prof');
+const wrkScript = join(benchDir, 'wrk', 'report.lua');
+const resultsFile = join(benchDir, 'RESULTS.md');
+
+// Two cores: the proxy under test gets core 1 alone; wrk and the backend share core 0. The backend (nginx
+// returning from memory) is far cheaper per request than any proxy, so core 1 is the bottleneck in every
+// proxied row, and `direct` is the ceiling that core 0 allows.
+const LOAD_CPU = 0;
+const PROXY_CPU = 1;
+const SIZES = ['small', '10k'];
+// The machine may be shared (other jobs' test runs land on core 1 too). A cell where something else used more
+// than NOISY_PCT of core 1 is measured again, keeping the quieter run; bounded so the run stays ~4 minutes.
+const NOISY_PCT = 10;
+const MAX_REMEASURES = 6;
+// Before each cell, wait (bounded) until the machine is quiet: our idle peers use ~1%, so more means another
+// job is running and would take cycles from the cell.
+const QUIET_PCT = 8;
+const QUIET_WAIT_CELL_S = 20;
+const QUIET_WAIT_TOTAL_S = 120;
+let quietWaitLeftS = QUIET_WAIT_TOTAL_S;
+
+async function waitForQuiet() {
+  const deadline = Date.now() + Math.min(QUIET_WAIT_CELL_S, quietWaitLeftS) * 1000;
+  const started = Date.now();
+  let busy = await machineBusyPct();
+  while (busy > QUIET_PCT && Date.now() < deadline) busy = await machineBusyPct(1_000);
+  quietWaitLeftS -= (Date.now() - started) / 1000;
+  return busy;
+}
+const CONNECTIONS = [1, 50];
+
+const { values: opts } = parseArgs({
+  options: {
+    profile: { type: 'boolean', default: false },
+    duration: { type: 'string', default: '8' },
+    warmup: { type: 'string', default: '2' },
+    'no-record': { type: 'boolean', default: false },
+  },
+});
+const durationS = Number(opts.duration);
+const warmupS = Number(opts.warmup);
+
+function preflight() {
+  const missing = ['wrk', 'nginx', 'haproxy', 'taskset'].filter((cmd) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) throw new Error(`missing ${missing.join(', ')}: apt-get install -y wrk nginx-light haproxy util-linux`);
+  if (!existsSync(mainJs)) throw new Error(`no ${mainJs}: run \`npm run build\` in the repository root first`);
+  if (os.cpus().length < 2) throw new Error('needs 2 cores: the proxy under test and the load generator are pinned apart');
+}
+
+function versions() {
+  // nginx -v and wrk -v print to stderr (and wrk exits 1), so take the first line of either stream.
+  const first = (cmd, args) => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0].trim();
+  };
+  return [
+    `node ${process.version}`,
+    first('nginx', ['-v']).replace('nginx version: ', ''),
+    first('haproxy', ['-v']).replace(/ - https.*/, ''),
+    first('wrk', ['-v']).replace(/ Copyright.*/, ''),
+    `http-proxy ${readVersion('http-proxy')}`,
+    `${os.cpus().length} x ${os.cpus()[0].model}`,
+  ].join(', ');
+}
+
+function readVersion(pkg) {
+  try {
+    return execFileSync(process.execPath, ['-p', `require('${pkg}/package.json').version`], { cwd: benchDir, encoding: 'utf8' }).trim();
+  } catch {
+    return '?';
+  }
+}
+
+/** Start the backend and wait for it; returns its URLs. */
+async function backend() {
+  const port = await freePort();
+  const statusPort = await freePort();
+  const proc = startBackend({ dir: join(runDir, 'backend'), port, statusPort, cpu: LOAD_CPU });
+  const origin = `http://127.0.0.1:${port}`;
+  await waitUntilReady(proc, `${origin}/small`);
+  return { proc, port, origin, statusUrl: `http://127.0.0.1:${statusPort}/status` };
+}
+
+/** Every proxied target must return the backend's exact bodies before it is measured. */
+async function verifyBodies(target) {
+  for (const body of Object.values(BODIES)) {
+    const response = await httpGet(`${target.url}${body.path}`);
+    if (response.status !== 200 || response.body.length !== body.bytes) {
+      throw new Error(`${target.name}: ${body.path} answered ${response.status} with ${response.body.length} bytes, expected ${body.bytes}`);
+    }
+  }
+}
+
+async function startTargets(be, nodeArgs = [], only = null) {
+  const targets = [{ name: 'direct', url: be.origin, proc: be.proc }];
+  const want = (name) => only === null || only.includes(name);
+  const backendPort = be.port;
+  if (want('holdfast')) {
+    const port = await freePort();
+    const controlPort = await freePort();
+    const dir = join(runDir, 'holdfast');
+    const proc = startHoldfast({ dir, port, controlPort, backendPort, cpu: PROXY_CPU, mainJs, nodeArgs });
+    targets.push({ name: 'holdfast', url: `http://127.0.0.1:${port}`, proc, metricsUrl: `http://127.0.0.1:${controlPort}/metrics` });
+  }
+  if (want('nginx')) {
+    const port = await freePort();
+    const proc = startNginxProxy({ dir: join(runDir, 'nginx'), port, backendPort, cpu: PROXY_CPU });
+    targets.push({ name: 'nginx', url: `http://127.0.0.1:${port}`, proc });
+  }
+  if (want('haproxy')) {
+    const port = await freePort();
+    const proc = startHaproxy({ dir: join(runDir, 'haproxy'), port, backendPort, cpu: PROXY_CPU });
+    targets.push({ name: 'haproxy', url: `http://127.0.0.1:${port}`, proc });
+  }
+  if (want('http-proxy')) {
+    const port = await freePort();
+    const proc = startHttpProxy({ dir: join(runDir, 'http-proxy'), port, backendPort, cpu: PROXY_CPU, benchDir });
+    targets.push({ name: 'http-proxy', url: `http://127.0.0.1:${port}`, proc });
+  }
+  for (const t of targets) {
+    await waitUntilReady(t.proc, `${t.url}/small`);
+    await verifyBodies(t);
+  }
+  return targets;
+}
+
+/** One cell for one target: warm-up, then the measured run, with backend counters read around both. */
+async function measure(target, size, connections, be, warmup = true) {
+  const url = `${target.url}${BODIES[size].path}`;
+  const busyBeforePct = await waitForQuiet();
+  const before = await backendCounters(be.statusUrl);
+  const hfBefore = target.metricsUrl ? await holdfastUpstreamConnections(target.metricsUrl) : 0;
+  if (warmup && warmupS > 0) await runWrk({ url, connections, durationS: warmupS, cpu: LOAD_CPU, script: wrkScript });
+  const cpuBefore = treeCpuUs(target.proc.pid);
+  const coreBefore = coreBusyUs(PROXY_CPU);
+  const wallBefore = performance.now();
+  const result = await runWrk({ url, connections, durationS, cpu: LOAD_CPU, script: wrkScript });
+  const wallUs = (performance.now() - wallBefore) * 1000;
+  const proxyCpuUs = treeCpuUs(target.proc.pid) - cpuBefore;
+  const coreUs = coreBusyUs(PROXY_CPU) - coreBefore;
+  const after = await backendCounters(be.statusUrl);
+  const row = { target: target.name, size, connections, ...result, backend: null, cpu: null, busyBeforePct };
+  if (target.name !== 'direct') {
+    // Core 1 is the proxy's alone; time on it that the proxy did not use was taken by something else
+    // (another job on a shared machine), which makes that row's throughput suspect.
+    row.cpu = { usPerRequest: proxyCpuUs / result.requests, busyPct: (100 * proxyCpuUs) / wallUs, otherPct: (100 * Math.max(0, coreUs - proxyCpuUs)) / wallUs };
+  }
+  if (target.name !== 'direct') row.backend = backendDelta(before, after);
+  if (target.metricsUrl) row.holdfastUpstreamConnections = (await holdfastUpstreamConnections(target.metricsUrl)) - hfBefore;
+  if (target.proc.exitCode !== undefined) throw new Error(`${target.name} exited (${target.proc.exitCode}) during its run`);
+  return row;
+}
+
+async function matrix() {
+  const be = await backend();
+  const targets = await startTargets(be);
+  const rows = [];
+  let remeasuresLeft = MAX_REMEASURES;
+  for (const size of SIZES) {
+    for (const connections of CONNECTIONS) {
+      let directRps = 0;
+      for (const target of targets) {
+        let row = await measure(target, size, connections, be);
+        row.attempts = 1;
+        while (row.cpu !== null && row.cpu.otherPct > NOISY_PCT && remeasuresLeft > 0) {
+          remeasuresLeft--;
+          process.stderr.write(`${target.name} ${size} c=${connections}: ${row.cpu.otherPct.toFixed(0)}% of core 1 used by others, measuring again\n`);
+          const again = await measure(target, size, connections, be, false);
+          again.attempts = row.attempts + 1;
+          if (again.cpu.otherPct < row.cpu.otherPct) row = again;
+          else row.attempts = again.attempts;
+        }
+        if (target.name === 'direct') directRps = row.rps;
+        row.directRps = directRps;
+        rows.push(row);
+        const extra = row.holdfastUpstreamConnections !== undefined ? ` (holdfast metric: ${row.holdfastUpstreamConnections})` : '';
+        process.stderr.write(
+          `${target.name.padEnd(10)} ${size.padEnd(5)} c=${String(connections).padEnd(2)} ${Math.round(row.rps)} req/s` +
+            ` p50 ${(row.p50Us / 1000).toFixed(2)} ms p99 ${(row.p99Us / 1000).toFixed(2)} ms` +
+            ` backend conns ${row.backend?.connections ?? '-'}${extra} errors ${row.errorCount}` +
+            (row.cpu ? ` cpu ${row.cpu.usPerRequest.toFixed(1)} us/req, ${row.cpu.busyPct.toFixed(0)}% busy, other on core ${row.cpu.otherPct.toFixed(0)}%` : '') +
+            '\n',
+        );
+      }
+    }
+  }
+  return rows;
+}
+
+async function profile() {
+  rmSync(profDir, { recursive: true, force: true });
+  mkdirSync(profDir, { recursive: true });
+  const be = await backend();
+  const targets = await startTargets(be, ['--cpu-prof', '--cpu-prof-dir', profDir], ['holdfast']);
+  const holdfast = targets.find((t) => t.name === 'holdfast');
+  const row = await measure(holdfast, 'small', 50, be);
+  // The profile is written when the process exits; Holdfast exits 0 after draining on SIGTERM.
+  await stopProcess(holdfast.proc);
+  const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  if (file === undefined) throw new Error(`no .cpuprofile in ${profDir}`);
+  return { row, file: join(profDir, file), summary: summarizeProfile(join(profDir, file)) };
+}
+
+function commandLine() {
+  return ['node', 'http-proxy-bench.mjs', ...process.argv.slice(2)].join(' ');
+}
+
+async function main() {
+  preflight();
+  rmSync(runDir, { recursive: true, force: true });
+  mkdirSync(runDir, { recursive: true });
+  const startedAt = new Date();
+  const env = versions();
+  process.stderr.write(`${env}\nwarm-up ${warmupS} s + ${durationS} s per cell\n`);
+
+  if (opts.profile) {
+    const { row, file, summary } = await profile();
+    const top = markdownTable(
+      ['self %', 'self ms', 'function', 'where'],
+      summary.entries.slice(0, 15).map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(0), e.name, e.where]),
+    );
+    const text = `Holdfast under --cpu-prof, small body, 50 connections: ${Math.round(row.rps)} req/s (the profiler costs some)` +
+      `\n${summary.totalMs.toFixed(0)} ms sampled, ${summary.idleMs.toFixed(0)} ms idle; self % is of busy time` +
+      ` (includes start-up, warm-up and shutdown)\n\n${top}\n`;
+    process.stdout.write(`\n${text}`);
+    if (!opts['no-record']) {
+      appendResults(resultsFile, `## ${startedAt.toISOString().slice(0, 10)}: CPU profile\n\nCommand: \`cd bench && ${commandLine()}\`\n\n${env}\n\n${text}`);
+    }
+    return;
+  }
+
+  const rows = await matrix();
+  const table = resultsTable(rows);
+  const targets = targetsTable(rows);
+  const noise = noiseNotes(rows);
+  const noiseText = noise === '' ? '' : `\n\nInterference (core 1 not the proxy's alone):\n\n${noise}`;
+  const elapsedS = Math.round((Date.now() - startedAt.getTime()) / 1000);
+  process.stdout.write(`\n${table}${noiseText}\n\nIssue targets:\n\n${targets}\n\n(${elapsedS} s)\n`);
+  if (!opts['no-record']) {
+    appendResults(
+      resultsFile,
+      `## ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')}: HTTP proxy matrix\n\nCommand: \`cd bench && ${commandLine()}\`` +
+        ` (warm-up ${warmupS} s, ${durationS} s measured per cell, wrk -t1)\n\n${env}\n\n${table}${noiseText}\n\nIssue targets:\n\n${targets}\n`,
+    );
+  }
+}
+
+process.on('exit', stopAllSync);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    stopAll().finally(() => process.exit(130));
+  });
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`bench failed: ${err.stack ?? err}\n`);
+  process.exitCode = 1;
+} finally {
+  await stopAll();
+}
