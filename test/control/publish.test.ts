@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict';
+import { createSecretKey } from 'node:crypto';
+import { test, type TestContext } from 'node:test';
+import { PublishException, Publisher } from '@fanoutio/grip';
+import { SignJWT } from 'jose';
+import { startBackend } from '../helpers/backend.js';
+import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
+import { RawClient } from '../helpers/raw.js';
+import { HeldStream, heldCount, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+
+async function gateway(t: TestContext, overrides: Partial<ConfigInput> = {}): Promise<TestHoldfast> {
+  const backend = await startGripBackend(t, (req, res) => {
+    const instruct = res.grip.startInstruct();
+    instruct.addChannel(new URL(req.url ?? '/', 'http://x').pathname.slice(1));
+    if (req.headers['x-long-poll'] === '1') instruct.setHoldLongPoll(30);
+    else instruct.setHoldStream();
+    res.end();
+  });
+  return startTestHoldfast(t, [backend.url], overrides);
+}
+
+test('publish: Pushpin\'s answers, text and JSON, with the count of deliveries on this node', async (t) => {
+  const hf = await gateway(t);
+  const a = await HeldStream.open(t, hf.port, '/room');
+  const b = await HeldStream.open(t, hf.port, '/room');
+  await heldCount(hf, 2);
+  const text = await publishRaw(hf, { items: [streamItem('room', 'x')] });
+  assert.equal(text.status, 200);
+  assert.equal(text.text, 'Published\n');
+  assert.match(text.headers.get('content-type') ?? '', /^text\/plain/);
+  assert.equal(text.headers.get('x-holdfast-delivered'), '2');
+  const json = await publishRaw(hf, { items: [streamItem('room', 'y'), streamItem('nobody', 'z')] }, { accept: 'application/json' });
+  assert.equal(json.status, 200);
+  assert.match(json.headers.get('content-type') ?? '', /^application\/json/);
+  assert.equal(JSON.parse(json.text).message, 'Published');
+  assert.equal(json.headers.get('x-holdfast-delivered'), '2');
+  await a.waitForText('xy');
+  await b.waitForText('xy');
+  // No trailing slash is the same endpoint; an empty list is accepted, as Pushpin does.
+  const bare = await fetch(`${hf.controlUrl}/publish`, { method: 'POST', body: '{"items":[]}' });
+  assert.equal(bare.status, 200);
+  assert.equal(bare.headers.get('x-holdfast-delivered'), '0');
+  assert.equal(await metricValue(hf, 'holdfast_messages_published_total'), 3);
+});
+
+test('publish: 405 for other methods, 404 for other paths, a banner at /', async (t) => {
+  const hf = await gateway(t);
+  for (const method of ['GET', 'PUT', 'DELETE']) {
+    const res = await fetch(`${hf.controlUrl}/publish/`, { method });
+    assert.equal(res.status, 405, method);
+    assert.match(res.headers.get('allow') ?? '', /POST/);
+    await res.arrayBuffer();
+  }
+  for (const path of ['/publishx', '/publish/extra', '/nope']) {
+    const res = await fetch(`${hf.controlUrl}${path}`, { method: 'POST', body: '{"items":[]}' });
+    assert.equal(res.status, 404, path);
+    await res.arrayBuffer();
+  }
+  const banner = await fetch(`${hf.controlUrl}/`);
+  assert.equal(banner.status, 200);
+  assert.ok((await banner.text()).length > 0);
+});
+
+const BAD_BODIES: [string, string, string][] = [
+  ['not JSON', '{"items": [', 'HF_ERR_PUBLISH_JSON'],
+  ['empty body', '', 'HF_ERR_PUBLISH_JSON'],
+  ['a list, not an object', '[]', 'HF_ERR_PUBLISH_ITEMS'],
+  ['no items key', '{}', 'HF_ERR_PUBLISH_ITEMS'],
+  ['items not a list', '{"items": {"channel": "c"}}', 'HF_ERR_PUBLISH_ITEMS'],
+  ['items null', '{"items": null}', 'HF_ERR_PUBLISH_ITEMS'],
+];
+
+const BAD_ITEMS: [string, unknown][] = [
+  ['item not an object', 1],
+  ['missing channel', { formats: { 'http-stream': { content: 'x' } } }],
+  ['empty channel', { channel: '', formats: { 'http-stream': { content: 'x' } } }],
+  ['channel not a string', { channel: 42, formats: { 'http-stream': { content: 'x' } } }],
+  ['formats not an object', { channel: 'c', formats: 'http-stream' }],
+  ['no format at all', { channel: 'c', formats: {} }],
+  ['format not an object', { channel: 'c', formats: { 'http-stream': 'x' } }],
+  ['bad http-stream action', { channel: 'c', formats: { 'http-stream': { content: 'x', action: 'explode' } } }],
+  ['http-response cannot close', { channel: 'c', formats: { 'http-response': { body: 'x', action: 'close' } } }],
+  ['bad ws-message action', { channel: 'c', formats: { 'ws-message': { content: 'x', action: 'hint' } } }],
+  ['http-stream content missing', { channel: 'c', formats: { 'http-stream': {} } }],
+  ['http-stream content not a string', { channel: 'c', formats: { 'http-stream': { content: 5 } } }],
+  ['content-bin not a string', { channel: 'c', formats: { 'http-stream': { 'content-bin': [1] } } }],
+  ['ws-message content missing', { channel: 'c', formats: { 'ws-message': { type: 'text' } } }],
+  ['bad ws-message type', { channel: 'c', formats: { 'ws-message': { content: 'x', type: 'blob' } } }],
+  ['code not a number', { channel: 'c', formats: { 'http-response': { code: 'abc' } } }],
+  ['code too small', { channel: 'c', formats: { 'http-response': { code: 99 } } }],
+  ['code too large', { channel: 'c', formats: { 'http-response': { code: 1000 } } }],
+  ['code fractional', { channel: 'c', formats: { 'http-response': { code: 200.5 } } }],
+  ['code a boolean', { channel: 'c', formats: { 'http-response': { code: true } } }],
+  ['reason not a string', { channel: 'c', formats: { 'http-response': { reason: 7 } } }],
+  ['headers not an object', { channel: 'c', formats: { 'http-response': { headers: 'x: y' } } }],
+  ['header value not a string', { channel: 'c', formats: { 'http-response': { headers: { a: 1 } } } }],
+  ['header pair too short', { channel: 'c', formats: { 'http-response': { headers: [['a']] } } }],
+  ['body not a string', { channel: 'c', formats: { 'http-response': { body: { a: 1 } } } }],
+  ['non-string meta value', { channel: 'c', meta: { user: 1 }, formats: { 'http-stream': { content: 'x' } } }],
+  ['meta not an object', { channel: 'c', meta: 'user=a', formats: { 'http-stream': { content: 'x' } } }],
+  ['id an object', { channel: 'c', id: { a: 1 }, formats: { 'http-stream': { content: 'x' } } }],
+  ['prev-id a list', { channel: 'c', 'prev-id': ['1'], formats: { 'http-stream': { content: 'x' } } }],
+  ['no-seq not a boolean', { channel: 'c', 'no-seq': 'yes', formats: { 'http-stream': { content: 'x' } } }],
+  ['ws close code out of range', { channel: 'c', formats: { 'ws-message': { action: 'close', code: 70000 } } }],
+];
+
+test('publish: malformed bodies and items are 400 with the error code, and publish nothing', async (t) => {
+  const hf = await gateway(t);
+  const client = await HeldStream.open(t, hf.port, '/c');
+  await heldCount(hf, 1);
+  for (const [name, body, code] of BAD_BODIES) {
+    const res = await publishRaw(hf, body);
+    assert.equal(res.status, 400, name);
+    assert.equal(res.headers.get('x-holdfast-error'), code, name);
+  }
+  for (const [name, item] of BAD_ITEMS) {
+    // The bad item follows a good one: a request is all or nothing.
+    const res = await publishRaw(hf, { items: [streamItem('c', 'LEAK'), item] }, { accept: 'application/json' });
+    assert.equal(res.status, 400, name);
+    assert.equal(res.headers.get('x-holdfast-error'), 'HF_ERR_PUBLISH_ITEM', name);
+    assert.equal(JSON.parse(res.text).error, 'HF_ERR_PUBLISH_ITEM', name);
+  }
+  await publishRaw(hf, { items: [streamItem('c', 'ok')] });
+  await client.waitForText('ok');
+  assert.equal(client.body, 'ok', 'nothing from a refused request reached the client');
+  assert.equal(await metricValue(hf, 'holdfast_messages_published_total'), 1);
+});
+
+test('publish: Pushpin\'s leniencies: code as a string, format keys directly in the item, a numeric id', async (t) => {
+  const hf = await gateway(t);
+  const poll = await RawClient.connect(t, hf.port);
+  poll.write('GET /lp HTTP/1.1\r\nHost: app.test\r\nX-Long-Poll: 1\r\n\r\n');
+  const stream = await HeldStream.open(t, hf.port, '/direct');
+  await heldCount(hf, 2);
+  const res = await publishRaw(hf, {
+    items: [
+      { channel: 'lp', formats: { 'http-response': { code: '404', body: 'gone' } } },
+      { channel: 'direct', id: 7, 'http-stream': { content: 'flat' } },
+    ],
+  });
+  assert.equal(res.status, 200, res.text);
+  const answered = await poll.readResponse();
+  assert.equal(answered.status, 404);
+  assert.equal(answered.body.toString(), 'gone');
+  await stream.waitForText('flat');
+  assert.equal(hf.bus.lastId('direct'), '7');
+});
+
+test('publish: 413 for a body over publish.maxBodyBytes (declared or streamed) and a message over publish.maxMessageBytes', async (t) => {
+  const hf = await gateway(t, { publish: { maxBodyBytes: 2048, maxMessageBytes: 100 } });
+  // Declared: answered from the head alone, without waiting for a body that may never come.
+  const raw = await RawClient.connect(t, hf.controlAddress.port);
+  raw.write('POST /publish HTTP/1.1\r\nHost: control\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n');
+  const declared = await raw.readResponse();
+  assert.equal(declared.status, 413);
+  assert.equal(declared.headers['x-holdfast-error'], 'HF_ERR_PUBLISH_TOO_LARGE');
+  await raw.waitEnd();
+  // Streamed (chunked, no length): counted as it arrives.
+  const chunked = await RawClient.connect(t, hf.controlAddress.port);
+  const big = JSON.stringify({ items: [streamItem('c', 'x'.repeat(3000))] });
+  chunked.write(`POST /publish HTTP/1.1\r\nHost: control\r\nTransfer-Encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n${big}\r\n0\r\n\r\n`);
+  const streamed = await chunked.readResponse();
+  assert.equal(streamed.status, 413);
+  assert.equal(streamed.headers['x-holdfast-error'], 'HF_ERR_PUBLISH_TOO_LARGE');
+
+  const over = await publishRaw(hf, { items: [streamItem('c', 'x'.repeat(101))] });
+  assert.equal(over.status, 413);
+  assert.equal(over.headers.get('x-holdfast-error'), 'HF_ERR_PUBLISH_MESSAGE_TOO_LARGE');
+  const overResponse = await publishRaw(hf, { items: [{ channel: 'c', formats: { 'http-response': { 'body-bin': Buffer.alloc(101).toString('base64') } } }] });
+  assert.equal(overResponse.status, 413);
+  assert.equal(overResponse.headers.get('x-holdfast-error'), 'HF_ERR_PUBLISH_MESSAGE_TOO_LARGE');
+  const exact = await publishRaw(hf, { items: [streamItem('c', 'x'.repeat(100))] });
+  assert.equal(exact.status, 200);
+});
+
+test('publish auth: js-grip\'s Bearer key, JWT (control_iss + key) and Basic are accepted; anything else is 401', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], { publish: { key: 'sekrit', iss: 'publisher-app' } });
+  const accepted: [string, Publisher][] = [
+    ['bearer key', new Publisher({ control_uri: hf.controlUrl, key: 'sekrit' })],
+    ['jwt', new Publisher({ control_uri: hf.controlUrl, control_iss: 'publisher-app', key: 'sekrit' })],
+    ['basic', new Publisher({ control_uri: hf.controlUrl, user: 'anyone', pass: 'sekrit' })],
+  ];
+  for (const [name, publisher] of accepted) await assert.doesNotReject(publisher.publishHttpStream('c', name), name);
+  assert.equal(await metricValue(hf, 'holdfast_messages_published_total'), 3);
+
+  const refused: [string, Publisher][] = [
+    ['no auth', new Publisher({ control_uri: hf.controlUrl })],
+    ['wrong bearer key', new Publisher({ control_uri: hf.controlUrl, key: 'wrong' })],
+    ['jwt with the wrong key', new Publisher({ control_uri: hf.controlUrl, control_iss: 'publisher-app', key: 'wrong' })],
+    ['jwt with the wrong iss', new Publisher({ control_uri: hf.controlUrl, control_iss: 'intruder', key: 'sekrit' })],
+    ['basic with the wrong password', new Publisher({ control_uri: hf.controlUrl, user: 'anyone', pass: 'wrong' })],
+  ];
+  for (const [name, publisher] of refused) {
+    await assert.rejects(publisher.publishHttpStream('c', name), (err: unknown) => {
+      assert.ok(err instanceof PublishException, name);
+      assert.equal(err.context.statusCode, 401, name);
+      return true;
+    });
+  }
+  const key = createSecretKey(Buffer.from('sekrit'));
+  const expired = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer('publisher-app').setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key);
+  for (const authorization of [`Bearer ${expired}`, 'Bearer', 'Basic !!!', 'Digest sekrit', 'sekrit', `Bearer ${expired.split('.').slice(0, 2).join('.')}.`]) {
+    const res = await publishRaw(hf, { items: [streamItem('c', 'x')] }, { authorization });
+    assert.equal(res.status, 401, authorization);
+    assert.equal(res.headers.get('x-holdfast-error'), 'HF_ERR_PUBLISH_UNAUTHORIZED', authorization);
+  }
+  assert.equal(await metricValue(hf, 'holdfast_messages_published_total'), 3);
+});
