@@ -65,7 +65,7 @@ test('long-poll: a published http-response answers with its code, reason and bod
   await heldCount(hf, 1);
   await publisherFor(hf).publishHttpResponse(
     'lp',
-    new HttpResponseFormat({ code: 201, reason: 'Made', headers: { 'X-Override': 'new', 'x-pub': 'p' }, body: 'hello' }),
+    new HttpResponseFormat({ code: '201', reason: 'Made', headers: { 'X-Override': 'new', 'x-pub': 'p' }, body: 'hello' }),
   );
   const res = await client.readResponse();
   assert.equal(res.status, 201);
