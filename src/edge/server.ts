@@ -36,13 +36,17 @@ export class Edge implements EdgeContext {
   readonly #deps: EdgeDeps;
   readonly #bodyStall: BodyStallWatch;
   readonly #accessLog: boolean;
+  /** Counters bound to their label once, not looked up per response. */
+  readonly #responseClasses: { inc(): void }[];
   readonly #maxRequestsPerConnection: number;
 
   constructor(deps: EdgeDeps) {
     this.#deps = deps;
     const { limits, timeouts } = deps.config;
     this.maxPipelinedInFlight = limits.maxPipelinedInFlight;
-    this.#accessLog = deps.config.log.access;
+    // Decided once: building the access-log object for a level that drops it costs more than the proxying.
+    this.#accessLog = deps.config.log.access && deps.log.isLevelEnabled('info');
+    this.#responseClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => deps.metrics.responsesTotal.labels({ class: c }));
     this.#maxRequestsPerConnection = limits.maxRequestsPerConnection;
     this.registry = new ConnectionRegistry(limits);
     this.#bodyStall = new BodyStallWatch(timeouts.requestBodyStallMs, (exchange) => this.#onBodyStall(exchange));
@@ -225,7 +229,7 @@ export class Edge implements EdgeContext {
     if (exchange !== undefined) this.#bodyStall.delete(exchange);
     const { metrics } = this.#deps;
     const status = res.statusCode;
-    metrics.responsesTotal.inc({ class: `${Math.floor(status / 100)}xx` });
+    this.#responseClasses[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!.inc();
     if (exchange !== undefined) {
       const seconds = (Date.now() - exchange.startedAtMs) / 1000;
       metrics.requestDuration.observe(seconds);

@@ -51,15 +51,15 @@ export class GripInstructError extends HoldfastError {
 }
 
 /** Any `Grip-*` header or an `application/grip-instruct` body makes a backend response an instruction. */
-export function isGripResponse(rawHeaders: readonly Buffer[] | readonly string[]): boolean {
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    const text = typeof name === 'string' ? name : name.toString('latin1');
-    if (text.length > 5 && text.slice(0, 5).toLowerCase() === 'grip-') return true;
-    if (text.length === 12 && text.toLowerCase() === 'content-type') {
-      const value = rawHeaders[i + 1]!;
-      const ct = (typeof value === 'string' ? value : value.toString('latin1')).split(';')[0]!.trim().toLowerCase();
-      if (ct === 'application/grip-instruct') return true;
+export function isGripResponse(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    // Checked on every proxied response: test the first byte before lower-casing anything.
+    const first = name.charCodeAt(0) | 0x20;
+    if (first === 0x67 /* g */ && name.length > 5 && name.slice(0, 5).toLowerCase() === 'grip-') return true;
+    if (first === 0x63 /* c */ && name.length === 12 && name.toLowerCase() === 'content-type') {
+      const ct = headers[i + 1]!;
+      if (ct.length >= 25 && ct.slice(0, 25).toLowerCase() === 'application/grip-instruct') return true;
     }
   }
   return false;
@@ -93,6 +93,9 @@ export function parseInstruct(code: number, reason: string, headers: readonly st
     instruct.hold = hold;
   }
   for (const value of headerValues(headers, 'grip-channel')) {
+    // An empty value names no channel (Pushpin splits it into nothing). serve-grip sends `Grip-Channel:` empty
+    // whenever startInstruct() was called without channels, e.g. when it turns a 304 into Grip-Status.
+    if (value.trim() === '') continue;
     const items = parseHeaderItems(value);
     if (items === null || items.length === 0) throw new GripInstructError('failed to parse Grip-Channel');
     for (const item of items) instruct.channels.push(channelFromHeaderItem(item.value, item.params));
