@@ -3,6 +3,8 @@ import type { ProxyExchange } from '../proxy/exchange.js';
 interface Watched {
   bytesRead: number;
   lastProgressMs: number;
+  /** Whether the last sweep found us ready for more body (see waitingOnClient). */
+  waiting: boolean;
 }
 
 /**
@@ -22,7 +24,7 @@ export class BodyStallWatch {
   }
 
   add(exchange: ProxyExchange): void {
-    this.#watched.set(exchange, { bytesRead: exchange.req.socket.bytesRead, lastProgressMs: Date.now() });
+    this.#watched.set(exchange, { bytesRead: exchange.req.socket.bytesRead, lastProgressMs: Date.now(), waiting: true });
     this.#timer ??= setInterval(sweep, Math.min(1_000, this.#stallMs), this).unref();
   }
 
@@ -37,9 +39,13 @@ export class BodyStallWatch {
         continue;
       }
       const bytesRead = exchange.req.socket.bytesRead;
-      if (bytesRead !== state.bytesRead) {
+      const waiting = waitingOnClient(exchange);
+      // The clock runs only across sweeps that all found us waiting on the client: a sweep that sees the
+      // wait begin restarts it, so the client always gets the full stall time from then.
+      if (bytesRead !== state.bytesRead || !waiting || !state.waiting) {
         state.bytesRead = bytesRead;
         state.lastProgressMs = nowMs;
+        state.waiting = waiting;
       } else if (nowMs - state.lastProgressMs >= this.#stallMs) {
         this.#watched.delete(exchange);
         this.#onStall(exchange);
@@ -56,6 +62,16 @@ export class BodyStallWatch {
     this.#timer = null;
     this.#watched.clear();
   }
+}
+
+/**
+ * A silent body is the client's fault only while we are ready for more of it. Not yet: the exchange has not
+ * started (queued behind a pipelined request, or its client rightly waiting for our 100 Continue), or bytes
+ * it sent sit unread in our buffer (a slow backend's backpressure has paused the client socket). Either way
+ * the clock restarts; a backend that never reads is for the upstream timeouts to judge.
+ */
+function waitingOnClient(exchange: ProxyExchange): boolean {
+  return exchange.attempts > 0 && exchange.req.readableLength === 0;
 }
 
 function sweep(watch: BodyStallWatch): void {

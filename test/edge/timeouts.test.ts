@@ -217,3 +217,62 @@ test('a slow but moving request body is not cut by the stall timeout', async (t)
   assert.equal(res.status, 200);
   assert.equal(res.body.toString(), String(parts * 10));
 });
+
+test('a body nobody reads yet is not a stall: Expect 100-continue queued behind a slow pipelined request', async (t) => {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let arrived!: () => void;
+  const holding = new Promise<void>((resolve) => (arrived = resolve));
+  const backend = await startBackend(t, async (req, res, body) => {
+    if (req.url === '/slow') {
+      arrived();
+      await released;
+    }
+    res.end(`${req.url} ${body.toString()}`);
+  });
+  const hf = await startTestHoldfast(t, [backend.url], { timeouts: { requestBodyStallMs: STALL_MS } });
+  const client = await RawClient.connect(t, hf.port);
+  // The POST waits behind the GET (RFC 9112 §9.3.2) and its client waits for our 100 Continue: the client
+  // is doing what it must, so the stall clock must not run against it.
+  client.write(
+    'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n',
+  );
+  await holding;
+  // The backend takes three stall limits over the GET (the scenario, not a wait for Holdfast).
+  setTimeout(release, STALL_MS * 3);
+  const first = await client.readResponse();
+  assert.equal(first.status, 200);
+  assert.equal(first.body.toString(), '/slow ');
+  const interim = await client.readResponse();
+  assert.equal(interim.status, 100);
+  client.write('hello');
+  const res = await client.readResponse();
+  assert.equal(res.status, 200);
+  assert.equal(res.body.toString(), '/upload hello');
+});
+
+test('a backend reading an upload slowly is not the client stalling: no 408', async (t) => {
+  const size = 32 * 1024 * 1024;
+  const backend = await startBackend(
+    t,
+    (req, res) => {
+      // Read nothing for three stall limits, then everything.
+      req.pause();
+      setTimeout(() => {
+        let received = 0;
+        req.on('data', (chunk: Buffer) => (received += chunk.length));
+        req.on('end', () => res.end(String(received)));
+        req.resume();
+      }, STALL_MS * 3);
+    },
+    { bufferBody: false },
+  );
+  const hf = await startTestHoldfast(t, [backend.url], { timeouts: { requestBodyStallMs: STALL_MS } });
+  const client = await RawClient.connect(t, hf.port);
+  client.write(`POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
+  client.write(Buffer.alloc(size, 0x61));
+  const res = await client.readResponse();
+  assert.equal(res.status, 200, `got ${res.status} ${res.headers['x-holdfast-error'] ?? ''}`);
+  assert.equal(res.body.toString(), String(size));
+});
