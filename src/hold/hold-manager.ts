@@ -53,6 +53,7 @@ export class HoldManager implements HoldHost {
   readonly #held = new Set<HeldClient>();
   readonly #sseHeartbeat: KeepAlive | null;
   #corked: StreamHold[] | null = null;
+  readonly #deliveryCounters = new Map<string, { inc(): void }>();
 
   constructor(deps: HoldManagerDeps) {
     this.#deps = deps;
@@ -183,7 +184,13 @@ export class HoldManager implements HoldHost {
   }
 
   countDelivery(client: HeldClient): void {
-    this.#deps.metrics.deliveries.inc({ transport: client.transport });
+    // Once per subscriber per message: a label lookup here would cost more than the write.
+    let counter = this.#deliveryCounters.get(client.transport);
+    if (counter === undefined) {
+      counter = this.#deps.metrics.deliveries.labels({ transport: client.transport });
+      this.#deliveryCounters.set(client.transport, counter);
+    }
+    counter.inc();
   }
 
   countDrop(reason: string): void {
