@@ -54,6 +54,16 @@ export function classifyUpstreamError(backend: string, err: unknown, responseSta
       healthFailure: true,
     };
   }
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
+    // undici refused to send what the client gave us (a header it will not write): the client's fault, not
+    // the backend's, and nothing was sent.
+    return {
+      error: new UpstreamError('HF_ERR_UNFORWARDABLE_REQUEST', 400, backend, `cannot be sent this request (${e.message})`, err),
+      notSent: false,
+      staleReusedSocket: false,
+      healthFailure: false,
+    };
+  }
   if (code === 'UND_ERR_HEADERS_TIMEOUT') {
     return {
       error: new UpstreamError('HF_ERR_UPSTREAM_TIMEOUT', 504, backend, 'did not answer in time', err),
