@@ -11,14 +11,18 @@ export interface HeaderItem {
   params: [string, string][];
 }
 
-export function parseHeaderItems(header: string, splitCommas = true): HeaderItem[] | null {
+/**
+ * `firstIsParam`: the first token is itself `key=value` (Grip-Set-Meta, Pushpin's ParseAllParameters mode).
+ * Otherwise it is taken whole, so `</feed?page=2>` and a channel named `a=b` keep their `=`.
+ */
+export function parseHeaderItems(header: string, splitCommas = true, firstIsParam = false): HeaderItem[] | null {
   const items: HeaderItem[] = [];
   for (const part of splitOutsideQuotes(header, splitCommas ? ',' : '')) {
     if (part.trim() === '') continue;
     const pieces = splitOutsideQuotes(part, ';');
     const first = pieces[0]!.trim();
     if (first === '') return null;
-    const eq = first.indexOf('=');
+    const eq = firstIsParam ? first.indexOf('=') : -1;
     const firstParamValue = eq >= 0 ? unquote(first.slice(eq + 1).trim()) : undefined;
     if (firstParamValue === null) return null;
     const item: HeaderItem = { value: eq >= 0 ? first.slice(0, eq).trim() : first, firstParamValue, params: [] };

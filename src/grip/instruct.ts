@@ -105,7 +105,7 @@ export function parseInstruct(code: number, reason: string, headers: readonly st
   const keepAlive = headerValue(headers, 'grip-keep-alive');
   if (keepAlive !== undefined) instruct.keepAlive = parseKeepAliveHeader(keepAlive);
   for (const value of headerValues(headers, 'grip-set-meta')) {
-    const items = parseHeaderItems(value);
+    const items = parseHeaderItems(value, true, true);
     if (items === null) throw new GripInstructError('failed to parse Grip-Set-Meta');
     for (const item of items) instruct.meta[item.value] = item.firstParamValue ?? '';
   }
@@ -182,7 +182,8 @@ function parseKeepAliveHeader(value: string): KeepAlive {
   const items = parseHeaderItems(value, false);
   const item = items?.[0];
   if (item === undefined || item.value === '') throw new GripInstructError('Grip-Keep-Alive cannot be empty');
-  const raw = item.firstParamValue === undefined ? item.value : `${item.value}=${item.firstParamValue}`;
+  // Taken whole: base64 padding and raw data may contain '='.
+  const raw = item.value;
   const mode = param(item, 'mode') ?? 'idle';
   if (mode !== 'idle' && mode !== 'interval') throw new GripInstructError(`no such Grip-Keep-Alive mode '${mode}'`);
   const t = param(item, 'timeout');
