@@ -226,6 +226,8 @@ export class Edge implements EdgeContext {
   responseClosed(res: EdgeResponse, conn: ClientConnection): void {
     const exchange = res[kExchange];
     exchange?.onClientClose();
+    // Do not keep a finished exchange (and its req/res) alive on an idle keep-alive connection.
+    if (exchange !== undefined && conn.lastExchange === exchange) conn.lastExchange = null;
     if (exchange !== undefined) this.#bodyStall.delete(exchange);
     const { metrics } = this.#deps;
     const status = res.statusCode;
