@@ -124,7 +124,7 @@ export abstract class HeldClient implements WheelEntry, FilterSubject {
   }
 
   /** Drop a client whose socket cannot keep up, before its queue grows without bound. */
-  protected checkSlowConsumer(): boolean {
+  checkSlowConsumer(): boolean {
     if (this.res.writableLength <= this.host.maxQueuedBytes) return false;
     this.host.countDrop('slow_consumer');
     this.res.destroy();

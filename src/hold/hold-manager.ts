@@ -174,6 +174,8 @@ export class HoldManager implements HoldHost {
     for (const client of corked) {
       client.corked = false;
       client.res.socket?.uncork();
+      // Uncorking writes what the socket takes at once; what is left is this client's real queue.
+      client.checkSlowConsumer();
     }
   }
 

@@ -81,7 +81,9 @@ export class StreamHold extends HeldClient {
     if (this.closed || this.res.destroyed) return false;
     if (bytes.length === 0) return true;
     this.res.write(bytes);
-    return !this.checkSlowConsumer();
+    // While corked for a publish batch every byte counts as queued, however fast the client reads: the
+    // check would drop healthy clients of any batch over the limit. The manager checks once it uncorks.
+    return this.corked || !this.checkSlowConsumer();
   }
 
   protected carriesContent(item: PublishItem): boolean {
