@@ -77,6 +77,141 @@ export const upstreamSchema = z.strictObject({
   failTimeoutMs: ms(100).default(10_000),
 });
 
+const serverSchema = z.strictObject({
+  /** Backend origin. */
+  url: backendUrl,
+  /** Relative share of traffic; 0 keeps the server configured but sends it nothing. @default 1 */
+  weight: count(0).max(1_000).default(1),
+});
+
+const hashOnSchema = z
+  .strictObject({
+    /** Hash this request header (case-insensitive name). */
+    header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'a header field name' }).optional(),
+    /** Hash this cookie's value. */
+    cookie: z.string().min(1).optional(),
+    /** Hash the client's address. */
+    clientAddress: z.literal(true).optional(),
+  })
+  .refine((h) => [h.header, h.cookie, h.clientAddress].filter((v) => v !== undefined).length === 1, {
+    message: 'exactly one of header, cookie or clientAddress: true',
+  });
+
+export const healthCheckSchema = z.strictObject({
+  /** Path of the HTTP GET health check, such as /healthz. */
+  path: z.string().startsWith('/', { message: 'an origin-form path such as /healthz' }),
+  /** Time between checks of one server (HAProxy `inter`). @default 2000 */
+  intervalMs: ms(10).default(2_000),
+  /** A check with no complete answer within this fails. @default 1000 */
+  timeoutMs: ms(10).default(1_000),
+  /** Consecutive failed checks that mark a server down (HAProxy `fall`). @default 3 */
+  fall: count(1).default(3),
+  /** Consecutive good checks that bring it back (HAProxy `rise`). @default 2 */
+  rise: count(1).default(2),
+  /** Status a healthy server answers; unset means any 2xx or 3xx (HAProxy's httpchk rule). */
+  expectStatus: z.number().int().min(100).max(599).optional(),
+});
+
+export const passiveSchema = z.strictObject({
+  /** Failures within failTimeoutMs that mark a server down. @default upstream.maxFails */
+  maxFails: count(1).optional(),
+  /** Window for maxFails, and how long a server is skipped after (when it has no active check). @default upstream.failTimeoutMs */
+  failTimeoutMs: ms(100).optional(),
+  /** Count 5xx answers as failures too (a burst of maxFails within failTimeoutMs marks the server down). @default false */
+  on5xx: z.boolean().default(false),
+});
+
+/** Compressible by default: text and the structured text formats; images, video and archives are already compressed. */
+export const DEFAULT_COMPRESSIBLE_TYPES = [
+  'text/*',
+  'application/json',
+  'application/*+json',
+  'application/javascript',
+  'application/xml',
+  'application/*+xml',
+  'application/x-ndjson',
+  'image/svg+xml',
+];
+
+export const compressionSchema = z.strictObject({
+  /** @default true */
+  gzip: z.boolean().default(true),
+  /** Brotli at quality 4 (Node's default 11 is far too slow on the fly). @default true */
+  brotli: z.boolean().default(true),
+  /** gzip level 1-9 (zlib's default 6; nginx's gzip_comp_level defaults to 1). @default 6 */
+  gzipLevel: count(1).max(9).default(6),
+  /** Brotli quality 0-11; about 4 is as fast as gzip and smaller. @default 4 */
+  brotliQuality: count(0).max(11).default(4),
+  /** Responses with a Content-Length below this are sent as they are. @default 1024 */
+  minBytes: count(0).default(1_024),
+  /** Media types to compress; `text/*` and `application/*+json` patterns allowed. */
+  types: z.array(z.string().regex(/^[a-z0-9.+*-]+\/[a-z0-9.+*-]+$/, { message: 'a media type such as text/html' })).default(DEFAULT_COMPRESSIBLE_TYPES),
+});
+
+export const groupSchema = z.strictObject({
+  servers: z.array(serverSchema).min(1, { message: 'at least one server' }),
+  /** roundRobin (weighted), leastRequests (fewest outstanding, weighted) or hash (consistent, on hashOn). @default "roundRobin" */
+  algorithm: z.enum(['roundRobin', 'leastRequests', 'hash']).default('roundRobin'),
+  /** What `hash` hashes; required for it. */
+  hashOn: hashOnSchema.optional(),
+  /** A server that comes back up ramps from a small share to its full weight over this long; 0 = at once. @default 0 */
+  slowStartMs: ms(0).default(0),
+  /** Requests one server handles at once; more wait in the queue. 0 = upstream.maxConnectionsPerBackend. @default 0 */
+  maxConcurrentPerServer: count(0).default(0),
+  queue: z
+    .strictObject({
+      /** Requests waiting for a free server; beyond this, 503 at once. @default 1000 */
+      maxLength: count(0).default(1_000),
+      /** A request waits at most this long, then 503. @default 5000 */
+      timeoutMs: ms(1).default(5_000),
+    })
+    .prefault({}),
+  healthCheck: healthCheckSchema.optional(),
+  passive: passiveSchema.prefault({}),
+  /** Cookie stickiness, HAProxy's `insert indirect nocache`. */
+  sticky: z
+    .strictObject({
+      /** Cookie name. */
+      cookie: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'a cookie name' }),
+      /** Key of the HMAC that makes server ids; set the same one on every Holdfast process behind one address. */
+      secret: z.string().min(8).optional(),
+    })
+    .optional(),
+  /** On-the-fly compression; absent means off. */
+  compression: compressionSchema.optional(),
+});
+
+const namedGroupSchema = groupSchema.extend({ name: z.string().min(1) });
+
+const routeSchema = z
+  .strictObject({
+    /** Exact host (`api.example.com`) or wildcard (`*.example.com`); absent matches any. */
+    host: z
+      .string()
+      .regex(/^(\*\.)?[A-Za-z0-9.-]+$/, { message: 'a host name, or *.example.com' })
+      .transform((h) => h.toLowerCase())
+      .optional(),
+    /** Matches this path and below it, on segment boundaries. @default "/" */
+    pathPrefix: z.string().startsWith('/', { message: 'a path starting with /' }).default('/'),
+    /** Name of a group. */
+    group: z.string().min(1),
+    /** Remove pathPrefix before forwarding. @default false */
+    stripPrefix: z.boolean().default(false),
+    /** Replace pathPrefix with this before forwarding. */
+    replacePrefix: z.string().startsWith('/', { message: 'a path starting with /' }).optional(),
+  })
+  .refine((r) => !(r.stripPrefix && r.replacePrefix !== undefined), {
+    message: 'stripPrefix and replacePrefix exclude each other',
+  });
+
+export type GroupConfig = z.infer<typeof groupSchema>;
+export type HealthCheckConfig = z.infer<typeof healthCheckSchema>;
+export type CompressionConfig = z.infer<typeof compressionSchema>;
+export type RouteConfig = z.infer<typeof routeSchema>;
+
+/** The group `backends: [...]` (and `--backend`) defines, with a catch-all route after the configured ones. */
+export const DEFAULT_GROUP = 'default';
+
 export const logSchema = z.strictObject({
   /** pino level. @default "info" */
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -137,13 +272,51 @@ export const publishSchema = z.strictObject({
   iss: z.string().min(1).optional(),
 });
 
+export const websocketSchema = z.strictObject({
+  /**
+   * `passthrough` tunnels the raw bytes to a backend that speaks WebSocket itself; `over-http` terminates the
+   * WebSocket here and talks to the backend with WebSocket-over-HTTP POSTs (Pushpin's protocol).
+   * @default "passthrough"
+   */
+  mode: z.enum(['passthrough', 'over-http']).default('passthrough'),
+  /** Path prefixes served as WebSocket-over-HTTP whatever `mode` says (`/ws` matches `/ws` and `/ws/...`). @default [] */
+  overHttpPaths: z.array(z.string().startsWith('/')).default([]),
+  /** Terminated sockets: a ping after this long without one; 0 disables pings. @default 25000 */
+  pingIntervalMs: ms(0).default(25_000),
+  /** Terminated sockets: a peer that has not answered a ping within this is closed as dead. @default 10000 */
+  pongTimeoutMs: ms(100).default(10_000),
+  /** Passthrough tunnels: closed when no byte moved either way for this long; 0 disables. @default 300000 */
+  tunnelIdleTimeoutMs: ms(0).default(300_000),
+  /** Terminated sockets: a larger message from the client is refused with close code 1009. @default 1048576 */
+  maxMessageBytes: count(1).default(1_048_576),
+  /** Terminated sockets: bytes queued toward the client (or toward the backend) before the socket is closed with 1008. @default 1048576 */
+  maxQueuedBytes: count(1024).default(1_048_576),
+});
+
 export const configSchema = z.strictObject({
   /** Client listener. @default "127.0.0.1:8080" */
   listen: hostPort.default('127.0.0.1:8080'),
   /** Control listener: metrics, health, publish. Never the client port. @default "127.0.0.1:5561" */
   control: hostPort.default('127.0.0.1:5561'),
-  /** Backend origins, balanced round-robin. */
-  backends: z.array(backendUrl).min(1, { message: 'at least one backend, such as http://127.0.0.1:3000' }),
+  /** Backend origins, balanced round-robin: the shortcut for one group named "default" with a catch-all route. */
+  backends: z.array(backendUrl).min(1, { message: 'at least one backend, such as http://127.0.0.1:3000' }).optional(),
+  /** Backend groups, as a map by name or a list of groups with `name`. */
+  groups: z
+    .union([z.record(z.string().min(1), groupSchema), z.array(namedGroupSchema)])
+    .default({})
+    .transform((groups, ctx): Record<string, GroupConfig> => {
+      if (!Array.isArray(groups)) return groups;
+      const byName: Record<string, GroupConfig> = {};
+      for (const [i, { name, ...group }] of groups.entries()) {
+        if (byName[name] !== undefined) {
+          ctx.issues.push({ code: 'custom', path: [i, 'name'], input: name, message: `a second group named "${name}"` });
+        }
+        byName[name] = group;
+      }
+      return byName;
+    }),
+  /** Routes, matched most specific first (exact host, then wildcard, then any; longer path prefix first). */
+  routes: z.array(routeSchema).default([]),
   limits: limitsSchema.prefault({}),
   timeouts: timeoutsSchema.prefault({}),
   upstream: upstreamSchema.prefault({}),
@@ -151,7 +324,9 @@ export const configSchema = z.strictObject({
   grip: gripSchema.prefault({}),
   push: pushSchema.prefault({}),
   publish: publishSchema.prefault({}),
+  websocket: websocketSchema.prefault({}),
 }).superRefine((config, ctx) => {
+  checkGroupsAndRoutes(config, ctx);
   const control = parseHostPort(config.control);
   if (control !== null && !isLoopback(control.host) && config.publish.key === undefined) {
     ctx.addIssue({
@@ -161,6 +336,53 @@ export const configSchema = z.strictObject({
     });
   }
 });
+
+type RefineContext = z.core.$RefinementCtx<{
+  backends?: string[] | undefined;
+  groups: Record<string, GroupConfig>;
+  routes: RouteConfig[];
+}>;
+
+function checkGroupsAndRoutes(
+  config: { backends?: string[] | undefined; groups: Record<string, GroupConfig>; routes: RouteConfig[] },
+  ctx: RefineContext,
+): void {
+  const names = new Set(Object.keys(config.groups));
+  if (config.backends === undefined && names.size === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['backends'],
+      message: 'at least one backend, such as http://127.0.0.1:3000 (or groups and routes)',
+    });
+    return;
+  }
+  if (config.backends !== undefined) {
+    if (names.has(DEFAULT_GROUP)) {
+      ctx.addIssue({ code: 'custom', path: ['groups', DEFAULT_GROUP], message: 'the name "default" is taken by backends' });
+    }
+    names.add(DEFAULT_GROUP);
+  }
+  for (const [name, group] of Object.entries(config.groups)) {
+    if (group.algorithm === 'hash' && group.hashOn === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['groups', name, 'hashOn'], message: 'required by algorithm: hash' });
+    }
+    if (group.servers.every((s) => s.weight === 0)) {
+      ctx.addIssue({ code: 'custom', path: ['groups', name, 'servers'], message: 'at least one server with a weight above 0' });
+    }
+  }
+  for (const [i, route] of config.routes.entries()) {
+    if (!names.has(route.group)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['routes', i, 'group'],
+        message: `unknown group "${route.group}"; groups: ${[...names].join(', ') || 'none'}`,
+      });
+    }
+  }
+  if (config.backends === undefined && config.routes.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['routes'], message: 'at least one route, such as { group: NAME }' });
+  }
+}
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);

@@ -75,7 +75,44 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     backendUp: new Gauge({
       name: 'holdfast_backend_up',
       help: '1 when the backend is taking traffic, 0 when health checks marked it down',
-      labelNames: ['backend'] as const,
+      labelNames: ['group', 'backend'] as const,
+      registers,
+    }),
+    backendTransitionsTotal: new Counter({
+      name: 'holdfast_backend_transitions_total',
+      help: 'Backends marked down or back up by active or passive health checks',
+      labelNames: ['group', 'backend', 'to'] as const,
+      registers,
+    }),
+    queueLength: new Gauge({
+      name: 'holdfast_queue_length',
+      help: 'Requests waiting for a free backend server, per group',
+      labelNames: ['group'] as const,
+      registers,
+    }),
+    queueWait: new Histogram({
+      name: 'holdfast_queue_wait_seconds',
+      help: 'Time requests waited in a group queue (served or timed out)',
+      labelNames: ['group', 'outcome'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    queueRejectedTotal: new Counter({
+      name: 'holdfast_queue_rejected_total',
+      help: 'Requests answered 503 by a group queue, by reason (full, timeout)',
+      labelNames: ['group', 'reason'] as const,
+      registers,
+    }),
+    compressedTotal: new Counter({
+      name: 'holdfast_compressed_responses_total',
+      help: 'Responses compressed on the fly, by encoding',
+      labelNames: ['encoding'] as const,
+      registers,
+    }),
+    reloadsTotal: new Counter({
+      name: 'holdfast_config_reloads_total',
+      help: 'Configuration reloads, by outcome (applied, refused)',
+      labelNames: ['outcome'] as const,
       registers,
     }),
     heldConnections: new Gauge({
@@ -114,6 +151,42 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     replayed: new Counter({
       name: 'holdfast_replayed_total',
       help: 'Items replayed from channel history to reconnecting clients',
+      registers,
+    }),
+    wsConnections: new Gauge({
+      name: 'holdfast_ws_connections',
+      help: 'WebSocket connections open now, by mode (passthrough tunnel or over-http terminated here)',
+      labelNames: ['mode'] as const,
+      registers,
+    }),
+    wsConnectionsTotal: new Counter({
+      name: 'holdfast_ws_connections_total',
+      help: 'WebSocket connections established, by mode',
+      labelNames: ['mode'] as const,
+      registers,
+    }),
+    wsRejected: new Counter({
+      name: 'holdfast_ws_handshakes_rejected_total',
+      help: 'WebSocket handshakes that did not become connections, by error code (backend refusals count as HF_ERR_WS_REFUSED)',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    wsDeadPeers: new Counter({
+      name: 'holdfast_ws_dead_peers_total',
+      help: 'WebSocket peers closed for missing a pong deadline, and tunnels closed for idling, by mode',
+      labelNames: ['mode'] as const,
+      registers,
+    }),
+    wsMessages: new Counter({
+      name: 'holdfast_ws_messages_total',
+      help: 'Messages on terminated WebSockets: in from clients, out to clients',
+      labelNames: ['direction'] as const,
+      registers,
+    }),
+    wsClosedByPolicy: new Counter({
+      name: 'holdfast_ws_closed_total',
+      help: 'Terminated WebSockets closed by Holdfast, by close code (1001 drain, 1008 queue, 1009 too big, 1011 backend)',
+      labelNames: ['code'] as const,
       registers,
     }),
     requestDuration: new Histogram({

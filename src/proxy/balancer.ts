@@ -1,25 +1,37 @@
+import type { IncomingMessage } from 'node:http';
+import type { GroupConfig } from '../config/schema.js';
+import { ConsistentHashBalancer } from './balancers/consistent-hash.js';
+import { LeastRequestsBalancer } from './balancers/least-requests.js';
+import { RoundRobinBalancer } from './balancers/round-robin.js';
 import type { Backend } from './upstream.js';
 
+/** What a balancer may look at in a request: its headers and where it came from. */
+export interface PickRequest {
+  readonly req: IncomingMessage;
+  readonly owner: { readonly clientAddress: string };
+}
+
 /**
- * Round-robin over the backends that passive health has not taken out. `exclude` holds the ones this request
- * already failed on, so a retry goes elsewhere when anywhere else is up.
+ * Chooses a server of a group for one request. Servers that are down, have weight 0 or are in `exclude`
+ * (this request already failed on them) are never chosen. With `needCapacity`, round-robin and
+ * least-requests choose only among servers below their concurrency cap; hashing ignores it (the key owns a
+ * server; the group queues the request for it, as HAProxy queues on the server).
  */
-export class RoundRobinBalancer {
-  readonly #backends: readonly Backend[];
-  #next = 0;
+export interface Balancer {
+  pick(nowMs: number, request: PickRequest | null, exclude: ReadonlySet<Backend> | undefined, needCapacity: boolean): Backend | null;
+}
 
-  constructor(backends: readonly Backend[]) {
-    this.#backends = backends;
-  }
+export function usable(backend: Backend, nowMs: number, exclude: ReadonlySet<Backend> | undefined, needCapacity: boolean): boolean {
+  return backend.weight > 0 && backend.isUp(nowMs) && !(needCapacity && !backend.hasCapacity) && !exclude?.has(backend);
+}
 
-  pick(nowMs: number, exclude?: ReadonlySet<Backend>): Backend | null {
-    const n = this.#backends.length;
-    for (let i = 0; i < n; i++) {
-      const backend = this.#backends[(this.#next + i) % n]!;
-      if (!backend.isUp(nowMs) || exclude?.has(backend)) continue;
-      this.#next = (this.#next + i + 1) % n;
-      return backend;
-    }
-    return null;
+export function createBalancer(config: GroupConfig, servers: readonly Backend[]): Balancer {
+  switch (config.algorithm) {
+    case 'roundRobin':
+      return new RoundRobinBalancer(servers);
+    case 'leastRequests':
+      return new LeastRequestsBalancer(servers);
+    case 'hash':
+      return new ConsistentHashBalancer(servers, config.hashOn!);
   }
 }

@@ -1,8 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { HoldfastError, UpstreamError } from '../errors.js';
+import { HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../edge/error-response.js';
 import type { Forwarder } from './forwarder.js';
+import type { CompressedBody } from './compression.js';
+import { withoutCookie } from './cookies.js';
+import type { BackendGroup, GroupRequest } from './group.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import { isGripResponse } from '../grip/instruct.js';
 import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js';
@@ -32,7 +35,7 @@ class ClientGoneError extends HoldfastError {
  * directly: the legacy callback form (`onHeaders`/`onData`) is used on purpose, because undici passes it
  * through unwrapped (no controller object per request) and hands us raw header buffers we filter in one pass.
  */
-export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner {
+export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, GroupRequest {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly owner: ExchangeOwner;
@@ -44,6 +47,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   readonly hasBody: boolean;
   readonly startedAtMs: number;
   backend: Backend | null = null;
+  /** Set when routed (at start): the group, the target after prefix rewriting, the slot held on a server. */
+  group: BackendGroup | null = null;
+  upstreamTarget: string;
+  slot: Backend | null = null;
   attempts = 0;
   /** Set when Holdfast answered with its own error. */
   errorCode: string | undefined;
@@ -57,6 +64,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   #responseStarted = false;
   #upstreamDone = false;
   #clientGone = false;
+  #status = 0;
+  /** Set when the plain response is compressed on its way out. */
+  #body: CompressedBody | null = null;
 
   /** The client sent `Expect: 100-continue`; the edge lets the body come once a backend is chosen. */
   readonly expectsContinue: boolean;
@@ -74,6 +84,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     this.owner = owner;
     this.forwarder = forwarder;
     this.target = request.target;
+    this.upstreamTarget = request.target;
     this.hasBody = request.hasBody;
     this.expectsContinue = expectsContinue;
     this.method = req.method ?? 'GET';
@@ -84,13 +95,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   /** Pick a backend and send. Called by the edge when pipeline order allows. */
   start(): void {
     if (this.#clientGone) return this.#finishUpstream();
-    const backend = this.forwarder.balancer.pick(Date.now(), this.#tried ?? undefined);
-    if (backend === null) {
-      return this.#fail(
-        new UpstreamError('HF_ERR_NO_HEALTHY_BACKEND', 503, this.forwarder.describe(), 'has no backend taking traffic'),
-      );
-    }
-    this.#send(backend);
+    this.dequeued(this.forwarder.admit(this));
+  }
+
+  /** The group placed this request (at once, or later from its queue): send it, or answer the error. */
+  dequeued(outcome: Backend | HoldfastError | null): void {
+    if (outcome === null) return; // queued: the group calls back
+    if (outcome instanceof HoldfastError) return this.#fail(outcome);
+    this.#send(outcome);
   }
 
   #send(backend: Backend): void {
@@ -104,7 +116,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     backend.requestCounter.inc();
     backend.pool.dispatch(
       {
-        path: this.target,
+        path: this.upstreamTarget,
         method: this.method,
         headers: this.#headers,
         body: this.hasBody ? this.req : null,
@@ -145,13 +157,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     });
     const signer = this.forwarder.gripSigner;
     if (signer !== null) headers.push('grip-sig', signer.token(), 'grip-feature', GRIP_FEATURES);
-    return headers;
+    // Sticky `indirect`: the backend never sees Holdfast's cookie.
+    const sticky = this.group?.sticky;
+    return sticky == null ? headers : withoutCookie(headers, sticky.cookie);
   }
 
   /** The client went away: stop the backend exchange and free its connection. */
   onClientClose(): void {
     if (this.#upstreamDone) return;
     this.#clientGone = true;
+    if (this.slot === null && this.group !== null) return this.#finishUpstream(); // still queued
     this.#abort?.(new ClientGoneError());
   }
 
@@ -174,6 +189,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
       this.#grip = holds.readResponse(this, statusCode, statusText, headers);
       return true;
     }
+    this.#status = statusCode;
+    // Sticky cookie and compression: the plain path only (a GRIP answer is the push gateway's).
+    if (this.group !== null && this.backend !== null) this.#body = this.group.prepareResponse(this, this.backend, statusCode, headers);
     if (this.owner.draining) headers.push('connection', 'close');
     try {
       if (statusText) this.res.writeHead(statusCode, statusText, headers);
@@ -188,6 +206,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
 
   onData(chunk: Buffer): boolean {
     if (this.#gripFailed) return true;
+    if (this.#body !== null) return this.#body.write(chunk);
     if (this.#grip !== null ? this.#grip.onData(chunk) : this.res.write(chunk)) return true;
     // Backpressure: undici stops reading the backend socket until the client drains.
     this.res.once('drain', resOnDrain);
@@ -195,7 +214,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   }
 
   onComplete(_trailers: string[] | null): void {
-    this.backend?.recordSuccess();
+    this.backend?.recordResponse(Date.now(), this.#status);
     if (this.#gripFailed) return this.#finishUpstream();
     if (this.#grip !== null) {
       // The push gateway owns the client response from here; the backend connection goes back to the pool.
@@ -204,7 +223,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
       grip.onComplete();
       return;
     }
-    this.res.end();
+    if (this.#body !== null) this.#body.end();
+    else this.res.end();
     this.#finishUpstream();
   }
 
@@ -244,7 +264,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
       if (!failure.notSent) return this.#send(backend); // a stale pooled socket: a fresh connection will do
       // A refused connection goes to another backend; with none left, the client learns why this one failed.
       (this.#tried ??= new Set()).add(backend);
-      const next = this.forwarder.balancer.pick(Date.now(), this.#tried);
+      const next = this.group!.retryElsewhere(this, this.#tried, Date.now());
       if (next !== null) return this.#send(next);
     }
     this.#fail(failure.error);
@@ -268,6 +288,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   #finishUpstream(): void {
     if (this.#upstreamDone) return;
     this.#upstreamDone = true;
+    this.group?.finished(this);
     this.owner.onUpstreamDone(this);
   }
 }

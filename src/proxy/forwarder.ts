@@ -1,32 +1,72 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CheckedRequest } from '../edge/request-checks.js';
-import type { HoldfastConfig } from '../config/schema.js';
+import { DEFAULT_GROUP, groupSchema, type GroupConfig, type HoldfastConfig } from '../config/schema.js';
+import { HoldfastError } from '../errors.js';
 import type { GripSigner } from '../grip/sig.js';
 import type { HoldManager } from '../hold/hold-manager.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { RoundRobinBalancer } from './balancer.js';
 import { ProxyExchange, kExchange, type ExchangeOwner } from './exchange.js';
-import { Backend } from './upstream.js';
+import { BackendGroup } from './group.js';
+import { rawHeaderValue } from './headers.js';
+import { RouteTable, compileRoute, routeConfigs } from './routes.js';
+import type { Backend } from './upstream.js';
 
-/** The backend side as the edge sees it: a set of pooled backends and a way to start an exchange. */
+/** One configuration's groups and routes; swapped whole on reload. */
+interface Routing {
+  readonly config: HoldfastConfig;
+  readonly groups: ReadonlyMap<string, BackendGroup>;
+  readonly table: RouteTable<BackendGroup>;
+  /** Where GRIP link fetches go (they carry no route): the catch-all route's group, else the first route's. */
+  readonly primary: BackendGroup;
+}
+
+/**
+ * The backend side as the edge sees it: the route table and backend groups of the current configuration,
+ * and a way to start an exchange. A request is routed when it starts (pipeline order), so after a reload
+ * new requests use the new groups while admitted ones finish on the old, which close once idle.
+ */
 export class Forwarder {
-  readonly backends: readonly Backend[];
-  readonly balancer: RoundRobinBalancer;
   readonly metrics: Metrics;
   readonly log: Logger;
-  readonly retries: number;
   /** Signs every backend request (Grip-Sig); null only in tests of the bare proxy. */
   gripSigner: GripSigner | null = null;
   /** The push gateway, given GRIP responses to hold. */
   holds: HoldManager | null = null;
+  /** Sticky ids of groups without their own secret: random per process, kept across reloads. */
+  readonly #stickyKey = randomBytes(32);
+  #routing: Routing;
+  readonly #retired = new Set<BackendGroup>();
 
   constructor(config: HoldfastConfig, metrics: Metrics, log: Logger) {
     this.metrics = metrics;
     this.log = log;
-    this.retries = config.upstream.retries;
-    this.backends = config.backends.map((origin) => new Backend(origin, { config, metrics, log }));
-    this.balancer = new RoundRobinBalancer(this.backends);
+    this.#routing = this.#build(config);
+  }
+
+  get retries(): number {
+    return this.#routing.config.upstream.retries;
+  }
+
+  get groups(): ReadonlyMap<string, BackendGroup> {
+    return this.#routing.groups;
+  }
+
+  /** For GRIP link fetches, which are not routed: a server of the primary group. */
+  get balancer(): { pick(nowMs: number, exclude?: ReadonlySet<Backend>): Backend | null } {
+    const group = this.#routing.primary;
+    return { pick: (nowMs, exclude) => group.balancer.pick(nowMs, null, exclude, false) };
+  }
+
+  /** For errors about the primary group (GRIP links and WebSocket tunnels, which are not routed yet). */
+  describe(): string {
+    return this.#routing.primary.describe();
+  }
+
+  /** The group and upstream target for a Host and origin-form target, or null when no route matches. */
+  route(host: string | undefined, target: string): { group: BackendGroup; target: string } | null {
+    return this.#routing.table.match(host, target);
   }
 
   createExchange(
@@ -41,16 +81,64 @@ export class Forwarder {
     return exchange;
   }
 
-  /** For errors about the group as a whole. */
-  describe(): string {
-    return this.backends.length === 1 ? this.backends[0]!.name : `group [${this.backends.map((b) => b.name).join(', ')}]`;
+  /**
+   * Route the exchange and place it in its group: a server to send to, null when it waits in the group's
+   * queue, or the error to answer (404 without a route, 503 from the group).
+   */
+  admit(exchange: ProxyExchange): Backend | HoldfastError | null {
+    const match = this.route(rawHeaderValue(exchange.req.rawHeaders, 'host'), exchange.target);
+    if (match === null) {
+      return new HoldfastError('HF_ERR_NO_ROUTE', 404, `no route for ${exchange.method} ${exchange.target}`);
+    }
+    exchange.group = match.group;
+    exchange.upstreamTarget = match.target;
+    return match.group.admit(exchange, Date.now());
   }
 
+  /**
+   * Switch to a new configuration's groups and routes. Built in full before anything changes, so a failure
+   * leaves the old one running. Settings outside backends/groups/routes/upstream need a restart.
+   */
+  reload(config: HoldfastConfig): void {
+    const next = this.#build(config);
+    const previous = this.#routing;
+    this.#routing = next;
+    for (const group of previous.groups.values()) {
+      this.#retired.add(group);
+      group.retire();
+      void group.close().then(() => this.#retired.delete(group));
+    }
+    this.log.info({ groups: [...next.groups.keys()], routes: next.table.routes.length }, 'config reloaded');
+  }
+
+  /** Graceful: every pool finishes what it has, then closes. */
   async close(): Promise<void> {
-    await Promise.all(this.backends.map((b) => b.close()));
+    await Promise.all([...this.#routing.groups.values(), ...this.#retired].map((g) => g.close()));
   }
 
   async destroy(): Promise<void> {
-    await Promise.all(this.backends.map((b) => b.destroy()));
+    await Promise.all([...this.#routing.groups.values(), ...this.#retired].map((g) => g.destroy()));
   }
+
+  #build(config: HoldfastConfig): Routing {
+    const deps = { config, metrics: this.metrics, log: this.log, stickyKey: this.#stickyKey };
+    const configs: [string, GroupConfig][] = Object.entries(config.groups);
+    if (config.backends !== undefined) configs.push([DEFAULT_GROUP, shortcutGroup(config.backends)]);
+    const groups = new Map<string, BackendGroup>();
+    try {
+      for (const [name, groupConfig] of configs) groups.set(name, new BackendGroup(name, groupConfig, deps));
+    } catch (err) {
+      for (const group of groups.values()) void group.destroy();
+      throw err;
+    }
+    const routes = routeConfigs(config).map((route) => compileRoute(route, groups.get(route.group)!));
+    const table = new RouteTable(routes);
+    const catchAll = table.routes.find((r) => r.exactHost === null && r.hostSuffix === null && r.pathPrefix === '/');
+    return { config, groups, table, primary: (catchAll ?? table.routes[0]!).group };
+  }
+}
+
+/** `backends: [...]`: round-robin at weight 1 with nginx-style passive health; every other group default. */
+function shortcutGroup(backends: readonly string[]): GroupConfig {
+  return groupSchema.parse({ servers: backends.map((url) => ({ url })) });
 }

@@ -122,3 +122,15 @@ export function rawHeaderValue(rawHeaders: readonly string[], name: string): str
   }
   return undefined;
 }
+
+/** Every value of `name`, joined with ", " (RFC 9110 §5.3), or undefined when absent. */
+export function rawHeaderValues(rawHeaders: readonly string[], name: string): string | undefined {
+  let joined: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const n = rawHeaders[i]!;
+    if (n.length === name.length && n.toLowerCase() === name) {
+      joined = joined === undefined ? rawHeaders[i + 1] : `${joined}, ${rawHeaders[i + 1]}`;
+    }
+  }
+  return joined;
+}

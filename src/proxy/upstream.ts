@@ -14,24 +14,73 @@ export interface UpstreamDeps {
   log: Logger;
 }
 
+/** What a group decides for each of its servers. */
+export interface ServerOptions {
+  group: string;
+  weight: number;
+  /** Requests at once on this server; the group queues the rest. */
+  maxConcurrent: number;
+  maxFails: number;
+  failTimeoutMs: number;
+  on5xx: boolean;
+  slowStartMs: number;
+  /** Active checks decide when a server marked down comes back (else: failTimeoutMs later, on trial). */
+  activeChecks: { fall: number; rise: number } | null;
+}
+
+/** The group default when a Backend is built alone (tests, the shortcut): nginx-style passive health only. */
+export function defaultServerOptions(config: HoldfastConfig): ServerOptions {
+  return {
+    group: 'default',
+    weight: 1,
+    maxConcurrent: config.upstream.maxConnectionsPerBackend,
+    maxFails: config.upstream.maxFails,
+    failTimeoutMs: config.upstream.failTimeoutMs,
+    on5xx: false,
+    slowStartMs: 0,
+    activeChecks: null,
+  };
+}
+
 /**
- * One backend origin: an undici Pool of persistent connections plus nginx-style passive health
- * (`maxFails` failures within `failTimeoutMs` take it out for `failTimeoutMs`).
+ * One backend server of a group: an undici Pool of persistent connections, its concurrency count, and its
+ * health. Passive health is nginx's (`maxFails` failures within `failTimeoutMs` take it out); without active
+ * checks it is tried again `failTimeoutMs` later, with them only `rise` good checks bring it back (HAProxy).
  */
 export class Backend {
   readonly name: string;
+  readonly group: string;
+  readonly weight: number;
+  readonly maxConcurrent: number;
   readonly pool: Pool;
   readonly requestCounter: { inc(): void };
+  /** Requests holding one of this server's concurrency slots (sent, or being retried on it). */
+  outstanding = 0;
+  /** Called when the server comes back up (the group hands it queued requests). */
+  onUp: (() => void) | null = null;
   readonly #deps: UpstreamDeps;
+  readonly #options: ServerOptions;
+  readonly #upGauge: { set(value: number): void };
   #recentFailures: number[] = [];
+  /** Passive-only: skipped until then. */
   #downUntilMs = 0;
+  /** Held down until active checks rise (or, passive-only, until a trial request succeeds). */
+  #down = false;
+  /** When it last came back: slow start ramps from here. */
+  #upSinceMs = 0;
+  #checkStreak = 0;
 
-  constructor(origin: string, deps: UpstreamDeps) {
+  constructor(origin: string, deps: UpstreamDeps, options: ServerOptions = defaultServerOptions(deps.config)) {
     this.name = origin;
+    this.group = options.group;
+    this.weight = options.weight;
+    this.maxConcurrent = options.maxConcurrent;
     this.#deps = deps;
+    this.#options = options;
     const { upstream, timeouts } = deps.config;
     this.pool = new Pool(origin, {
-      connections: upstream.maxConnectionsPerBackend,
+      // One more than the concurrency cap, so an active health check never waits behind traffic.
+      connections: options.maxConcurrent + (options.activeChecks === null ? 0 : 1),
       // One request per backend connection at a time: a backend connection is never pipelined, so a failure
       // can always be pinned on exactly one request (DESIGN.md: never a non-idempotent request pipelined).
       pipelining: 1,
@@ -44,31 +93,88 @@ export class Backend {
       connect: countingConnector(origin, deps, timeouts.upstreamConnectMs),
     });
     this.requestCounter = deps.metrics.upstreamRequestsTotal.labels({ backend: origin });
-    deps.metrics.backendUp.set({ backend: origin }, 1);
+    this.#upGauge = deps.metrics.backendUp.labels({ group: options.group, backend: origin });
+    this.#upGauge.set(1);
   }
 
   isUp(nowMs: number): boolean {
-    return nowMs >= this.#downUntilMs;
+    return !this.#down || (this.#options.activeChecks === null && nowMs >= this.#downUntilMs);
   }
 
+  get hasCapacity(): boolean {
+    return this.outstanding < this.maxConcurrent;
+  }
+
+  /** Weight now: during slow start a server that came back takes a growing share (at least 1/20 of it). */
+  effectiveWeight(nowMs: number): number {
+    const { slowStartMs } = this.#options;
+    if (slowStartMs === 0 || this.#upSinceMs === 0) return this.weight;
+    const elapsedMs = nowMs - this.#upSinceMs;
+    if (elapsedMs >= slowStartMs) {
+      this.#upSinceMs = 0;
+      return this.weight;
+    }
+    return this.weight * Math.max(0.05, elapsedMs / slowStartMs);
+  }
+
+  /** Passive health: a connection failure, timeout or broken response (or a 5xx, when on5xx). */
   recordFailure(nowMs: number, reason: string): void {
-    const { maxFails, failTimeoutMs } = this.#deps.config.upstream;
+    const { maxFails, failTimeoutMs } = this.#options;
     this.#recentFailures = this.#recentFailures.filter((t) => nowMs - t < failTimeoutMs);
     this.#recentFailures.push(nowMs);
     if (this.#recentFailures.length >= maxFails && this.isUp(nowMs)) {
-      this.#downUntilMs = nowMs + failTimeoutMs;
       this.#recentFailures = [];
-      this.#deps.metrics.backendUp.set({ backend: this.name }, 0);
-      this.#deps.log.warn({ backend: this.name, reason, downForMs: failTimeoutMs }, 'backend marked down');
+      this.#downUntilMs = nowMs + failTimeoutMs;
+      // Passive-only: the trial after failTimeoutMs is where it comes back, so slow start begins there.
+      this.#upSinceMs = this.#downUntilMs;
+      this.#markDown(reason, this.#options.activeChecks === null ? failTimeoutMs : undefined);
     }
   }
 
-  recordSuccess(): void {
-    if (this.#downUntilMs !== 0) {
-      this.#downUntilMs = 0;
-      this.#deps.metrics.backendUp.set({ backend: this.name }, 1);
-      this.#deps.log.info({ backend: this.name }, 'backend back up');
+  /** A complete response: 5xx counts as a failure when the group says so; anything else proves it alive. */
+  recordResponse(nowMs: number, status: number): void {
+    if (status >= 500 && this.#options.on5xx) return this.recordFailure(nowMs, `status ${status}`);
+    this.recordSuccess(nowMs);
+  }
+
+  recordSuccess(nowMs: number = Date.now()): void {
+    // With active checks, only they bring a server back (a request in flight before the mark-down may finish).
+    if (this.#down && this.#options.activeChecks === null && nowMs >= this.#downUntilMs) this.#markUp(nowMs, 'request');
+  }
+
+  /** One active check's outcome: `fall` bad ones in a row take it out, `rise` good ones bring it back. */
+  recordCheck(ok: boolean, nowMs: number, reason: string): void {
+    const counts = this.#options.activeChecks;
+    if (counts === null) return;
+    if (ok === this.#down) this.#checkStreak++;
+    else this.#checkStreak = 0;
+    if (this.#down && this.#checkStreak >= counts.rise) {
+      this.#checkStreak = 0;
+      this.#markUp(nowMs, 'health check');
+    } else if (!this.#down && this.#checkStreak >= counts.fall) {
+      this.#checkStreak = 0;
+      this.#markDown(`health check: ${reason}`, undefined);
     }
+  }
+
+  #markDown(reason: string, downForMs: number | undefined): void {
+    if (this.#down && this.#options.activeChecks !== null) return;
+    this.#down = true;
+    this.#checkStreak = 0;
+    this.#upGauge.set(0);
+    this.#deps.metrics.backendTransitionsTotal.inc({ group: this.group, backend: this.name, to: 'down' });
+    this.#deps.log.warn({ group: this.group, backend: this.name, reason, downForMs }, 'backend marked down');
+  }
+
+  #markUp(nowMs: number, by: string): void {
+    this.#down = false;
+    this.#downUntilMs = 0;
+    this.#recentFailures = [];
+    if (this.#options.activeChecks !== null) this.#upSinceMs = nowMs;
+    this.#upGauge.set(1);
+    this.#deps.metrics.backendTransitionsTotal.inc({ group: this.group, backend: this.name, to: 'up' });
+    this.#deps.log.info({ group: this.group, backend: this.name, by }, 'backend back up');
+    this.onUp?.();
   }
 
   async close(): Promise<void> {
