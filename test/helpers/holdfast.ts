@@ -7,11 +7,27 @@ import { startHoldfast, type RunningHoldfast } from '../../src/holdfast.js';
 /** Log lines a test can inspect instead of printing them. */
 export class LogSink extends Writable {
   readonly lines: Record<string, unknown>[] = [];
+  #waiters: { match: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }[] = [];
   override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
     for (const line of chunk.toString('utf8').split('\n')) {
-      if (line.trim() !== '') this.lines.push(JSON.parse(line) as Record<string, unknown>);
+      if (line.trim() === '') continue;
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      this.lines.push(entry);
+      this.#waiters = this.#waiters.filter((w) => {
+        if (!w.match(entry)) return true;
+        w.resolve(entry);
+        return false;
+      });
     }
     done();
+  }
+
+  /** The first line (logged already or later) whose fields include every one of `fields`. */
+  waitFor(fields: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const match = (line: Record<string, unknown>) => Object.entries(fields).every(([k, v]) => line[k] === v);
+    const found = this.lines.find(match);
+    if (found !== undefined) return Promise.resolve(found);
+    return new Promise((resolve) => this.#waiters.push({ match, resolve }));
   }
 }
 
