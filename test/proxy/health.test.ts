@@ -60,7 +60,7 @@ test('active checks: fall 3 marks a server down (503 + Retry-After when none is 
 });
 
 test('active checks: expectStatus, and a refused connection counts as a failed check', async (t) => {
-  const backend = await startBackend(t, (_req, res) => res.writeHead(200).end());
+  const backend = await startBackend(t, (_req, res) => void res.writeHead(200).end());
   t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: Date.now() });
   const hf = await startTestHoldfast(
     t,
@@ -76,7 +76,7 @@ test('active checks: expectStatus, and a refused connection counts as a failed c
 });
 
 test('passive on5xx: a burst of maxFails 5xx answers within failTimeoutMs takes a server out', async (t) => {
-  const failing = await startBackend(t, (_req, res) => res.writeHead(500).end('oops'));
+  const failing = await startBackend(t, (_req, res) => void res.writeHead(500).end('oops'));
   const good = await startBackend(t);
   const hf = await startTestHoldfast(
     t,
