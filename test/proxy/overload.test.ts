@@ -96,7 +96,7 @@ test('queued requests are served first in, first out as slots free, never more t
   const group = hf.forwarder.groups.get('web')!;
   const first = await sendGet(t, hf.port, '/q0');
   await until(() => h.held.length === 1);
-  const queued = [];
+  const queued: { client: RawClient; response: Promise<RawResponse> }[] = [];
   for (let i = 1; i <= 5; i++) {
     queued.push(await sendGet(t, hf.port, `/q${i}`));
     await until(() => group.queueLength === i); // so the arrival order is known
