@@ -12,6 +12,7 @@ import { Edge } from './edge/server.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { Forwarder } from './proxy/forwarder.js';
+import { UpgradeRouter } from './ws/upgrade-router.js';
 
 export interface StartOptions {
   /** Where logs go (tests pass a sink); stdout by default. */
@@ -29,6 +30,7 @@ export interface RunningHoldfast {
   readonly log: Logger;
   readonly bus: Bus;
   readonly holds: HoldManager;
+  readonly upgrades: UpgradeRouter;
   readonly publisher: PublishEndpoint;
   /** Where clients connect, after binding (port 0 resolved). */
   readonly address: { host: string; port: number };
@@ -49,7 +51,8 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const bus: Bus = new MemoryBus({ maxItems: config.push.historyMaxItems, maxAgeMs: config.push.historyMaxAgeMs });
   const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(forwarder, signer) });
   forwarder.holds = holds;
-  const edge = new Edge({ config, forwarder, metrics, log });
+  const upgrades = new UpgradeRouter({ config, forwarder, metrics, log, signer, holds });
+  const edge = new Edge({ config, forwarder, metrics, log, upgrades });
   const publisher = new PublishEndpoint({ config, bus, holds, metrics, log });
   const control = new ControlServer({ metrics, publish: publisher, isReady: () => !edge.draining });
 
@@ -78,6 +81,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     log,
     bus,
     holds,
+    upgrades,
     publisher,
     address,
     controlAddress,
@@ -86,7 +90,8 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         log.info({ deadlineMs: config.timeouts.drainMs }, 'draining');
         edge.draining = true;
         holds.drain();
-        await edge.drain(config.timeouts.drainMs);
+        // WebSockets: terminated sockets tell their backend and close with 1001 now, tunnels at the deadline.
+        await Promise.all([edge.drain(config.timeouts.drainMs), upgrades.drain(config.timeouts.drainMs)]);
         publisher.close();
         await bus.close();
         await forwarder.close();
@@ -99,6 +104,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
       stopping ??= (async () => {
         edge.draining = true;
         holds.drain();
+        upgrades.closeAll();
         publisher.close();
         edge.server.close();
         edge.server.closeAllConnections();

@@ -11,6 +11,7 @@ import { ClientConnection, kConnection, type EdgeContext } from './connection.js
 import { rawErrorResponse, sendErrorResponse } from './error-response.js';
 import { ConnectionRegistry } from './registry.js';
 import { checkRequest } from './request-checks.js';
+import { isWebSocketUpgrade, replayAsPlainRequest, type UpgradeRouter } from '../ws/upgrade-router.js';
 
 type EdgeSocket = Socket & { [kConnection]?: ClientConnection };
 type EdgeResponse = ServerResponse & { [kExchange]?: ProxyExchange; [kConnection]?: ClientConnection };
@@ -20,6 +21,8 @@ export interface EdgeDeps {
   forwarder: Forwarder;
   metrics: Metrics;
   log: Logger;
+  /** WebSocket upgrades (src/ws); without it every upgrade request is served as plain HTTP. */
+  upgrades?: UpgradeRouter;
 }
 
 /**
@@ -72,6 +75,7 @@ export class Edge implements EdgeContext {
       this.#onRequest(req, res, false, EXPECTATION_FAILED),
     );
     this.server.on('clientError', (err: Error, socket: Socket) => this.#onClientError(err, socket));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
       socket.end(
         rawErrorResponse(new ClientRequestError('HF_ERR_METHOD_NOT_SUPPORTED', 501, 'CONNECT tunnels are not offered')),
@@ -118,6 +122,8 @@ export class Edge implements EdgeContext {
 
   #onConnection(rawSocket: Socket): void {
     const socket = rawSocket as EdgeSocket;
+    // A connection handed back after a non-WebSocket upgrade (replayAsPlainRequest) is already counted.
+    if (socket[kConnection] !== undefined) return;
     const conn = new ClientConnection(socket, this);
     socket[kConnection] = conn;
     const { metrics } = this.#deps;
@@ -168,6 +174,35 @@ export class Edge implements EdgeContext {
     conn.lastExchange = exchange;
     if (checked.hasBody) this.#bodyStall.add(exchange);
     conn.submit(exchange);
+  }
+
+  /**
+   * An upgrade request. Node has detached its parser: from here the socket belongs to a WebSocket tunnel or
+   * session and never carries another HTTP request. Same checks and limits as a request first.
+   */
+  #onUpgrade(req: IncomingMessage, rawSocket: Socket, head: Buffer): void {
+    const socket = rawSocket as EdgeSocket;
+    const conn = socket[kConnection];
+    const upgrades = this.#deps.upgrades;
+    if (conn === undefined || upgrades === undefined || !isWebSocketUpgrade(req)) {
+      replayAsPlainRequest(this.server, req, socket, head);
+      return;
+    }
+    const { metrics } = this.#deps;
+    metrics.requestsTotal.inc();
+    conn.requestsSeen++;
+    // Busy for good: never idle, never reclaimed, and left alone by drain (the router drains it).
+    conn.pendingResponses++;
+    conn.closing = true;
+    this.registry.markBusy(conn);
+    const checked = conn.refusal ?? checkRequest(req);
+    if (checked instanceof HoldfastError) {
+      metrics.clientErrorsTotal.inc({ code: checked.code });
+      socket.on('error', destroySocket);
+      conn.sendRawErrorAndClose(checked);
+      return;
+    }
+    upgrades.handle(req, socket, head, checked.target, conn.clientAddress);
   }
 
   #onClientError(err: Error & { code?: string }, rawSocket: Socket): void {
@@ -261,6 +296,10 @@ export class Edge implements EdgeContext {
 function responseOnClose(this: EdgeResponse): void {
   const conn = this[kConnection];
   if (conn !== undefined) (conn.edge as Edge).responseClosed(this, conn);
+}
+
+function destroySocket(this: Socket): void {
+  this.destroy();
 }
 
 function socketOnClose(this: EdgeSocket): void {

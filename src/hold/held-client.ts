@@ -4,7 +4,7 @@ import type { PublishItem } from '../grip/publish-items.js';
 import { passesFilters, type FilterSubject } from './filters.js';
 import type { WheelEntry } from './timer-wheel.js';
 
-export type Transport = 'sse' | 'stream' | 'response';
+export type Transport = 'sse' | 'stream' | 'response' | 'ws';
 
 /** What a held client needs from the manager that owns it. */
 export interface HoldHost {

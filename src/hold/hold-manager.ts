@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Bus } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
 import { HoldfastError } from '../errors.js';
-import { headerValue, isGripResponse, parseInstruct, type Instruct, type KeepAlive } from '../grip/instruct.js';
+import { headerValue, isGripResponse, parseInstruct, type ChannelSubscription, type Instruct, type KeepAlive } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -177,6 +177,22 @@ export class HoldManager implements HoldHost {
       // Uncorking writes what the socket takes at once; what is left is this client's real queue.
       client.checkSlowConsumer();
     }
+  }
+
+  /** GRIP over WebSocket: a held socket's backend subscribes it to channels one control message at a time. */
+  subscribe(client: HeldClient, channel: ChannelSubscription): void {
+    if (client.closed || client.channels.some((c) => c.name === channel.name)) return;
+    client.channels.push(channel);
+    this.#subscribeChannel(client, channel.name);
+    this.#updateGauges();
+  }
+
+  unsubscribe(client: HeldClient, channel: string): void {
+    const at = client.channels.findIndex((c) => c.name === channel);
+    if (at < 0 || client.closed) return;
+    client.channels.splice(at, 1);
+    this.#unsubscribeChannel(client, channel);
+    this.#updateGauges();
   }
 
   reschedule(client: HeldClient): void {

@@ -1,0 +1,82 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Instruct } from '../grip/instruct.js';
+import type { PublishItem, WsMessageFormat } from '../grip/publish-items.js';
+import { HeldClient, type HoldHost, type HoldOrigin } from './held-client.js';
+
+/** The terminated WebSocket a WsHold writes to (src/ws/over-http-session.ts). */
+export interface WsHoldSocket {
+  /** Bytes ws has queued toward the client. */
+  readonly bufferedAmount: number;
+  /** Send one published item's ws-message format; false when it was not written. */
+  sendPublished(format: WsMessageFormat): boolean;
+  closeClient(code: number, reason: string, cause: 'policy'): void;
+}
+
+/** The members of the held output the base class uses; a net.Socket has every one of them. */
+interface HeldOutput {
+  once(event: 'close', listener: () => void): unknown;
+  readonly writableLength: number;
+  readonly writableFinished: boolean;
+  readonly destroyed: boolean;
+  destroy(): unknown;
+}
+
+/**
+ * GRIP over WebSocket: a terminated socket whose backend subscribed it to channels with `c:` control
+ * messages. Published `ws-message` items reach it through the same bus, channel index and filters as the
+ * HTTP holds; subscriptions come and go while it lives (HoldManager.subscribe/unsubscribe). Liveness and
+ * keep-alives belong to the socket's session, so this hold has no deadlines of its own.
+ */
+export class WsHold extends HeldClient {
+  readonly transport = 'ws' as const;
+  readonly socket: WsHoldSocket;
+
+  /**
+   * `tcp` is the connection under the WebSocket: the base class releases the hold when it closes. It is
+   * typed as the base's ServerResponse because HeldClient is written for HTTP holds; the check below proves
+   * it has every member the base class touches.
+   */
+  constructor(host: HoldHost, socket: WsHoldSocket, tcp: Socket, origin: HoldOrigin, meta: Record<string, string>) {
+    const output: HeldOutput = tcp;
+    super(host, output as unknown as ServerResponse, origin, wsInstruct(meta));
+    this.socket = socket;
+  }
+
+  nextDueMs(): number {
+    return Infinity;
+  }
+
+  onDue(_nowMs: number): void {}
+
+  protected carriesContent(item: PublishItem): boolean {
+    return item.formats['ws-message']?.action === 'send';
+  }
+
+  protected deliver(item: PublishItem): boolean {
+    const format = item.formats['ws-message'];
+    if (format === undefined) return false;
+    return this.socket.sendPublished(format);
+  }
+
+  /** RFC 6455 §7.4.1: a client that cannot keep up is closed with 1008 (policy), not cut. */
+  override checkSlowConsumer(): boolean {
+    if (this.socket.bufferedAmount <= this.host.maxQueuedBytes) return false;
+    this.host.countDrop('slow_consumer');
+    this.socket.closeClient(1008, 'send queue full', 'policy');
+    return true;
+  }
+}
+
+function wsInstruct(meta: Record<string, string>): Instruct {
+  return {
+    hold: null,
+    channels: [],
+    timeoutSec: 0,
+    keepAlive: null,
+    meta,
+    response: { code: 101, reason: '', headers: [], body: Buffer.alloc(0) },
+    nextLink: null,
+    goneLink: null,
+  };
+}

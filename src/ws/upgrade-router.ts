@@ -1,0 +1,230 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { WebSocketServer } from 'ws';
+import type { HoldfastConfig } from '../config/schema.js';
+import { rawErrorResponse } from '../edge/error-response.js';
+import { ClientRequestError } from '../errors.js';
+import type { GripSigner } from '../grip/sig.js';
+import type { HoldManager } from '../hold/hold-manager.js';
+import type { TimerWheel } from '../hold/timer-wheel.js';
+import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { Forwarder } from '../proxy/forwarder.js';
+import { rawHeaderValue } from '../proxy/headers.js';
+import { createWsWheel, type WsTimed } from './liveness.js';
+import { OverHttpSession, type SessionHost, type SessionRequest } from './over-http-session.js';
+import { Tunnel, type TunnelHost } from './tunnel.js';
+import type { WsUpstream } from './ws-upstream.js';
+
+export interface UpgradeDeps {
+  config: HoldfastConfig;
+  forwarder: Forwarder;
+  metrics: Metrics;
+  log: Logger;
+  signer: GripSigner | null;
+  /** The push gateway, for GRIP over WebSocket subscriptions; null in tests of the bare proxy. */
+  holds: HoldManager | null;
+}
+
+/** RFC 6455 §4.1: the key is 16 random bytes in base64. */
+const KEY_PATTERN = /^[+/0-9A-Za-z]{21}[AQgw]==$/;
+
+/**
+ * The edge's `upgrade` listener, after the same request checks as HTTP: validates the WebSocket handshake,
+ * then hands the socket to a passthrough tunnel or to a WebSocket-over-HTTP session by path. Owns the live
+ * tunnels and sessions, their shared timer wheel, and their part of graceful drain.
+ */
+export class UpgradeRouter implements TunnelHost, SessionHost {
+  readonly config: HoldfastConfig;
+  readonly forwarder: Forwarder;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly signer: GripSigner | null;
+  readonly holds: HoldManager | null;
+  readonly wheel: TimerWheel<WsTimed> = createWsWheel();
+  readonly idleTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  /** Terminates over-http sockets; never listens itself. */
+  readonly wss: WebSocketServer;
+  readonly tunnels = new Set<Tunnel>();
+  readonly sessions = new Set<OverHttpSession>();
+  draining = false;
+  readonly #overHttpAll: boolean;
+  readonly #overHttpPaths: readonly string[];
+
+  constructor(deps: UpgradeDeps) {
+    this.config = deps.config;
+    this.forwarder = deps.forwarder;
+    this.metrics = deps.metrics;
+    this.log = deps.log;
+    this.signer = deps.signer;
+    this.holds = deps.holds;
+    const ws = deps.config.websocket;
+    this.idleTimeoutMs = ws.tunnelIdleTimeoutMs;
+    this.handshakeTimeoutMs = deps.config.timeouts.upstreamResponseMs;
+    this.#overHttpAll = ws.mode === 'over-http';
+    this.#overHttpPaths = ws.overHttpPaths;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: ws.maxMessageBytes,
+      // Compressing on the fly costs CPU and memory per socket (zlib contexts); WebSocket-over-HTTP backends
+      // never see frames anyway. Passthrough tunnels negotiate whatever the backend offers, end to end.
+      perMessageDeflate: false,
+      // The backend chose (or not) in its OPEN answer; the session stores the choice on the request.
+      handleProtocols: chooseProtocol,
+    });
+    this.wss.on('headers', wssOnHeaders);
+  }
+
+  isOverHttp(target: string): boolean {
+    if (this.#overHttpAll) return true;
+    if (this.#overHttpPaths.length === 0) return false;
+    const q = target.indexOf('?');
+    const path = q < 0 ? target : target.slice(0, q);
+    return this.#overHttpPaths.some((p) => path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`));
+  }
+
+  /** A checked upgrade request: answer it with an error, or start a tunnel or a session. */
+  handle(req: IncomingMessage, socket: Socket, head: Buffer, target: string, clientAddress: string): void {
+    const refusal = this.draining ? DRAINING : checkHandshake(req);
+    if (refusal !== null) {
+      this.metrics.wsRejected.inc({ code: refusal.code });
+      socket.on('error', destroyOnError);
+      socket.end(handshakeErrorResponse(refusal));
+      return;
+    }
+    // Routed like HTTP (host, path prefix, rewrites). A WebSocket is one long request: it takes a server
+    // without waiting in the group's concurrency queue.
+    const match = this.forwarder.route(rawHeaderValue(req.rawHeaders, 'host'), target);
+    if (match === null) {
+      const error = new ClientRequestError('HF_ERR_NO_ROUTE', 404, `no route for GET ${target}`);
+      this.metrics.wsRejected.inc({ code: error.code });
+      socket.on('error', destroyOnError);
+      socket.end(rawErrorResponse(error));
+      return;
+    }
+    const upstream: WsUpstream = { group: match.group, target: match.target, pickRequest: { req, owner: { clientAddress } } };
+    if (this.isOverHttp(target)) {
+      const session = new OverHttpSession(this, req, socket, head, upstream, clientAddress);
+      this.sessions.add(session);
+      session.start();
+      return;
+    }
+    const tunnel = new Tunnel(this, socket, head);
+    this.tunnels.add(tunnel);
+    tunnel.start(req, upstream, clientAddress, this.signer?.token() ?? null);
+  }
+
+  tunnelClosed(tunnel: Tunnel): void {
+    this.tunnels.delete(tunnel);
+  }
+
+  sessionClosed(session: OverHttpSession): void {
+    this.sessions.delete(session);
+  }
+
+  /**
+   * Shutdown: terminated sockets tell their backend (DISCONNECT) and close with 1001 now; tunnels carry on
+   * until the deadline, then are cut. Resolves when every socket is closed.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    for (const session of [...this.sessions]) session.goAway();
+    if (this.tunnels.size === 0 && this.sessions.size === 0) return this.#stop();
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (this.tunnels.size === 0 && this.sessions.size === 0) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 50);
+      check.unref();
+      timer = setTimeout(() => {
+        clearInterval(check);
+        resolve();
+      }, deadlineMs);
+    });
+    clearTimeout(timer);
+    this.closeAll();
+  }
+
+  /** Cut everything now. */
+  closeAll(): void {
+    this.draining = true;
+    for (const tunnel of [...this.tunnels]) tunnel.destroy();
+    for (const session of [...this.sessions]) session.destroy();
+    this.#stop();
+  }
+
+  #stop(): void {
+    this.wheel.stop();
+  }
+}
+
+const DRAINING = new ClientRequestError('HF_ERR_DRAINING', 503, 'shutting down, not accepting new WebSocket connections');
+
+/** What an upgrade request must be to start a WebSocket (RFC 6455 §4.2.1); null when it is one. */
+export function checkHandshake(req: IncomingMessage): ClientRequestError | null {
+  if (req.method !== 'GET') return bad('a WebSocket handshake must be a GET');
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor < 1) return bad('a WebSocket handshake needs HTTP/1.1');
+  const key = rawHeaderValue(req.rawHeaders, 'sec-websocket-key');
+  if (key === undefined || !KEY_PATTERN.test(key.trim())) return bad('Sec-WebSocket-Key must be 16 bytes in base64');
+  const version = rawHeaderValue(req.rawHeaders, 'sec-websocket-version');
+  if (version?.trim() !== '13') {
+    return new ClientRequestError('HF_ERR_WS_VERSION', 426, 'only WebSocket version 13 is spoken here');
+  }
+  return null;
+}
+
+/** `Upgrade: websocket` (any case, possibly among other protocols). Other upgrades are served as plain HTTP. */
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  const upgrade = rawHeaderValue(req.rawHeaders, 'upgrade');
+  return upgrade !== undefined && upgrade.split(',').some((p) => p.trim().toLowerCase() === 'websocket');
+}
+
+function bad(message: string): ClientRequestError {
+  return new ClientRequestError('HF_ERR_WS_BAD_HANDSHAKE', 400, message);
+}
+
+/** RFC 6455 §4.4: a 426 names the versions we speak. */
+function handshakeErrorResponse(error: ClientRequestError): string {
+  const raw = rawErrorResponse(error);
+  return error.httpStatus === 426 ? raw.replace('\r\n\r\n', '\r\nsec-websocket-version: 13\r\n\r\n') : raw;
+}
+
+function destroyOnError(this: Socket): void {
+  this.destroy();
+}
+
+/** The backend's own fields from its OPEN answer (cookies, say) go into the 101. */
+function wssOnHeaders(headers: string[], req: SessionRequest): void {
+  const extra = req.holdfastHeaders;
+  if (extra === undefined) return;
+  for (let i = 0; i < extra.length; i += 2) headers.push(`${extra[i]!}: ${extra[i + 1]!}`);
+}
+
+/** ws asks which offered subprotocol to select; the session put the backend's choice on the request. */
+function chooseProtocol(offered: Set<string>, req: SessionRequest): string | false {
+  const chosen = req.holdfastProtocol;
+  return chosen !== undefined && offered.has(chosen) ? chosen : false;
+}
+
+/**
+ * RFC 9110 §7.8: a server may ignore Upgrade. Node hands every request with `Connection: upgrade` to the
+ * `upgrade` listener and detaches its parser, so a non-WebSocket upgrade (`h2c` from `curl --http2`, say)
+ * is put back: its head is rebuilt without Upgrade (llhttp already validated every field, and the framing
+ * fields are kept as they were), pushed back in front of the unread bytes, and the socket given to the HTTP
+ * server again as if it had just connected. The edge recognises the connection and keeps its accounting.
+ */
+export function replayAsPlainRequest(server: Server, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'upgrade') continue;
+    text += `${raw[i]!}: ${raw[i + 1]!}\r\n`;
+  }
+  socket.unshift(head.length > 0 ? Buffer.concat([Buffer.from(`${text}\r\n`, 'latin1'), head]) : Buffer.from(`${text}\r\n`, 'latin1'));
+  server.emit('connection', socket);
+}

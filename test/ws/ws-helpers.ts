@@ -1,0 +1,185 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TestContext } from 'node:test';
+import { WebSocket, WebSocketServer, type ClientOptions, type ServerOptions } from 'ws';
+
+/** One message as ws delivered it. */
+export interface Received {
+  data: Buffer;
+  isBinary: boolean;
+}
+
+/**
+ * A WebSocket client whose events are queued, so a test awaits the next message or the close instead of
+ * wiring callbacks (and never misses one that came early).
+ */
+export class WsClient {
+  readonly ws: WebSocket;
+  readonly messages: Received[] = [];
+  closeCode: number | undefined;
+  closeReason = '';
+  #waiters: (() => void)[] = [];
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.messages.push({ data, isBinary });
+      this.#wake();
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.closeCode = code;
+      this.closeReason = reason.toString();
+      this.#wake();
+    });
+    ws.on('error', () => this.#wake());
+  }
+
+  static async open(t: TestContext, url: string, protocols: string[] = [], options: ClientOptions = {}): Promise<WsClient> {
+    const ws = new WebSocket(url, protocols, options);
+    const client = new WsClient(ws);
+    t.after(() => ws.terminate());
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res: IncomingMessage) => reject(new Error(`handshake answered ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+    return client;
+  }
+
+  async next(): Promise<Received> {
+    await this.until(() => this.messages.length > 0 || this.closeCode !== undefined, 'a message');
+    const m = this.messages.shift();
+    if (m === undefined) throw new Error(`closed (${this.closeCode}) before a message came`);
+    return m;
+  }
+
+  async nextText(): Promise<string> {
+    return (await this.next()).data.toString('utf8');
+  }
+
+  async closed(): Promise<{ code: number; reason: string }> {
+    await this.until(() => this.closeCode !== undefined, 'the close');
+    return { code: this.closeCode!, reason: this.closeReason };
+  }
+
+  async until(condition: () => boolean, what: string): Promise<void> {
+    while (!condition()) {
+      if (this.ws.readyState === WebSocket.CLOSED && this.closeCode === undefined) throw new Error(`socket gone waiting for ${what}`);
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+export interface WsBackend {
+  server: Server;
+  wss: WebSocketServer;
+  url: string;
+  port: number;
+  /** Handshake requests, as the backend saw them. */
+  handshakes: IncomingMessage[];
+  /** Server-side sockets, in order of connection. */
+  sockets: WebSocket[];
+  /** Close codes and reasons the backend received. */
+  closes: { code: number; reason: string }[];
+  /** Every message the backend received. */
+  received: Received[];
+}
+
+/** A ws echo server on loopback: every message comes back as it was (text stays text, binary binary). */
+export async function startWsEchoBackend(t: TestContext, options: ServerOptions = {}): Promise<WsBackend> {
+  const server = createServer((_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' });
+    res.end('websocket only\n');
+  });
+  const wss = new WebSocketServer({ server, ...options });
+  const backend: WsBackend = { server, wss, url: '', port: 0, handshakes: [], sockets: [], closes: [], received: [] };
+  wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+    backend.handshakes.push(req);
+    backend.sockets.push(ws);
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      backend.received.push({ data, isBinary });
+      if (data.length > 0 && data.toString('latin1', 0, Math.min(data.length, 6)) === 'close:') {
+        const code = Number(data.toString().slice(6));
+        ws.close(code, 'from backend');
+        return;
+      }
+      ws.send(data, { binary: isBinary });
+    });
+    ws.on('close', (code: number, reason: Buffer) => backend.closes.push({ code, reason: reason.toString() }));
+  });
+  await listen(t, server);
+  backend.port = (server.address() as AddressInfo).port;
+  backend.url = `http://127.0.0.1:${backend.port}`;
+  return backend;
+}
+
+/** listen(0) on loopback and close (with every connection) after the test. */
+export async function listen(t: TestContext, server: Server): Promise<void> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+}
+
+/** A client handshake as raw bytes (key fixed: tests compare bytes). */
+export function handshake(path: string, extra: string[] = []): string {
+  return [
+    `GET ${path} HTTP/1.1`,
+    'Host: app.test',
+    'Connection: Upgrade',
+    'Upgrade: websocket',
+    'Sec-WebSocket-Version: 13',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    ...extra,
+    '',
+    '',
+  ].join('\r\n');
+}
+
+/** A masked client frame (RFC 6455 §5.2), for raw-socket tests. */
+export function clientFrame(opcode: number, payload: Buffer | string, options: { fin?: boolean; rsv?: number } = {}): Buffer {
+  const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  const fin = options.fin ?? true;
+  const first = (fin ? 0x80 : 0) | ((options.rsv ?? 0) << 4) | opcode;
+  let header: Buffer;
+  if (data.length < 126) header = Buffer.from([first, 0x80 | data.length]);
+  else if (data.length < 65536) {
+    header = Buffer.alloc(4);
+    header[0] = first;
+    header[1] = 0x80 | 126;
+    header.writeUInt16BE(data.length, 2);
+  } else {
+    header = Buffer.alloc(10);
+    header[0] = first;
+    header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(BigInt(data.length), 2);
+  }
+  const masked = Buffer.alloc(data.length);
+  for (let i = 0; i < data.length; i++) masked[i] = data[i]! ^ mask[i % 4]!;
+  return Buffer.concat([header, mask, masked]);
+}
+
+/** Resolves once `condition` holds, checking after each turn of the event loop (real setImmediate). */
+export async function until(condition: () => boolean, what: string, maxTurns = 50_000): Promise<void> {
+  for (let i = 0; i < maxTurns; i++) {
+    if (condition()) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
