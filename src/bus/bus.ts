@@ -14,15 +14,16 @@ export type BusItemHandler = (item: PublishItem) => number;
 /**
  * What carries published items to the nodes whose clients hold their channels. The in-memory driver is the
  * embedded default; Redis and NATS drivers make several processes one gateway. A node subscribes only to the
- * channels its own clients hold. A subscription ending in `.*` is a prefix (wildcard) subscription.
+ * channels its own clients hold. With `prefix`, the subscription is every channel starting with `channel`
+ * (the wildcard extension: `scores.*` subscribes with prefix `scores.`).
  */
 export interface Bus {
   readonly driver: string;
   setHandler(handler: BusItemHandler): void;
   /** Records the item in its channel's history and delivers it; resolves to this node's delivery count. */
   publish(item: PublishItem): Promise<number>;
-  subscribe(channelOrPattern: string): void;
-  unsubscribe(channelOrPattern: string): void;
+  subscribe(channel: string, prefix?: boolean): void;
+  unsubscribe(channel: string, prefix?: boolean): void;
   /** Items after `afterId` in `channel`'s history. */
   history(channel: string, afterId: string): Promise<HistoryResult>;
   /** The id of the channel's last published item, for prev-id sequencing. */
@@ -35,7 +36,3 @@ export interface HistoryLimits {
   maxAgeMs: number;
 }
 
-/** `scores.*` matches `scores.a` and `scores.a.b`, never `scores` itself. */
-export function wildcardPrefix(pattern: string): string | null {
-  return pattern.endsWith('.*') ? pattern.slice(0, -1) : null;
-}

@@ -1,5 +1,5 @@
 import type { PublishItem } from '../grip/publish-items.js';
-import { wildcardPrefix, type Bus, type BusItemHandler, type HistoryLimits, type HistoryResult } from './bus.js';
+import { type Bus, type BusItemHandler, type HistoryLimits, type HistoryResult } from './bus.js';
 import { ChannelHistory } from './channel-history.js';
 
 /** The embedded default: one process is the whole gateway, delivery is a function call. */
@@ -26,20 +26,16 @@ export class MemoryBus implements Bus {
     return Promise.resolve(this.#wanted(item.channel) ? this.#handler(item) : 0);
   }
 
-  subscribe(channelOrPattern: string): void {
-    const prefix = wildcardPrefix(channelOrPattern);
-    const map = prefix === null ? this.#channels : this.#prefixes;
-    const key = prefix ?? channelOrPattern;
-    map.set(key, (map.get(key) ?? 0) + 1);
+  subscribe(channel: string, prefix = false): void {
+    const map = prefix ? this.#prefixes : this.#channels;
+    map.set(channel, (map.get(channel) ?? 0) + 1);
   }
 
-  unsubscribe(channelOrPattern: string): void {
-    const prefix = wildcardPrefix(channelOrPattern);
-    const map = prefix === null ? this.#channels : this.#prefixes;
-    const key = prefix ?? channelOrPattern;
-    const n = (map.get(key) ?? 0) - 1;
-    if (n <= 0) map.delete(key);
-    else map.set(key, n);
+  unsubscribe(channel: string, prefix = false): void {
+    const map = prefix ? this.#prefixes : this.#channels;
+    const n = (map.get(channel) ?? 0) - 1;
+    if (n <= 0) map.delete(channel);
+    else map.set(channel, n);
   }
 
   history(channel: string, afterId: string): Promise<HistoryResult> {

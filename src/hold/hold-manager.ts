@@ -369,13 +369,13 @@ export class HoldManager implements HoldHost {
   #subscribeChannel(client: HeldClient, name: string): void {
     const wildcard = this.#deps.config.push.wildcardChannels && name.endsWith('.*');
     const key = wildcard ? name.slice(0, -1) : name;
-    if (this.index.add(client, key, wildcard)) this.#deps.bus.subscribe(name);
+    if (this.index.add(client, key, wildcard)) this.#deps.bus.subscribe(key, wildcard);
   }
 
   #unsubscribeChannel(client: HeldClient, name: string): void {
     const wildcard = this.#deps.config.push.wildcardChannels && name.endsWith('.*');
     const key = wildcard ? name.slice(0, -1) : name;
-    if (this.index.remove(client, key, wildcard)) this.#deps.bus.unsubscribe(name);
+    if (this.index.remove(client, key, wildcard)) this.#deps.bus.unsubscribe(key, wildcard);
   }
 
   #updateGauges(): void {

@@ -7,7 +7,7 @@ function item(channel: string, id?: string): PublishItem {
   return { channel, id, prevId: undefined, formats: { 'http-stream': { action: 'send', content: Buffer.from(id ?? '-') } }, meta: {}, noSeq: false };
 }
 
-test('memory bus: delivers only channels (and wildcard prefixes) someone subscribed to, counting subscribers', async (t) => {
+test('memory bus: delivers only channels (and prefixes, when asked) someone subscribed to, counting subscribers', async (t) => {
   const bus = new MemoryBus({ maxItems: 10, maxAgeMs: 60_000 });
   t.after(() => bus.close());
   const seen: string[] = [];
@@ -17,7 +17,7 @@ test('memory bus: delivers only channels (and wildcard prefixes) someone subscri
   });
   bus.subscribe('a');
   bus.subscribe('a');
-  bus.subscribe('s.*');
+  bus.subscribe('s.', true);
   assert.equal(await bus.publish(item('a')), 1);
   assert.equal(await bus.publish(item('b')), 0);
   assert.equal(await bus.publish(item('s.x.y')), 1);
@@ -25,7 +25,9 @@ test('memory bus: delivers only channels (and wildcard prefixes) someone subscri
   bus.unsubscribe('a');
   assert.equal(await bus.publish(item('a')), 1, 'one subscription of two is left');
   bus.unsubscribe('a');
-  bus.unsubscribe('s.*');
+  bus.unsubscribe('s.', true);
+  bus.subscribe('lit.*');
+  assert.equal(await bus.publish(item('lit.x')), 0, 'without the prefix flag a name ending in .* is literal');
   assert.equal(await bus.publish(item('a')), 0);
   assert.equal(await bus.publish(item('s.x')), 0);
   assert.deepEqual(seen, ['a', 's.x.y', 'a']);
