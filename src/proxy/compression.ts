@@ -151,13 +151,14 @@ export class CompressedBody {
   readonly encoder: Encoder;
   readonly #owner: EncoderOwner;
   readonly #flushKind: number;
-  readonly #streaming: boolean;
+  /** Flushed after each batch of backend data (no length, or an event stream). */
+  readonly streaming: boolean;
   #flushScheduled = false;
   #ended = false;
 
   constructor(res: ServerResponse, encoding: Encoding, owner: EncoderOwner, streaming: boolean, level: { gzip: number; brotli: number }) {
     this.#owner = owner;
-    this.#streaming = streaming;
+    this.streaming = streaming;
     if (encoding === 'br') {
       this.encoder = createBrotliCompress({
         params: {
@@ -179,7 +180,7 @@ export class CompressedBody {
 
   write(chunk: Buffer): boolean {
     const more = this.encoder.write(chunk);
-    if (this.#streaming && !this.#flushScheduled) {
+    if (this.streaming && !this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(flushOnImmediate, this);
     }

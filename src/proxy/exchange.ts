@@ -196,6 +196,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     try {
       if (statusText) this.res.writeHead(statusCode, statusText, headers);
       else this.res.writeHead(statusCode, headers);
+      // A compressed stream's first bytes wait for its first event: the head goes now (DESIGN.md: SSE).
+      if (this.#body?.streaming === true) this.res.flushHeaders();
     } catch (err) {
       // A header Node refuses to emit (invalid characters) means the backend's answer is unusable.
       this.#abort?.(err as Error);
