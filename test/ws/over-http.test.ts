@@ -373,3 +373,19 @@ test('GRIP over WebSocket: unsubscribe, filters with set-meta (skip-self), detac
   assert.equal(await client.nextText(), 'still here');
   assert.equal(backend.seen.length, posts, 'detached: the backend hears nothing more');
 });
+
+test('over-HTTP: a backend that falls behind closes the client with 1008 once websocket.maxQueuedBytes is queued', async (t) => {
+  const backend = await startBackend(t, (_req, res, body) => {
+    if (decodeEvents(body)[0]?.type !== 'OPEN') return; // every later POST hangs: the backend is stuck
+    res.writeHead(200, { 'content-type': 'application/websocket-events' });
+    res.end('OPEN\r\n');
+  });
+  const hf = await overHttp(t, backend, { maxQueuedBytes: 1024 });
+  const client = await WsClient.open(t, url(hf));
+  client.ws.send('a'.repeat(600)); // in flight
+  await until(() => backend.seen.length === 2, 'the second POST');
+  client.ws.send('b'.repeat(600)); // queued
+  client.ws.send('c'.repeat(600)); // over the limit
+  assert.equal((await client.closed()).code, 1008);
+  assert.equal(await metricValue(hf, 'holdfast_ws_closed_total', { code: '1008' }), 1);
+});
