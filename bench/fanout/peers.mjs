@@ -1,0 +1,396 @@
+// Starting, measuring and stopping the servers of the fan-out bench: Holdfast, Pushpin 1.36 and
+// nginx + nchan, each in the foreground from its own folder under bench/.run/fanout/, pinned with taskset,
+// stopped by its own PID.
+import { spawn, execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { join } from 'node:path';
+
+/** Every process started by this run, so a failure or Ctrl-C still stops each by its PID. */
+export const running = new Set();
+
+export function startProcess({ name, command, args, cpu, logFile, cwd }) {
+  const fd = openSync(logFile, 'a');
+  const child = spawn('taskset', ['-c', String(cpu), command, ...args], { cwd, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const proc = { name, child, pid: child.pid, logFile, exitCode: undefined };
+  proc.exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      proc.exitCode = code ?? signal;
+      running.delete(proc);
+      resolve(proc.exitCode);
+    });
+  });
+  child.once('error', (err) => {
+    proc.exitCode = err.message;
+  });
+  running.add(proc);
+  return proc;
+}
+
+export function killPid(pid, signal) {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch (err) {
+    if (err.code !== 'ESRCH') throw err;
+    return false;
+  }
+}
+
+export async function stopProcess(proc, timeoutMs = 10_000) {
+  if (proc.exitCode !== undefined) return proc.exitCode;
+  killPid(proc.pid, 'SIGTERM');
+  const timer = setTimeout(() => killPid(proc.pid, 'SIGKILL'), timeoutMs);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  return code;
+}
+
+/** pid -> { ppid, comm } for every process on the host. */
+function processTable() {
+  const table = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      table.set(Number(entry), { ppid, comm });
+    } catch {
+      // exited while we looked
+    }
+  }
+  return table;
+}
+
+export function descendants(pid) {
+  const table = processTable();
+  const out = [];
+  const walk = (p) => {
+    for (const [child, info] of table) {
+      if (info.ppid === p) {
+        out.push({ pid: child, comm: info.comm });
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** VmRSS in KiB, 0 if the process is gone. */
+export function rssKiB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** utime + stime in seconds of one process. */
+export function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ = 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForPort(port, timeoutMs, proc) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc && proc.exitCode !== undefined) throw new Error(`${proc.name} exited (${proc.exitCode}); see ${proc.logFile}`);
+    const ok = await new Promise((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} not open after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** One SSE subscribe through the peer, to know it serves (and to warm its code paths before RSS idle). */
+export function probeSubscribe(port, path, timeoutMs = 3000) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let buf = '';
+    const done = (ok) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`));
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (buf.includes('\r\n\r\n')) done(buf.startsWith('HTTP/1.1 200'));
+    });
+    s.once('error', () => done(false));
+  });
+}
+
+export async function waitServing(port, path, timeoutMs, proc) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probeSubscribe(port, path))) {
+    if (proc.exitCode !== undefined) throw new Error(`${proc.name} exited (${proc.exitCode}); see ${proc.logFile}`);
+    if (Date.now() > deadline) throw new Error(`${proc.name} does not serve ${path} after ${timeoutMs} ms; see ${proc.logFile}`);
+    await sleep(200);
+  }
+}
+
+const publishAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+/** POST and resolve { status, ms, headers }; never rejects (errors become status 0). */
+export function post(port, path, body, contentType) {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const req = http.request(
+      { host: '127.0.0.1', port, path, method: 'POST', agent: publishAgent, headers: { 'content-type': contentType, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        res.resume();
+        res.once('end', () => resolve({ status: res.statusCode, ms: performance.now() - started, headers: res.headers }));
+      },
+    );
+    req.once('error', (err) => resolve({ status: 0, ms: performance.now() - started, error: err.message, headers: {} }));
+    req.end(body);
+  });
+}
+
+/** `data: <seq> <t0>`: the line every peer delivers, see client.mjs. */
+export function sseLine(seq, t0Us) {
+  return `data: ${seq} ${t0Us}\n\n`;
+}
+
+// ---------------------------------------------------------------------------------------------- Holdfast
+
+/**
+ * Holdfast from the repository's dist/. `--log-level warn` (no access line per request); the connection
+ * limits are raised because every subscriber comes from 127.0.0.1 (default 1000 per client address, 10000
+ * in all); nothing else is tuned.
+ */
+export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = [] }) {
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const controlPort = await freePort();
+  const proc = startProcess({
+    name: 'holdfast',
+    command: process.execPath,
+    args: [
+      ...nodeArgs,
+      mainJs,
+      '--listen', `127.0.0.1:${port}`,
+      '--control', `127.0.0.1:${controlPort}`,
+      '--backend', `http://127.0.0.1:${backendPort}`,
+      '--log-level', 'warn',
+      '--max-connections', '30000',
+      '--max-connections-per-client', '30000',
+      '--drain-timeout', '1000',
+    ],
+    cpu,
+    logFile: join(dir, 'out.log'),
+    cwd: dir,
+  });
+  await waitForPort(port, 15_000, proc);
+  await waitForPort(controlPort, 15_000, proc);
+  await waitServing(port, '/sub/ready', 15_000, proc);
+  return {
+    name: 'holdfast',
+    proc,
+    port,
+    pids: () => [proc.pid],
+    cpuPids: () => [proc.pid],
+    publish: (items) => publishGrip(controlPort, items),
+    stop: () => stopProcess(proc),
+  };
+}
+
+function publishGrip(controlPort, items) {
+  const body = JSON.stringify({
+    items: items.map(({ channel, id, content }) => ({ channel, id, formats: { 'http-stream': { content } } })),
+  });
+  return post(controlPort, '/publish', body, 'application/json');
+}
+
+// ----------------------------------------------------------------------------------------------- Pushpin
+
+/**
+ * Pushpin 1.36 from Debian, following PEERS.md: our own copies of pushpin.conf and internal.conf, zurl on
+ * IPC sockets in our rundir, every port moved. `throttle: false` raises message_rate and message_hwm
+ * (defaults 2500/s and 25000) so fan-out is not rate limited. log_level=1 (warnings): at the default 2 it
+ * logs a line per request, which Holdfast (`--log-level warn`) does not pay either.
+ */
+export async function startPushpin({ dir, cpu, backendPort, throttle }) {
+  rmSync(dir, { recursive: true, force: true });
+  const run = join(dir, 'run');
+  const log = join(dir, 'log');
+  mkdirSync(run, { recursive: true });
+  mkdirSync(log, { recursive: true });
+  const [port, pushPort, pushInSpec, pushInSub, command] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const internal = readFileSync('/usr/lib/pushpin/internal.conf', 'utf8').replaceAll('ipc:///var/run/zurl/zurl-', 'ipc://{rundir}/{ipc_prefix}zurl-');
+  writeFileSync(join(dir, 'internal.conf'), internal);
+  writeFileSync(join(dir, 'routes'), `* 127.0.0.1:${backendPort}\n`);
+  const set = {
+    include: join(dir, 'internal.conf'),
+    rundir: run,
+    logdir: log,
+    services: 'condure,zurl,pushpin-proxy,pushpin-handler',
+    http_port: `127.0.0.1:${port}`,
+    log_level: process.env.FANOUT_PUSHPIN_LOG_LEVEL ?? '1',
+    routesfile: join(dir, 'routes'),
+    push_in_spec: `tcp://127.0.0.1:${pushInSpec}`,
+    push_in_sub_specs: `tcp://127.0.0.1:${pushInSub}`,
+    command_spec: `tcp://127.0.0.1:${command}`,
+    push_in_http_port: String(pushPort),
+    updates_check: 'off',
+  };
+  if (!throttle) {
+    set.message_rate = '1000000';
+    set.message_hwm = '1000000';
+  }
+  const seen = new Set();
+  const conf = readFileSync('/etc/pushpin/pushpin.conf', 'utf8')
+    .split('\n')
+    .map((line) => {
+      const m = /^([a-z_]+)=/.exec(line);
+      if (!m || !(m[1] in set)) return line;
+      seen.add(m[1]);
+      return `${m[1]}=${set[m[1]]}`;
+    })
+    .join('\n');
+  const missing = Object.keys(set).filter((k) => !seen.has(k));
+  if (missing.length > 0) throw new Error(`pushpin.conf has no ${missing.join(', ')}`);
+  const confFile = join(dir, 'pushpin.conf');
+  writeFileSync(confFile, conf);
+  const proc = startProcess({
+    name: throttle ? 'pushpin' : 'pushpin (unthrottled)',
+    command: 'pushpin',
+    args: ['--config', confFile, '--merge-output'],
+    cpu,
+    logFile: join(dir, 'out.log'),
+    cwd: dir,
+  });
+  let children = [];
+  const server = {
+    name: throttle ? 'pushpin' : 'pushpin-raised',
+    proc,
+    port,
+    // RSS: the four services (condure, zurl, pushpin-proxy, pushpin-handler); the runner is constant.
+    pids: () => descendants(proc.pid).map((d) => d.pid),
+    cpuPids: () => descendants(proc.pid).map((d) => d.pid),
+    publish: (items) => publishGrip(pushPort, items),
+    stop: async () => {
+      children = descendants(proc.pid).length > 0 ? descendants(proc.pid) : children;
+      await stopProcess(proc, 15_000);
+      // The runner stops its services on SIGTERM; make sure, by PID, that none is left behind.
+      await sleep(300);
+      for (const c of children) {
+        if (processTable().get(c.pid)?.comm === c.comm) {
+          console.error(`  pushpin left ${c.comm} (${c.pid}) running: SIGTERM`);
+          killPid(c.pid, 'SIGTERM');
+          await sleep(1000);
+          if (processTable().get(c.pid)?.comm === c.comm) killPid(c.pid, 'SIGKILL');
+        }
+      }
+    },
+  };
+  try {
+    await waitForPort(port, 20_000, proc);
+    await waitForPort(pushPort, 20_000, proc);
+    children = descendants(proc.pid);
+    await waitServing(port, '/sub/ready', 20_000, proc);
+    children = descendants(proc.pid);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
+}
+
+// ----------------------------------------------------------------------------------------- nginx + nchan
+
+/** nginx 1.22 + nchan from Debian: one worker, eventsource subscribers at /sub/<ch>, publisher at /pub/<ch>. */
+export async function startNchan({ dir, cpu }) {
+  mkdirSync(dir, { recursive: true });
+  for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub), { recursive: true });
+  const port = await freePort();
+  const conf = `load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid ${join(dir, 'nginx.pid')};
+error_log stderr warn;
+events { worker_connections 19000; }
+http {
+${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((s) => `  ${s}_temp_path ${join(dir, s)};`).join('\n')}
+  access_log off;
+  nchan_shared_memory_size 256M;
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location ~ ^/sub/(\\w+)$ {
+      nchan_subscriber eventsource;
+      nchan_channel_id $1;
+    }
+    location ~ ^/pub/(\\w+)$ {
+      nchan_publisher;
+      nchan_channel_id $1;
+    }
+  }
+}
+`;
+  const confFile = join(dir, 'nginx.conf');
+  writeFileSync(confFile, conf);
+  const proc = startProcess({ name: 'nginx+nchan', command: 'nginx', args: ['-e', 'stderr', '-p', dir, '-c', confFile], cpu, logFile: join(dir, 'out.log') });
+  await waitForPort(port, 10_000, proc);
+  await waitServing(port, '/sub/ready', 10_000, proc);
+  const pids = () => [proc.pid, ...descendants(proc.pid).map((d) => d.pid)];
+  return {
+    name: 'nchan',
+    proc,
+    port,
+    pids,
+    cpuPids: pids,
+    // nchan takes one message per request; a batch is sent as concurrent requests.
+    publish: async (items) => {
+      const results = await Promise.all(items.map((it) => post(port, `/pub/${it.channel}`, it.content.replace(/^data: /, '').replace(/\n+$/, ''), 'text/plain')));
+      const bad = results.find((r) => r.status < 200 || r.status >= 300);
+      return bad ?? results[0];
+    },
+    stop: () => stopProcess(proc),
+  };
+}
+
+export function checkNoLeftovers() {
+  const out = [];
+  for (const name of ['pushpin', 'condure', 'zurl']) {
+    try {
+      out.push(execFileSync('pgrep', ['-a', name], { encoding: 'utf8' }).trim());
+    } catch {
+      // pgrep exits 1 when nothing matches
+    }
+  }
+  return out.filter((s) => s !== '');
+}
