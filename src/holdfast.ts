@@ -12,6 +12,10 @@ import { Edge } from './edge/server.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { Forwarder } from './proxy/forwarder.js';
+import type { HoldfastError } from './errors.js';
+
+/** What a reload does not change: the listeners, edge limits and timeouts, logging and the push gateway. */
+const RESTART_ONLY_KEYS = ['listen', 'control', 'limits', 'timeouts', 'log', 'grip', 'push', 'publish'] as const;
 import { UpgradeRouter } from './ws/upgrade-router.js';
 
 export interface StartOptions {
@@ -19,9 +23,12 @@ export interface StartOptions {
   logDestination?: DestinationStream;
   /** Skip the process-wide default metrics (tests run many instances in one process). */
   defaultMetrics?: boolean;
+  /** Reads the configuration again for a reload (SIGHUP, POST /reload): the same file, flags and environment. */
+  loadConfig?: () => HoldfastConfig;
 }
 
 export interface RunningHoldfast {
+  /** The configuration in force (the latest one applied by a reload). */
   readonly config: HoldfastConfig;
   readonly edge: Edge;
   readonly control: ControlServer;
@@ -35,6 +42,12 @@ export interface RunningHoldfast {
   /** Where clients connect, after binding (port 0 resolved). */
   readonly address: { host: string; port: number };
   readonly controlAddress: { host: string; port: number };
+  /**
+   * Apply a new configuration's backends, groups, routes and upstream settings to new requests; requests in
+   * flight finish on the old groups. Without an argument, reads it again through StartOptions.loadConfig.
+   * A bad configuration throws its ConfigError and changes nothing.
+   */
+  reload(next?: HoldfastConfig): void;
   /** Graceful: stop accepting, finish in flight within timeouts.drainMs, then close everything. */
   drain(): Promise<void>;
   /** Immediate: cut everything. */
@@ -54,7 +67,23 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const upgrades = new UpgradeRouter({ config, forwarder, metrics, log, signer, holds });
   const edge = new Edge({ config, forwarder, metrics, log, upgrades });
   const publisher = new PublishEndpoint({ config, bus, holds, metrics, log });
-  const control = new ControlServer({ metrics, publish: publisher, isReady: () => !edge.draining });
+  let current = config;
+  const reload = (next?: HoldfastConfig): void => {
+    let applied: HoldfastConfig;
+    try {
+      applied = next ?? (options.loadConfig ?? (() => current))();
+      forwarder.reload(applied);
+    } catch (err) {
+      metrics.reloadsTotal.inc({ outcome: 'refused' });
+      log.error({ code: (err as HoldfastError).code, err: (err as Error).message }, 'config reload refused, the running one stays');
+      throw err;
+    }
+    metrics.reloadsTotal.inc({ outcome: 'applied' });
+    const restartOnly = RESTART_ONLY_KEYS.filter((key) => JSON.stringify(applied[key]) !== JSON.stringify(current[key]));
+    if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings changed but apply only after a restart');
+    current = applied;
+  };
+  const control = new ControlServer({ metrics, publish: publisher, isReady: () => !edge.draining, reload });
 
   const listenAt = parseHostPort(config.listen)!;
   const controlAt = parseHostPort(config.control)!;
@@ -73,7 +102,9 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
 
   let stopping: Promise<void> | null = null;
   return {
-    config,
+    get config() {
+      return current;
+    },
     edge,
     control,
     forwarder,
@@ -85,6 +116,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     publisher,
     address,
     controlAddress,
+    reload,
     drain() {
       stopping ??= (async () => {
         log.info({ deadlineMs: config.timeouts.drainMs }, 'draining');

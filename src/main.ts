@@ -27,6 +27,8 @@ ${FLAGS.map((f) => `  --${`${f.flag} <${f.kind === 'int' ? 'n' : 'value'}>`.padE
 Precedence: built-in defaults < config file < HOLDFAST_* environment < flags.
 Exit codes: 0 after a clean shutdown, 1 on a runtime failure (such as a port in use), 2 on a bad configuration.
 SIGTERM/SIGINT drain gracefully (timeouts.drainMs); a second signal exits at once.
+SIGHUP (or POST /reload on the control listener) reloads backends, groups and routes from the same sources;
+a bad configuration is refused and the running one stays.
 `;
 
 function fail(message: string, exitCode: number): never {
@@ -76,13 +78,11 @@ async function main(argv: string[]): Promise<void> {
   }
 
   let running: RunningHoldfast;
+  // Reloads read the same sources again: the file (edited), the flags, the environment as it was at start.
+  const readConfig = () =>
+    loadConfig({ file: (values.config as string | undefined) ?? process.env.HOLDFAST_CONFIG, flags, env: process.env });
   try {
-    const config = loadConfig({
-      file: (values.config as string | undefined) ?? process.env.HOLDFAST_CONFIG,
-      flags,
-      env: process.env,
-    });
-    running = await startHoldfast(config);
+    running = await startHoldfast(readConfig(), { loadConfig: readConfig });
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     if (err instanceof HoldfastError) fail(err.message, 1);
@@ -112,6 +112,13 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('SIGHUP', () => {
+    try {
+      running.reload();
+    } catch {
+      // Logged by reload (every bad key); the running configuration stays.
+    }
+  });
 }
 
 async function publishCommand(args: string[], values: Record<string, string | undefined>): Promise<void> {

@@ -181,7 +181,8 @@ export const groupSchema = z.strictObject({
   compression: compressionSchema.optional(),
 });
 
-const namedGroupSchema = groupSchema.extend({ name: z.string().min(1) });
+/** In a list, `name` says which group it is; in a map the key does. */
+const namedGroupSchema = groupSchema.extend({ name: z.string().min(1).optional() });
 
 const routeSchema = z
   .strictObject({
@@ -302,16 +303,24 @@ export const configSchema = z.strictObject({
   backends: z.array(backendUrl).min(1, { message: 'at least one backend, such as http://127.0.0.1:3000' }).optional(),
   /** Backend groups, as a map by name or a list of groups with `name`. */
   groups: z
-    .union([z.record(z.string().min(1), groupSchema), z.array(namedGroupSchema)])
+    // A list becomes a map keyed by index first, so a bad key's path (groups.0.servers) still finds its value
+    // in the file. Not a union: zod reports a union that fails deeper down as one opaque issue.
+    .preprocess(
+      (groups) => (Array.isArray(groups) ? Object.fromEntries(groups.map((g: unknown, i) => [String(i), g])) : groups),
+      z.record(z.string().min(1), namedGroupSchema),
+    )
     .default({})
     .transform((groups, ctx): Record<string, GroupConfig> => {
-      if (!Array.isArray(groups)) return groups;
       const byName: Record<string, GroupConfig> = {};
-      for (const [i, { name, ...group }] of groups.entries()) {
-        if (byName[name] !== undefined) {
-          ctx.issues.push({ code: 'custom', path: [i, 'name'], input: name, message: `a second group named "${name}"` });
+      for (const [key, { name, ...group }] of Object.entries(groups)) {
+        const groupName = name ?? key;
+        if (name === undefined && /^\d+$/.test(key)) {
+          ctx.issues.push({ code: 'custom', path: [Number(key), 'name'], input: undefined, message: 'a group in a list needs a name' });
         }
-        byName[name] = group;
+        if (byName[groupName] !== undefined) {
+          ctx.issues.push({ code: 'custom', path: [key, 'name'], input: name, message: `a second group named "${groupName}"` });
+        }
+        byName[groupName] = group;
       }
       return byName;
     }),
@@ -335,7 +344,33 @@ export const configSchema = z.strictObject({
       message: `required when the control listener (${config.control}) is not on loopback: anyone could publish`,
     });
   }
-});
+}).superRefine(checkRouteGroups, { when: () => true });
+
+/**
+ * A route naming an unknown group is an error naming it. Runs even when other keys are bad (so every issue
+ * is listed at once), hence the defensive reading of a value that may be partly unparsed.
+ */
+function checkRouteGroups(config: unknown, ctx: z.core.$RefinementCtx<unknown>): void {
+  const { backends, groups, routes } = config as { backends?: unknown; groups?: unknown; routes?: unknown };
+  if (!Array.isArray(routes)) return;
+  const names = new Set<string>();
+  if (backends !== undefined) names.add(DEFAULT_GROUP);
+  if (groups !== null && typeof groups === 'object') {
+    for (const [key, group] of Object.entries(groups)) {
+      const name = (group as { name?: unknown } | null)?.name;
+      names.add(typeof name === 'string' ? name : key);
+    }
+  }
+  for (const [i, route] of routes.entries()) {
+    const group = (route as { group?: unknown } | null)?.group;
+    if (typeof group !== 'string' || names.has(group)) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['routes', i, 'group'],
+      message: `unknown group "${group}"; groups: ${[...names].join(', ') || 'none'}`,
+    });
+  }
+}
 
 type RefineContext = z.core.$RefinementCtx<{
   backends?: string[] | undefined;
@@ -368,15 +403,6 @@ function checkGroupsAndRoutes(
     }
     if (group.servers.every((s) => s.weight === 0)) {
       ctx.addIssue({ code: 'custom', path: ['groups', name, 'servers'], message: 'at least one server with a weight above 0' });
-    }
-  }
-  for (const [i, route] of config.routes.entries()) {
-    if (!names.has(route.group)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['routes', i, 'group'],
-        message: `unknown group "${route.group}"; groups: ${[...names].join(', ') || 'none'}`,
-      });
     }
   }
   if (config.backends === undefined && config.routes.length === 0) {

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ListenError } from '../errors.js';
+import { ConfigError, HoldfastError, ListenError } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { PublishEndpoint } from './publish.js';
 
@@ -8,6 +8,8 @@ export interface ControlDeps {
   publish: PublishEndpoint;
   /** True while the edge accepts traffic; false once draining. */
   isReady(): boolean;
+  /** Reload the configuration; throws a ConfigError (nothing changed) when the new one is bad. */
+  reload?: () => void;
 }
 
 /**
@@ -57,6 +59,32 @@ export class ControlServer {
       case '/publish':
       case '/publish/':
         return this.#deps.publish.handle(req, res);
+      case '/reload': {
+        if (!allowMethods(req, res, ['POST'])) return;
+        req.resume();
+        const reload = this.#deps.reload;
+        if (reload === undefined) {
+          res.writeHead(404, { 'content-type': 'text/plain' });
+          res.end('reload is not available\n');
+          return;
+        }
+        try {
+          reload();
+        } catch (err) {
+          if (!(err instanceof HoldfastError)) throw err;
+          // The same error start-up prints: every bad key with its value.
+          res.writeHead(err instanceof ConfigError ? 400 : err.httpStatus, {
+            'content-type': 'text/plain; charset=utf-8',
+            'cache-control': 'no-store',
+            'x-holdfast-error': err.code,
+          });
+          res.end(`${err.message}\n`);
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
+        res.end('reloaded\n');
+        return;
+      }
       case '/metrics': {
         if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
         const body = await this.#deps.metrics.registry.metrics();
@@ -74,7 +102,7 @@ export class ControlServer {
       case '/':
         if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
         res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end(req.method === 'HEAD' ? undefined : 'Holdfast control listener: POST /publish, /metrics, /healthz\n');
+        res.end(req.method === 'HEAD' ? undefined : 'Holdfast control listener: POST /publish, POST /reload, /metrics, /healthz\n');
         return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain' });

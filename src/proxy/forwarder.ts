@@ -105,8 +105,8 @@ export class Forwarder {
     this.#routing = next;
     for (const group of previous.groups.values()) {
       this.#retired.add(group);
-      group.retire();
-      void group.close().then(() => this.#retired.delete(group));
+      group.retire(); // closes its pools once what it admitted has finished
+      void group.closed.then(() => this.#retired.delete(group));
     }
     this.log.info({ groups: [...next.groups.keys()], routes: next.table.routes.length }, 'config reloaded');
   }

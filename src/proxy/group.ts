@@ -48,6 +48,9 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
   #active = 0;
   #retired = false;
   #closing: Promise<void> | null = null;
+  #resolveClosed: () => void = () => {};
+  /** Resolves once the pools are closed (a retired group closes when idle). */
+  readonly closed: Promise<void> = new Promise((resolve) => (this.#resolveClosed = resolve));
 
   constructor(name: string, config: GroupConfig, deps: GroupDeps) {
     this.name = name;
@@ -210,7 +213,7 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
 
   close(): Promise<void> {
     this.health?.stop();
-    this.#closing ??= Promise.all(this.servers.map((s) => s.close())).then(() => undefined);
+    this.#closing ??= Promise.all(this.servers.map((s) => s.close())).then(() => this.#resolveClosed());
     return this.#closing;
   }
 

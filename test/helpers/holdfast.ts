@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
-import type { ConfigInput } from '../../src/config/schema.js';
+import type { ConfigInput, HoldfastConfig } from '../../src/config/schema.js';
 import { startHoldfast, type RunningHoldfast } from '../../src/holdfast.js';
 
 /** Log lines a test can inspect instead of printing them. */
@@ -43,6 +43,7 @@ export async function startTestHoldfast(
   t: TestContext,
   backends: string[],
   overrides: Partial<ConfigInput> = {},
+  options: { loadConfig?: () => HoldfastConfig } = {},
 ): Promise<TestHoldfast> {
   const config = validateConfig({
     listen: '127.0.0.1:0',
@@ -52,7 +53,7 @@ export async function startTestHoldfast(
     log: { level: 'info', ...overrides.log },
   });
   const logs = new LogSink();
-  const running = await startHoldfast(config, { logDestination: logs, defaultMetrics: false });
+  const running = await startHoldfast(config, { logDestination: logs, defaultMetrics: false, ...options });
   t.after(() => running.close());
   return Object.assign(running, {
     url: `http://127.0.0.1:${running.address.port}`,
