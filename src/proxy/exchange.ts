@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../edge/error-response.js';
 import type { Forwarder } from './forwarder.js';
-import type { CompressedBody } from './compression.js';
+import type { ResponseEncoder } from './compression.js';
 import { withoutCookie } from './cookies.js';
 import type { BackendGroup, GroupRequest } from './group.js';
 import { GRIP_FEATURES } from '../grip/features.js';
@@ -66,7 +66,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   #clientGone = false;
   #status = 0;
   /** Set when the plain response is compressed on its way out. */
-  #body: CompressedBody | null = null;
+  #body: ResponseEncoder | null = null;
 
   /** The client sent `Expect: 100-continue`; the edge lets the body come once a backend is chosen. */
   readonly expectsContinue: boolean;

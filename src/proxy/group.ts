@@ -5,7 +5,7 @@ import type { Metrics } from '../observe/metrics.js';
 import type { ServerResponse } from 'node:http';
 import { rawHeaderValues } from './headers.js';
 import { createBalancer, usable, type Balancer, type PickRequest } from './balancer.js';
-import { CompressedBody, CompressionPolicy, type EncoderOwner } from './compression.js';
+import { CompressionPolicy, createCompressedBody, type EncoderOwner, type ResponseEncoder } from './compression.js';
 import { HealthChecker } from './health-check.js';
 import { RequestQueue, type QueueOwner } from './request-queue.js';
 import { StickyCookies } from './sticky.js';
@@ -181,7 +181,7 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
     server: Backend,
     status: number,
     headers: string[],
-  ): CompressedBody | null {
+  ): ResponseEncoder | null {
     const sticky = this.sticky;
     if (sticky !== null && sticky.pinned(request.req.rawHeaders) !== server) {
       // HAProxy `insert nocache`: a response that pins a client must not be stored for others.
@@ -189,10 +189,11 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
     }
     const policy = this.compression;
     if (policy === null) return null;
+    const knownLength = contentLength(headers);
     const encoding = policy.negotiate(request.method, status, rawHeaderValues(request.req.rawHeaders, 'accept-encoding'), headers);
     if (encoding === null) return null;
     const { gzipLevel, brotliQuality } = policy.config;
-    return new CompressedBody(request.res, encoding, request, CompressionPolicy.isStreaming(headers), {
+    return createCompressedBody(request.res, encoding, request, knownLength, CompressionPolicy.isStreaming(headers), {
       gzip: gzipLevel,
       brotli: brotliQuality,
     });
@@ -252,4 +253,14 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
 
 function groupOnServerUp(group: BackendGroup): void {
   group.drainQueue();
+}
+
+function contentLength(headers: readonly string[]): number | undefined {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.length === 14 && headers[i]!.toLowerCase() === 'content-length') {
+      const n = Number(headers[i + 1]);
+      return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+    }
+  }
+  return undefined;
 }
