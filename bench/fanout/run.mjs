@@ -570,7 +570,7 @@ async function main() {
 
   const cmd = `node bench/fanout/run.mjs ${process.argv.slice(2).join(' ')}`.trim();
   let md = `\n## SSE fan-out (${started.slice(0, 10)})\n\n\`${cmd}\` (started ${started}; server on core ${serverCpu}, subscribers/publisher/backend on core ${clientCpu}; ${os.cpus().length} cores, Node ${process.version}; Holdfast ${holdfastVersion})\n\n`;
-  if (rows.length) md += `${M} messages ${interval} ms apart to N SSE subscribers on one channel. Latency = publish call to bytes read by the subscriber process, over every (subscriber, message); probe = ${opts.probe} subscribers in a normal-priority process (the bulk runs at nice 10).\n\n${table(rows)}\n\n`;
+  if (rows.length) md += `${M} messages ${interval} ms apart to N SSE subscribers on one channel. Latency = publish call to bytes read by the subscriber process, over every (subscriber, message); probe = min(${opts.probe}, N/10) subscribers in a normal-priority process (the bulk runs at nice 10).\n\n${table(rows)}\n\n`;
   if (tp) md += `Holdfast sustained delivery: ${tp.n} subscribers, ${tp.items} items in publishes of ${tp.batch} (${tp.conc} in flight): ${tp.received}/${tp.expected} delivered in ${tp.seconds.toFixed(2)} s = **${Math.round(tp.rate)} deliveries/s**; server CPU ${tp.cpuS.toFixed(2)} s (${Math.round(tp.ratePerCpuS)} deliveries per CPU-second); other processes on the host used ${tp.foreignPct.toFixed(0)}% of a core meanwhile.\n\n`;
   md += `Targets:\n${targets(rows, tp)}\n`;
   console.log(md);
