@@ -189,11 +189,14 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
     }
     const policy = this.compression;
     if (policy === null) return null;
+    // Read before negotiate(): a compressed answer loses its Content-Length, and then everything would look
+    // like a stream (flushed per batch, never one-shot).
     const knownLength = contentLength(headers);
+    const streaming = CompressionPolicy.isStreaming(headers);
     const encoding = policy.negotiate(request.method, status, rawHeaderValues(request.req.rawHeaders, 'accept-encoding'), headers);
     if (encoding === null) return null;
     const { gzipLevel, brotliQuality } = policy.config;
-    return createCompressedBody(request.res, encoding, request, knownLength, CompressionPolicy.isStreaming(headers), {
+    return createCompressedBody(request.res, encoding, request, knownLength, streaming, {
       gzip: gzipLevel,
       brotli: brotliQuality,
     });
