@@ -80,7 +80,9 @@ export class PublishEndpoint {
   /** Sequences and publishes items; resolves to deliveries on this node. Also used by the CLI demo. */
   async publish(items: readonly PublishItem[]): Promise<number> {
     const { holds, metrics } = this.#deps;
-    holds.beginBatch();
+    // Several items: one write per client for all of them. One item: corking would only add work.
+    const batch = items.length > 1;
+    if (batch) holds.beginBatch();
     const now = Date.now();
     try {
       for (const item of items) {
@@ -88,7 +90,7 @@ export class PublishEndpoint {
         this.#sequencer.add(item, now);
       }
     } finally {
-      holds.endBatch();
+      if (batch) holds.endBatch();
     }
     const deliveries = this.#pendingDeliveries;
     this.#pendingDeliveries = [];

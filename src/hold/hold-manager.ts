@@ -53,7 +53,8 @@ export class HoldManager implements HoldHost {
   readonly #held = new Set<HeldClient>();
   readonly #sseHeartbeat: KeepAlive | null;
   #corked: StreamHold[] | null = null;
-  readonly #deliveryCounters = new Map<string, { inc(): void }>();
+  readonly #deliveryTally = new Map<string, number>();
+  #tallyFlushQueued = false;
 
   constructor(deps: HoldManagerDeps) {
     this.#deps = deps;
@@ -202,13 +203,19 @@ export class HoldManager implements HoldHost {
   }
 
   countDelivery(client: HeldClient): void {
-    // Once per subscriber per message: a label lookup here would cost more than the write.
-    let counter = this.#deliveryCounters.get(client.transport);
-    if (counter === undefined) {
-      counter = this.#deps.metrics.deliveries.labels({ transport: client.transport });
-      this.#deliveryCounters.set(client.transport, counter);
+    // Once per subscriber per message: tallied here and added to the counter once per publish (a bound
+    // prom-client child still hashes its labels on every inc).
+    this.#deliveryTally.set(client.transport, (this.#deliveryTally.get(client.transport) ?? 0) + 1);
+    if (!this.#tallyFlushQueued) {
+      this.#tallyFlushQueued = true;
+      queueMicrotask(() => this.#flushDeliveryTally());
     }
-    counter.inc();
+  }
+
+  #flushDeliveryTally(): void {
+    this.#tallyFlushQueued = false;
+    for (const [transport, n] of this.#deliveryTally) this.#deps.metrics.deliveries.inc({ transport }, n);
+    this.#deliveryTally.clear();
   }
 
   countDrop(reason: string): void {

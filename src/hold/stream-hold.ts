@@ -5,6 +5,26 @@ import { HeldClient, type HoldHost, type HoldOrigin, type Transport } from './he
 
 const SSE_ID_LINE = /^id:/m;
 const sseBytesCache = new WeakMap<PublishItem, Buffer>();
+const chunkCache = new WeakMap<Buffer, Buffer>();
+const CRLF = Buffer.from('\r\n');
+
+/**
+ * The same bytes framed as one HTTP/1.1 chunk, built once per message and shared by every subscriber: Node's
+ * `res.write` on a chunked response would queue the size line, the payload and the CRLF separately for each
+ * subscriber (three-part writev and its bookkeeping, measured as the largest cost of a fan-out after the
+ * syscall itself; bench/fanout).
+ */
+function asChunk(bytes: Buffer): Buffer {
+  let framed = chunkCache.get(bytes);
+  if (framed === undefined) {
+    framed = Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`, 'latin1'), bytes, CRLF]);
+    chunkCache.set(bytes, framed);
+  }
+  return framed;
+}
+
+/** Node's own fields: `_headerSent` is true once the head went to the socket (`headersSent` is true from writeHead on). */
+type ChunkedResponse = ServerResponse & { chunkedEncoding?: boolean; _headerSent?: boolean };
 
 /**
  * SSE events carry the item's id, so a reconnecting EventSource sends it back as Last-Event-ID. Built once
@@ -28,6 +48,8 @@ export class StreamHold extends HeldClient {
   readonly transport: Transport;
   keepAlive: KeepAlive | null;
   keepAliveDueMs = Infinity;
+  /** When content last went out: idle keep-alives and next links count from here. */
+  lastDataMs = 0;
   /** Socket corked for a batch of items from one publish request. */
   corked = false;
 
@@ -46,17 +68,33 @@ export class StreamHold extends HeldClient {
     if (instruct.goneLink !== null) this.goneLink = instruct.goneLink;
   }
 
-  /** (Re)arm timers after data went out. */
+  /**
+   * Arm the deadlines. Data going out only records the time: an idle deadline that passed is moved past the
+   * last data when it fires (onDue), so a busy stream costs no timer work per message.
+   */
   armTimers(nowMs: number, dataSent: boolean): void {
-    if (this.keepAlive !== null && this.keepAlive.timeoutSec > 0) {
-      if (dataSent ? this.keepAlive.mode === 'idle' : this.keepAliveDueMs === Infinity) {
-        this.keepAliveDueMs = nowMs + this.keepAlive.timeoutSec * 1000;
+    if (dataSent) this.lastDataMs = nowMs;
+    let changed = false;
+    const keepAlive = this.keepAlive;
+    if (keepAlive === null || keepAlive.timeoutSec <= 0) {
+      if (this.keepAliveDueMs !== Infinity) {
+        this.keepAliveDueMs = Infinity;
+        changed = true;
       }
-    } else this.keepAliveDueMs = Infinity;
-    if (this.nextLink !== null && (dataSent || this.nextLinkDueMs === Infinity)) {
+    } else if (this.keepAliveDueMs === Infinity) {
+      this.keepAliveDueMs = nowMs + keepAlive.timeoutSec * 1000;
+      changed = true;
+    }
+    if (this.nextLink === null) {
+      if (this.nextLinkDueMs !== Infinity) {
+        this.nextLinkDueMs = Infinity;
+        changed = true;
+      }
+    } else if (this.nextLinkDueMs === Infinity) {
       this.nextLinkDueMs = nowMs + this.nextLink.timeoutSec * 1000;
-    } else if (this.nextLink === null) this.nextLinkDueMs = Infinity;
-    this.host.reschedule(this);
+      changed = true;
+    }
+    if (changed) this.host.reschedule(this);
   }
 
   nextDueMs(): number {
@@ -65,13 +103,22 @@ export class StreamHold extends HeldClient {
 
   onDue(nowMs: number): void {
     if (this.closed) return;
-    if (this.keepAliveDueMs <= nowMs && this.keepAlive !== null) {
-      this.write(this.keepAlive.data);
-      this.keepAliveDueMs = nowMs + this.keepAlive.timeoutSec * 1000;
+    const keepAlive = this.keepAlive;
+    if (keepAlive !== null && this.keepAliveDueMs <= nowMs) {
+      const idleDueMs = this.lastDataMs + keepAlive.timeoutSec * 1000;
+      if (keepAlive.mode === 'idle' && idleDueMs > nowMs) this.keepAliveDueMs = idleDueMs;
+      else {
+        this.write(keepAlive.data);
+        this.keepAliveDueMs = nowMs + keepAlive.timeoutSec * 1000;
+      }
     }
     if (this.nextLinkDueMs <= nowMs) {
-      this.nextLinkDueMs = Infinity;
-      if (this.nextLink !== null) this.host.fetchNext(this, 'idle');
+      const idleDueMs = this.nextLink === null ? 0 : this.lastDataMs + this.nextLink.timeoutSec * 1000;
+      if (idleDueMs > nowMs) this.nextLinkDueMs = idleDueMs;
+      else {
+        this.nextLinkDueMs = Infinity;
+        if (this.nextLink !== null) this.host.fetchNext(this, 'idle');
+      }
     }
     if (!this.closed) this.host.reschedule(this);
   }
@@ -80,7 +127,12 @@ export class StreamHold extends HeldClient {
   write(bytes: Buffer): boolean {
     if (this.closed || this.res.destroyed) return false;
     if (bytes.length === 0) return true;
-    this.res.write(bytes);
+    const res = this.res as ChunkedResponse;
+    const socket = res.socket;
+    // Straight to the socket once Node has put the head out and frames the body as chunks; otherwise (a
+    // pipelined response not yet on the socket, an HTTP/1.0 client) through Node's response.
+    if (socket !== null && res.chunkedEncoding === true && res._headerSent === true && socket.writable) socket.write(asChunk(bytes));
+    else res.write(bytes);
     // While corked for a publish batch every byte counts as queued, however fast the client reads: the
     // check would drop healthy clients of any batch over the limit. The manager checks once it uncorks.
     return this.corked || !this.checkSlowConsumer();

@@ -221,6 +221,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     if (this.#grip !== null) {
       // The push gateway owns the client response from here; the backend connection goes back to the pool.
       const grip = this.#grip;
+      this.#grip = null;
       this.#finishUpstream();
       grip.onComplete();
       return;
@@ -290,6 +291,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   #finishUpstream(): void {
     if (this.#upstreamDone) return;
     this.#upstreamDone = true;
+    // A held client keeps its exchange for its whole life: let go of undici's request and the reader.
+    this.#abort = null;
+    this.#resume = null;
     this.group?.finished(this);
     this.owner.onUpstreamDone(this);
   }
