@@ -25,7 +25,10 @@ export interface HoldHost {
 export interface HoldOrigin {
   /** The filtered header list sent upstream for the original request. */
   upstreamHeaders: string[];
+  /** The client's target: what routes match on. */
   target: string;
+  /** The target the backend saw (after a route's prefix strip/replace): what relative links resolve against. */
+  upstreamTarget: string;
   method: string;
 }
 

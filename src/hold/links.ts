@@ -15,8 +15,8 @@ const MAX_LINK_BODY_BYTES = 1_048_576;
 const NOT_REPEATED = new Set(['content-length', 'content-type', 'grip-sig', 'grip-feature', 'grip-last']);
 
 /**
- * Requests a Grip-Link (next or gone) from the backends, the way the original request went: through the
- * balancer and the pooled connections, with the original client's headers, a fresh Grip-Sig and
+ * Requests a Grip-Link (next or gone) from the backends, the way the original request went: through its
+ * route's group and the pooled connections, with the original client's headers, a fresh Grip-Sig and
  * `Grip-Last` when recovering. Links are resolved against the original request; an absolute link is
  * used for its path only, so a backend's instruction can never make us call an arbitrary host.
  */
@@ -31,18 +31,22 @@ export class LinkFetcher {
 
   async fetch(
     link: string,
-    base: { target: string; upstreamHeaders: readonly string[] },
+    base: { target: string; upstreamTarget: string; upstreamHeaders: readonly string[] },
     method: 'GET' | 'POST',
     extraHeaders: readonly string[] = [],
   ): Promise<LinkResponse> {
-    const resolved = new URL(link, new URL(base.target, 'http://holdfast.invalid'));
+    // The link goes to the group that served the original request (routed as the client asked for it), and
+    // resolves against the target that backend saw.
+    const resolved = new URL(link, new URL(base.upstreamTarget, 'http://holdfast.invalid'));
     const path = `${resolved.pathname}${resolved.search}`;
+    const route = this.#forwarder.route(headerOf(base.upstreamHeaders, 'host'), base.target);
+    if (route === null) throw new Error(`no route for the request that gave link ${path}`);
     const headers: string[] = [];
     for (let i = 0; i < base.upstreamHeaders.length; i += 2) {
       if (!NOT_REPEATED.has(base.upstreamHeaders[i]!.toLowerCase())) headers.push(base.upstreamHeaders[i]!, base.upstreamHeaders[i + 1]!);
     }
     headers.push('grip-sig', this.#signer.token(), 'grip-feature', GRIP_FEATURES, ...extraHeaders);
-    const backend = this.#forwarder.balancer.pick(Date.now());
+    const backend = route.group.balancer.pick(Date.now(), null, undefined, false);
     if (backend === null) throw new Error(`no backend available for link ${path}`);
     backend.requestCounter.inc();
     const response = await backend.pool.request({
@@ -68,4 +72,9 @@ export class LinkFetcher {
     }
     return { status: response.statusCode, reason: '', headers: flat, body: Buffer.concat(chunks) };
   }
+}
+
+function headerOf(headers: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === lowerName) return headers[i + 1];
+  return undefined;
 }

@@ -53,17 +53,6 @@ export class Forwarder {
     return this.#routing.groups;
   }
 
-  /** For GRIP link fetches, which are not routed: a server of the primary group. */
-  get balancer(): { pick(nowMs: number, exclude?: ReadonlySet<Backend>): Backend | null } {
-    const group = this.#routing.primary;
-    return { pick: (nowMs, exclude) => group.balancer.pick(nowMs, null, exclude, false) };
-  }
-
-  /** For errors about the primary group (GRIP links and WebSocket tunnels, which are not routed yet). */
-  describe(): string {
-    return this.#routing.primary.describe();
-  }
-
   /** The group and upstream target for a Host and origin-form target, or null when no route matches. */
   route(host: string | undefined, target: string): { group: BackendGroup; target: string } | null {
     return this.#routing.table.match(host, target);

@@ -410,7 +410,8 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
   }
 
   #openHold(holds: HoldManager): WsHold {
-    const origin = { upstreamHeaders: this.#headers(), target: this.target, method: 'GET' };
+    // Links route like the client's request and resolve against the target this backend saw.
+    const origin = { upstreamHeaders: this.#headers(), target: this.upstream.pickRequest.req.url ?? this.target, upstreamTarget: this.target, method: 'GET' };
     const hold = new WsHold(holds, this, this.#tcp, origin, this.meta);
     holds.activate(hold, undefined);
     return hold;
