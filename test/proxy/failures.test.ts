@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { request } from 'undici';
 import { deadPort, startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
+import { listen } from '../helpers/listen.js';
 import { RawClient } from '../helpers/raw.js';
 
 /**
@@ -14,11 +14,8 @@ import { RawClient } from '../helpers/raw.js';
 async function startRawBackend(t: TestContext, onRequest: (socket: Socket, head: string) => void) {
   const heads: string[] = [];
   let connections = 0;
-  const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     connections++;
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     let buf = '';
     socket.on('data', (chunk: Buffer) => {
@@ -32,16 +29,9 @@ async function startRawBackend(t: TestContext, onRequest: (socket: Socket, head:
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
+  const port = await listen(t, server);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://127.0.0.1:${port}`,
     heads,
     get connections() {
       return connections;

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { startBackend } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
+import { listen } from '../helpers/listen.js';
 import { RawClient } from '../helpers/raw.js';
 
 /** Lower-cased header names a backend got, in order. */
@@ -125,10 +125,7 @@ test('X-Forwarded-For and Via start fresh when the client sent none', async (t) 
 /** A raw backend answering every request with exactly `response`, to control every response byte. */
 async function startRawResponder(t: TestContext, response: string) {
   const heads: string[] = [];
-  const sockets = new Set<Socket>();
   const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     let buf = '';
     socket.on('data', (chunk: Buffer) => {
       buf += chunk.toString('latin1');
@@ -140,15 +137,8 @@ async function startRawResponder(t: TestContext, response: string) {
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, heads };
+  const port = await listen(t, server);
+  return { url: `http://127.0.0.1:${port}`, heads };
 }
 
 test('on the way back: the backend hop-by-hop and Connection-named fields are removed', async (t) => {

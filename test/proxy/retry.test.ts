@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { deadPort, startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
+import { listen } from '../helpers/listen.js';
 import { RawClient } from '../helpers/raw.js';
 
 /** One request as a raw backend parsed it off the wire. */
@@ -29,10 +29,7 @@ type RawAction = 'answer' | 'fin' | 'rst';
 async function startRawBackend(t: TestContext, decide: (seen: RawSeen) => RawAction) {
   const seen: RawSeen[] = [];
   let connections = 0;
-  const sockets = new Set<Socket>();
   const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     const connection = ++connections;
     let index = 0;
@@ -60,15 +57,7 @@ async function startRawBackend(t: TestContext, decide: (seen: RawSeen) => RawAct
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(t, server);
   return {
     url: `http://127.0.0.1:${port}`,
     seen,

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { WebSocket, WebSocketServer, type ClientOptions, type ServerOptions } from 'ws';
+import { listen } from '../helpers/listen.js';
 
 /** One message as ws delivered it. */
 export interface Received {
@@ -119,23 +120,6 @@ export async function startWsEchoBackend(t: TestContext, options: ServerOptions 
   return backend;
 }
 
-/** listen(0) on loopback and close (with every connection) after the test. */
-export async function listen(t: TestContext, server: Server): Promise<void> {
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-}
-
 /** A client handshake as raw bytes (key fixed: tests compare bytes). */
 export function handshake(path: string, extra: string[] = []): string {
   return [
@@ -183,3 +167,5 @@ export async function until(condition: () => boolean, what: string, maxTurns = 5
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+export { listen };
