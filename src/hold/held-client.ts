@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import type { ChannelSubscription, Instruct } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import { passesFilters, type FilterSubject } from './filters.js';
@@ -35,15 +34,27 @@ export interface HoldOrigin {
 const kHeld = Symbol('holdfast.held');
 
 /**
- * A client the push gateway holds: its subscriptions, metadata, links and one deadline on the shared
- * timer wheel. Transports (stream/SSE, long-poll) decide what an item looks like on the wire.
+ * What a hold writes to, as far as the base class is concerned: an HTTP response for the HTTP transports,
+ * the TCP connection under a terminated WebSocket for GRIP over WebSocket.
  */
-export abstract class HeldClient implements WheelEntry, FilterSubject {
+export interface HeldOutput {
+  once(event: 'close', listener: () => void): unknown;
+  readonly writableLength: number;
+  readonly writableFinished: boolean;
+  readonly destroyed: boolean;
+  destroy(): unknown;
+}
+
+/**
+ * A client the push gateway holds: its subscriptions, metadata, links and one deadline on the shared
+ * timer wheel. Transports (stream/SSE, long-poll, WebSocket) decide what an item looks like on the wire.
+ */
+export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements WheelEntry, FilterSubject {
   wheelDueMs = 0;
   wheelSlot: Set<WheelEntry> | null = null;
   abstract readonly transport: Transport;
   readonly host: HoldHost;
-  readonly res: ServerResponse;
+  readonly res: O;
   readonly origin: HoldOrigin;
   channels: ChannelSubscription[];
   meta: Record<string, string>;
@@ -56,7 +67,7 @@ export abstract class HeldClient implements WheelEntry, FilterSubject {
   /** Set while a next-link fetch is in flight. */
   fetching = false;
 
-  constructor(host: HoldHost, res: ServerResponse, origin: HoldOrigin, instruct: Instruct) {
+  constructor(host: HoldHost, res: O, origin: HoldOrigin, instruct: Instruct) {
     this.host = host;
     this.res = res;
     this.origin = origin;
@@ -64,7 +75,7 @@ export abstract class HeldClient implements WheelEntry, FilterSubject {
     this.meta = instruct.meta;
     this.nextLink = instruct.nextLink;
     this.goneLink = instruct.goneLink;
-    (res as ServerResponse & { [kHeld]?: HeldClient })[kHeld] = this;
+    (res as O & { [kHeld]?: HeldClient })[kHeld] = this;
     res.once('close', heldResponseOnClose);
   }
 
@@ -141,6 +152,6 @@ export abstract class HeldClient implements WheelEntry, FilterSubject {
   }
 }
 
-function heldResponseOnClose(this: ServerResponse & { [kHeld]?: HeldClient }): void {
+function heldResponseOnClose(this: HeldOutput & { [kHeld]?: HeldClient }): void {
   this[kHeld]?.onResponseClose();
 }

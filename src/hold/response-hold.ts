@@ -10,7 +10,7 @@ const FRAMING = new Set(['content-length', 'transfer-encoding']);
  * A held long-poll (`Grip-Hold: response`): the first published `http-response` item, or on timeout the
  * backend's original response, becomes the one answer this request gets.
  */
-export class ResponseHold extends HeldClient {
+export class ResponseHold extends HeldClient<ServerResponse> {
   readonly transport = 'response' as const;
   /** The backend's response minus Grip-*: the timeout answer, and what a published answer inherits. */
   readonly timeoutResponse: GripResponse;

@@ -44,7 +44,7 @@ function sseContent(item: PublishItem, content: Buffer): Buffer {
  * A held HTTP stream (`Grip-Hold: stream`): published `http-stream` content is appended to the open
  * response. A `text/event-stream` hold is Server-Sent Events: ids on events, heartbeats by default, replay.
  */
-export class StreamHold extends HeldClient {
+export class StreamHold extends HeldClient<ServerResponse> {
   readonly transport: Transport;
   keepAlive: KeepAlive | null;
   keepAliveDueMs = Infinity;

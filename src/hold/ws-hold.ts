@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Instruct } from '../grip/instruct.js';
 import type { PublishItem, WsMessageFormat } from '../grip/publish-items.js';
@@ -13,33 +12,19 @@ export interface WsHoldSocket {
   closeClient(code: number, reason: string, cause: 'policy'): void;
 }
 
-/** The members of the held output the base class uses; a net.Socket has every one of them. */
-interface HeldOutput {
-  once(event: 'close', listener: () => void): unknown;
-  readonly writableLength: number;
-  readonly writableFinished: boolean;
-  readonly destroyed: boolean;
-  destroy(): unknown;
-}
-
 /**
  * GRIP over WebSocket: a terminated socket whose backend subscribed it to channels with `c:` control
  * messages. Published `ws-message` items reach it through the same bus, channel index and filters as the
  * HTTP holds; subscriptions come and go while it lives (HoldManager.subscribe/unsubscribe). Liveness and
  * keep-alives belong to the socket's session, so this hold has no deadlines of its own.
  */
-export class WsHold extends HeldClient {
+export class WsHold extends HeldClient<Socket> {
   readonly transport = 'ws' as const;
   readonly socket: WsHoldSocket;
 
-  /**
-   * `tcp` is the connection under the WebSocket: the base class releases the hold when it closes. It is
-   * typed as the base's ServerResponse because HeldClient is written for HTTP holds; the check below proves
-   * it has every member the base class touches.
-   */
+  /** `tcp` is the connection under the WebSocket: the base class releases the hold when it closes. */
   constructor(host: HoldHost, socket: WsHoldSocket, tcp: Socket, origin: HoldOrigin, meta: Record<string, string>) {
-    const output: HeldOutput = tcp;
-    super(host, output as unknown as ServerResponse, origin, wsInstruct(meta));
+    super(host, tcp, origin, wsInstruct(meta));
     this.socket = socket;
   }
 
