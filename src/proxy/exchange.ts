@@ -291,9 +291,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   #finishUpstream(): void {
     if (this.#upstreamDone) return;
     this.#upstreamDone = true;
-    // A held client keeps its exchange for its whole life: let go of undici's request and the reader.
+    // A held client keeps its exchange for its whole life: let go of undici's request, the reader and the
+    // header list (rebuilt from req.rawHeaders, with a fresh Grip-Sig, if a GRIP link ever needs it).
     this.#abort = null;
     this.#resume = null;
+    this.#headers = null;
     this.group?.finished(this);
     this.owner.onUpstreamDone(this);
   }
