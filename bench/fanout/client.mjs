@@ -10,6 +10,14 @@
 // publisher's CLOCK_MONOTONIC in microseconds (process.hrtime, shared by all processes on the host).
 // seq 0 is a warm-up message (proves the subscription is live), 1..M are measured. Anything else in the
 // stream (chunk sizes, `id:` lines, heartbeats, nchan's comments) is skipped by the matcher.
+//
+// WebSocket (`transport: 'ws'`): the request is an RFC 6455 upgrade with a random Sec-WebSocket-Key, the
+// head must be `101`, then server frames (unmasked) are parsed byte by byte: header byte 0 (FIN, opcode),
+// byte 1 (length < 126, or 126 + 2 bytes, or 127 + 8 bytes), payload. A text frame's payload is
+// `<seq> <t0>` (published as a `ws-message`). Pings are answered with a masked pong (zero mask key) so the
+// server's liveness check keeps the socket; a close frame is counted as closed. The Sec-WebSocket-Accept
+// value is not verified (the bench measures fan-out, not handshake correctness).
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 
 const HEAD_END = [13, 10, 13, 10]; // \r\n\r\n
@@ -23,6 +31,7 @@ let messages = 0; // measured messages expected per connection (latency mode)
 let mode = 'latency'; // or 'throughput': only counts and order per connection
 let window = 128; // connections in flight (connecting or waiting for the head) at once
 let limit = 0; // connections allowed so far (the probe process is raised gradually)
+let transport = 'sse'; // or 'ws'
 
 let sockets = [];
 let closing = false;
@@ -50,6 +59,11 @@ let warmTotal = 0; // warm-up messages received, repeats included
 let complete = 0; // connections that have every expected message
 let completeAtUs = 0;
 let tpTotal = 0; // throughput mode: messages expected per connection
+// WebSocket frame parser state per connection: 0 = header byte 0, 1 = byte 1, 2 = extended length bytes
+// (wsExt of them left), 3 = payload (wsRem bytes left).
+let wsState, wsOp, wsExt, wsRem;
+let pings = 0;
+let pingPayload = new Map(); // connection -> bytes of a ping being read (rare)
 
 const readBuf = Buffer.allocUnsafe(64 * 1024);
 
@@ -70,6 +84,10 @@ function alloc() {
   lastSeq = new Float64Array(total);
   outOfOrder = new Uint32Array(total);
   lat = mode === 'latency' ? new Float64Array(total * messages).fill(NaN) : null;
+  wsState = new Uint8Array(total);
+  wsOp = new Uint8Array(total);
+  wsExt = new Uint8Array(total);
+  wsRem = new Float64Array(total);
 }
 
 function onMessage(i, seq, t0, now) {
@@ -105,8 +123,9 @@ function parse(i, buf, n) {
   let p = 0;
   const now = nowUs();
   if (!gotHead[i]) {
-    // Status line first: "HTTP/1.1 200 ...".
-    if (headMatch[i] === 0 && n >= 12 && !(buf[9] === 50 && buf[10] === 48 && buf[11] === 48)) {
+    // Status line first: "HTTP/1.1 200 ..." (SSE) or "HTTP/1.1 101 ..." (WebSocket).
+    const okStatus = transport === 'ws' ? buf[9] === 49 && buf[10] === 48 && buf[11] === 49 : buf[9] === 50 && buf[10] === 48 && buf[11] === 48;
+    if (headMatch[i] === 0 && n >= 12 && !okStatus) {
       badStatus++;
       if (firstError === null) firstError = `status ${buf.toString('latin1', 0, Math.min(n, 200)).split('\r\n')[0]}`;
       sockets[i].destroy(); // retried from the close handler
@@ -127,6 +146,10 @@ function parse(i, buf, n) {
     inFlight--;
     lastHeadUs = now;
     pump();
+  }
+  if (transport === 'ws') {
+    parseWs(i, buf, p, n, now);
+    return;
   }
   let f = field[i];
   let d = dataMatch[i];
@@ -160,9 +183,86 @@ function parse(i, buf, n) {
   t0Acc[i] = t0;
 }
 
+/** Server frames after the 101; see the header comment. */
+function parseWs(i, buf, p, n, now) {
+  let st = wsState[i];
+  let op = wsOp[i];
+  let ext = wsExt[i];
+  let rem = wsRem[i];
+  let f = field[i];
+  let seq = seqAcc[i];
+  let t0 = t0Acc[i];
+  while (p < n) {
+    if (st === 0) {
+      op = buf[p++] & 0x0f;
+      st = 1;
+      f = 1;
+      seq = 0;
+      t0 = 0;
+      continue;
+    }
+    if (st === 1) {
+      const b = buf[p++] & 0x7f;
+      if (b < 126) {
+        rem = b;
+        st = 3;
+      } else {
+        ext = b === 126 ? 2 : 8;
+        rem = 0;
+        st = 2;
+        continue;
+      }
+    } else if (st === 2) {
+      rem = rem * 256 + buf[p++];
+      if (--ext > 0) continue;
+      st = 3;
+    } else {
+      const end = Math.min(n, p + rem);
+      rem -= end - p;
+      if (op === 1) {
+        for (; p < end; p++) {
+          const b = buf[p];
+          if (b >= 48 && b <= 57) {
+            if (f === 1) seq = seq * 10 + (b - 48);
+            else t0 = t0 * 10 + (b - 48);
+          } else if (b === 32 && f === 1) f = 2;
+        }
+      } else if (op === 9) {
+        const got = pingPayload.get(i) ?? [];
+        for (; p < end; p++) got.push(buf[p]);
+        pingPayload.set(i, got);
+      } else p = end;
+    }
+    if (st === 3 && rem === 0) {
+      // End of a frame (also a zero-length one).
+      if (op === 1 && f === 2) onMessage(i, seq, t0, now);
+      else if (op === 9) {
+        const payload = pingPayload.get(i) ?? [];
+        pingPayload.delete(i);
+        pings++;
+        // Client frames must be masked: FIN + pong, mask bit + length, a zero mask key, the payload as is.
+        sockets[i].write(Buffer.from([0x8a, 0x80 | payload.length, 0, 0, 0, 0, ...payload]));
+      } else if (op === 8) {
+        sockets[i].destroy();
+      }
+      st = 0;
+    }
+  }
+  wsState[i] = st;
+  wsOp[i] = op;
+  wsExt[i] = ext;
+  wsRem[i] = rem;
+  field[i] = f;
+  seqAcc[i] = seq;
+  t0Acc[i] = t0;
+}
+
 function openOne(i) {
   inFlight++;
-  const request = `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n`;
+  const request =
+    transport === 'ws'
+      ? `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+      : `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n`;
   const sock = net.connect({
     host,
     port,
@@ -197,7 +297,7 @@ function pump() {
 }
 
 function status() {
-  return { heads, badStatus, errors, retried, closed, warm: warmCount, warmTotal, complete, receivedTotal, lastHeadUs, completeAtUs, firstError, opened };
+  return { heads, badStatus, errors, retried, closed, warm: warmCount, warmTotal, complete, receivedTotal, lastHeadUs, completeAtUs, firstError, opened, pings };
 }
 
 function report() {
@@ -224,6 +324,7 @@ process.on('message', (msg) => {
   switch (msg.cmd) {
     case 'connect':
       ({ host, port, path, total, messages, mode, window } = msg);
+      transport = msg.transport ?? 'sse';
       tpTotal = msg.tpTotal ?? 0;
       limit = msg.gradual ? 0 : total;
       alloc();

@@ -185,6 +185,43 @@ export function sseLine(seq, t0Us) {
   return `data: ${seq} ${t0Us}\n\n`;
 }
 
+/** `<seq> <t0>`: the payload of the text frame every WebSocket subscriber gets, see client.mjs. */
+export function wsPayload(seq, t0Us) {
+  return `${seq} ${t0Us}`;
+}
+
+/** One WebSocket handshake through the peer: true when it answered 101 (the socket is closed right after). */
+export function probeWebSocket(port, path, timeoutMs = 3000) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let buf = '';
+    const done = (ok) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    const key = Buffer.from(Array.from({ length: 16 }, () => Math.floor(Math.random() * 256))).toString('base64');
+    s.once('connect', () =>
+      s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`),
+    );
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (buf.includes('\r\n\r\n')) done(buf.startsWith('HTTP/1.1 101'));
+    });
+    s.once('error', () => done(false));
+  });
+}
+
+export async function waitServingWebSocket(port, path, timeoutMs, proc) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probeWebSocket(port, path))) {
+    if (proc.exitCode !== undefined) throw new Error(`${proc.name} exited (${proc.exitCode}); see ${proc.logFile}`);
+    if (Date.now() > deadline) throw new Error(`${proc.name} does not accept a WebSocket at ${path} after ${timeoutMs} ms; see ${proc.logFile}`);
+    await sleep(200);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------- Holdfast
 
 /**
@@ -192,16 +229,25 @@ export function sseLine(seq, t0Us) {
  * limits are raised because every subscriber comes from 127.0.0.1 (default 1000 per client address, 10000
  * in all); nothing else is tuned.
  */
-export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = [] }) {
+export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = [], wsPath = null }) {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const controlPort = await freePort();
+  // WebSocket runs: a config file (YAML; JSON is YAML) serving wsPath as WebSocket-over-HTTP. Nothing else
+  // in it; the flags below still apply on top.
+  const configArgs = [];
+  if (wsPath !== null) {
+    const configFile = join(dir, 'holdfast.yaml');
+    writeFileSync(configFile, `${JSON.stringify({ websocket: { overHttpPaths: [wsPath] } })}\n`);
+    configArgs.push('--config', configFile);
+  }
   const proc = startProcess({
     name: 'holdfast',
     command: process.execPath,
     args: [
       ...nodeArgs,
       mainJs,
+      ...configArgs,
       '--listen', `127.0.0.1:${port}`,
       '--control', `127.0.0.1:${controlPort}`,
       '--backend', `http://127.0.0.1:${backendPort}`,
@@ -217,6 +263,7 @@ export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = 
   await waitForPort(port, 15_000, proc);
   await waitForPort(controlPort, 15_000, proc);
   await waitServing(port, '/sub/ready', 15_000, proc);
+  if (wsPath !== null) await waitServingWebSocket(port, `${wsPath}/ready`, 15_000, proc);
   return {
     name: 'holdfast',
     proc,
@@ -228,9 +275,10 @@ export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = 
   };
 }
 
+/** Items `{ channel, id, content, format }`, format `http-stream` (default) or `ws-message`. */
 function publishGrip(controlPort, items) {
   const body = JSON.stringify({
-    items: items.map(({ channel, id, content }) => ({ channel, id, formats: { 'http-stream': { content } } })),
+    items: items.map(({ channel, id, content, format = 'http-stream' }) => ({ channel, id, formats: { [format]: { content } } })),
   });
   return post(controlPort, '/publish', body, 'application/json');
 }
@@ -243,7 +291,7 @@ function publishGrip(controlPort, items) {
  * (defaults 2500/s and 25000) so fan-out is not rate limited. log_level=1 (warnings): at the default 2 it
  * logs a line per request, which Holdfast (`--log-level warn`) does not pay either.
  */
-export async function startPushpin({ dir, cpu, backendPort, throttle }) {
+export async function startPushpin({ dir, cpu, backendPort, throttle, wsPath = null }) {
   rmSync(dir, { recursive: true, force: true });
   const run = join(dir, 'run');
   const log = join(dir, 'log');
@@ -252,7 +300,9 @@ export async function startPushpin({ dir, cpu, backendPort, throttle }) {
   const [port, pushPort, pushInSpec, pushInSub, command] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const internal = readFileSync('/usr/lib/pushpin/internal.conf', 'utf8').replaceAll('ipc:///var/run/zurl/zurl-', 'ipc://{rundir}/{ipc_prefix}zurl-');
   writeFileSync(join(dir, 'internal.conf'), internal);
-  writeFileSync(join(dir, 'routes'), `* 127.0.0.1:${backendPort}\n`);
+  // WebSocket runs: wsPath as WebSocket-over-HTTP (PEERS.md), before the catch-all.
+  const wsRoute = wsPath === null ? '' : `*,path_beg=${wsPath} 127.0.0.1:${backendPort},over_http\n`;
+  writeFileSync(join(dir, 'routes'), `${wsRoute}* 127.0.0.1:${backendPort}\n`);
   const set = {
     include: join(dir, 'internal.conf'),
     rundir: run,
@@ -322,6 +372,7 @@ export async function startPushpin({ dir, cpu, backendPort, throttle }) {
     await waitForPort(pushPort, 20_000, proc);
     children = descendants(proc.pid);
     await waitServing(port, '/sub/ready', 20_000, proc);
+    if (wsPath !== null) await waitServingWebSocket(port, `${wsPath}/ready`, 20_000, proc);
     children = descendants(proc.pid);
   } catch (err) {
     await server.stop();

@@ -1,6 +1,8 @@
-// SSE fan-out bench: Holdfast vs Pushpin 1.36 (default throttling and raised) vs nginx + nchan.
-// See README.md for the method. Usage:
+// SSE fan-out bench: Holdfast vs Pushpin 1.36 (default throttling and raised) vs nginx + nchan; with
+// `--transport ws` (or `ws,sse`) the same for WebSocket subscribers (WebSocket-over-HTTP + GRIP over
+// WebSocket, published `ws-message` items; Holdfast and Pushpin only). See README.md for the method. Usage:
 //   node bench/fanout/run.mjs --subscribers 1000,5000,15000 --messages 10 [--peers holdfast,pushpin,pushpin-raised,nchan]
+//     [--transport sse|ws|ws,sse]
 //     [--throughput] [--tp-subscribers 1000] [--tp-items 5000] [--tp-batch 50] [--tp-concurrency 4]
 //     [--server-cpu 0] [--client-cpu 1] [--interval 1000] [--record] [--profile]
 //     [--ref <git ref>]   build that commit's src/ into bench/.run/fanout/ and bench it (default: ../dist)
@@ -24,6 +26,7 @@ import {
   startPushpin,
   stopProcess,
   waitForPort,
+  wsPayload,
 } from './peers.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -37,6 +40,7 @@ const { values: opts } = parseArgs({
     messages: { type: 'string', default: '10' },
     interval: { type: 'string', default: '1000' },
     peers: { type: 'string', default: 'holdfast,pushpin,pushpin-raised,nchan' },
+    transport: { type: 'string', default: 'sse' },
     'per-process': { type: 'string', default: '4500' },
     probe: { type: 'string', default: '200' },
     window: { type: 'string', default: '128' },
@@ -64,6 +68,18 @@ const interval = Number(opts.interval);
 const perProcess = Number(opts['per-process']);
 const windowSize = Number(opts.window);
 const CHANNEL = 'fan';
+const WS_PATH = '/ws';
+const transports = opts.transport.split(',');
+for (const t of transports) if (t !== 'sse' && t !== 'ws') throw new Error(`--transport: sse or ws, not ${t}`);
+
+/** SSE subscribers GET /sub/fan and get `http-stream` items; WebSocket ones open /ws/fan and get `ws-message`s. */
+const subPath = (tr) => (tr === 'ws' ? `${WS_PATH}/${CHANNEL}` : `/sub/${CHANNEL}`);
+function item(tr, id, seq, t0) {
+  return tr === 'ws'
+    ? { channel: CHANNEL, id, content: wsPayload(seq, t0), format: 'ws-message' }
+    : { channel: CHANNEL, id, content: sseLine(seq, t0) };
+}
+const label = (peer, tr) => (tr === 'ws' ? `${peer} (ws)` : peer);
 
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 const log = (...a) => console.error(...a);
@@ -165,21 +181,23 @@ function serverCpu_(s) {
   return s.cpuPids().reduce((a, pid) => a + cpuSeconds(pid), 0);
 }
 
-async function startPeer(name, n) {
+async function startPeer(name, n, tr) {
   await startBackend();
-  const dir = join(runDir, `${name}-${n}`);
+  const dir = join(runDir, `${name}-${tr === 'ws' ? 'ws-' : ''}${n}`);
+  const wsPath = tr === 'ws' ? WS_PATH : null;
   mkdirSync(dir, { recursive: true });
   switch (name) {
     case 'holdfast': {
       const nodeArgs = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', join(benchDir, '.run', 'prof')] : [];
       if (opts['heap-snapshot']) nodeArgs.push('--heapsnapshot-signal=SIGUSR2');
-      return startHoldfast({ dir, cpu: serverCpu, backendPort: backend.port, mainJs: opts['main-js'], nodeArgs });
+      return startHoldfast({ dir, cpu: serverCpu, backendPort: backend.port, mainJs: opts['main-js'], nodeArgs, wsPath });
     }
     case 'pushpin':
-      return startPushpin({ dir, cpu: serverCpu, backendPort: backend.port, throttle: true });
+      return startPushpin({ dir, cpu: serverCpu, backendPort: backend.port, throttle: true, wsPath });
     case 'pushpin-raised':
-      return startPushpin({ dir, cpu: serverCpu, backendPort: backend.port, throttle: false });
+      return startPushpin({ dir, cpu: serverCpu, backendPort: backend.port, throttle: false, wsPath });
     case 'nchan':
+      if (tr === 'ws') throw new Error('nchan is measured with SSE only');
       return startNchan({ dir, cpu: serverCpu });
     default:
       throw new Error(`unknown peer ${name}`);
@@ -187,15 +205,15 @@ async function startPeer(name, n) {
 }
 
 /** Connects bulk + probe subscribers; returns the clients and the connect time. */
-async function connectAll(s, n, mode, extra = {}) {
+async function connectAll(s, n, mode, tr, extra = {}) {
   const probeN = mode === 'latency' ? Math.min(Number(opts.probe), Math.floor(n / 10)) : 0;
   const bulkN = n - probeN;
   const procs = Math.max(2, Math.ceil(bulkN / perProcess));
   const bulk = [];
   for (let i = 0; i < procs; i++) bulk.push(forkClient(probeN > 0 ? 10 : 0));
   const probe = probeN > 0 ? forkClient(0) : null;
-  const path = `/sub/${CHANNEL}`;
-  const base = { host: '127.0.0.1', port: s.port, path, messages: M, mode, window: Math.max(8, Math.floor(windowSize / procs)), ...extra };
+  const path = subPath(tr);
+  const base = { host: '127.0.0.1', port: s.port, path, transport: tr, messages: M, mode, window: Math.max(8, Math.floor(windowSize / procs)), ...extra };
   // Wait until every client process has booted, so the clock measures the peer, not `fork`.
   await Promise.all((probe ? [...bulk, probe] : bulk).map((c) => call(c, { cmd: 'status' })));
   const t0 = nowUs();
@@ -241,14 +259,14 @@ async function connectAll(s, n, mode, extra = {}) {
 }
 
 /** Publishes warm-up messages (seq 0) until every subscriber got one: its subscription is live. */
-async function warmUp(s, cl, n) {
+async function warmUp(s, cl, n, tr) {
   const t = nowUs();
   const deadline = Date.now() + 90_000;
   let k = 0;
   let warm = 0;
   while (Date.now() < deadline) {
     k++;
-    const r = await s.publish([{ channel: CHANNEL, id: `w${k}`, content: sseLine(0, nowUs()) }]);
+    const r = await s.publish([item(tr, `w${k}`, 0, nowUs())]);
     if (r.status !== 200 && !(r.status >= 200 && r.status < 300)) log(`  warm-up publish: ${r.status} ${r.error ?? ''}`);
     // Publish the next warm-up only when this one stopped making progress for 2 s: a throttled Pushpin
     // needs seconds to deliver one message to 15k, and extra warm-ups would fill its queue.
@@ -269,11 +287,11 @@ async function warmUp(s, cl, n) {
  * path is not optimized yet after one message) and each peer's buffers are in use; waits until they are
  * delivered (or stop arriving for 3 s: a throttled Pushpin drops above its high-water mark).
  */
-async function warmMore(s, cl, count) {
+async function warmMore(s, cl, count, tr) {
   const status = async () => sum(await Promise.all(cl.all.map((c) => call(c, { cmd: 'status' }))), 'warmTotal');
   const target = (await status()) + count * cl.heads;
   for (let k = 0; k < count; k++) {
-    await s.publish([{ channel: CHANNEL, id: `x${k}`, content: sseLine(0, nowUs()) }]);
+    await s.publish([item(tr, `x${k}`, 0, nowUs())]);
     await sleep(200);
   }
   let last = -1;
@@ -289,22 +307,22 @@ async function warmMore(s, cl, count) {
   }
 }
 
-async function runLatency(name, n) {
-  log(`\n== ${name}, ${n} subscribers, ${M} messages`);
-  server = await startPeer(name, n);
+async function runLatency(name, n, tr) {
+  log(`\n== ${name}, ${n} ${tr === 'ws' ? 'WebSocket' : 'SSE'} subscribers, ${M} messages`);
+  server = await startPeer(name, n, tr);
   const s = server;
-  const row = { peer: name, n };
+  const row = { peer: name, n, transport: tr };
   try {
     await sleep(1000);
     row.rssIdleKiB = serverRss(s);
     const connectCpu0 = serverCpu_(s);
-    const cl = await connectAll(s, n, 'latency');
+    const cl = await connectAll(s, n, 'latency', tr);
     row.connectCpuUs = ((serverCpu_(s) - connectCpu0) * 1e6) / Math.max(1, cl.heads);
     Object.assign(row, { connectMs: cl.connectMs, heads: cl.heads, connectErrors: cl.connectErrors, retried: cl.retried, probeN: cl.probeN });
     log(`  connected ${cl.heads}/${n} in ${cl.connectMs.toFixed(0)} ms (server CPU ${row.connectCpuUs.toFixed(0)} us per subscribe)${cl.retried ? `, ${cl.retried} attempts retried (${cl.badStatus} non-200; first: ${cl.firstError})` : ''}${cl.connectErrors ? `, ${cl.connectErrors} never connected` : ''}`);
-    const w = await warmUp(s, cl, n);
+    const w = await warmUp(s, cl, n, tr);
     row.subscribedMs = w.subscribedMs;
-    await warmMore(s, cl, 5);
+    await warmMore(s, cl, 5, tr);
     log(`  all subscribed (warm-up delivered to ${w.warm}) ${w.subscribedMs.toFixed(0)} ms after connect, ${w.publishes} warm-up publishes`);
     await sleep(1000);
     row.rssHeldKiB = serverRss(s);
@@ -330,7 +348,7 @@ async function runLatency(name, n) {
     for (let seq = 1; seq <= M; seq++) {
       const wait = start + (seq - 1) * interval - Date.now();
       if (wait > 0) await sleep(wait);
-      pubs.push(s.publish([{ channel: CHANNEL, id: `m${seq}`, content: sseLine(seq, nowUs()) }]));
+      pubs.push(s.publish([item(tr, `m${seq}`, seq, nowUs())]));
     }
     const published = await Promise.all(pubs);
     let lastRecv = -1;
@@ -374,6 +392,7 @@ async function runLatency(name, n) {
     row.lost = row.expected - sa.length;
     row.dups = sum(reports, 'dups');
     row.closed = sum(reports, 'closed');
+    row.pings = sum(reports, 'pings');
     row.p50 = pct(sa, 50) / 1000;
     row.p99 = pct(sa, 99) / 1000;
     row.max = sa.length ? sa[sa.length - 1] / 1000 : NaN;
@@ -388,7 +407,8 @@ async function runLatency(name, n) {
     log(
       `  delivered ${row.delivered}/${row.expected}${row.lost ? ` (LOST ${row.lost})` : ''}, p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, ` +
         `max ${row.max.toFixed(1)} ms, worst per-message p99 ${row.worstMsgP99.toFixed(1)} ms; probe (${cl.probeN}) p50 ${row.probeP50.toFixed(1)} p99 ${row.probeP99.toFixed(1)} ms; ` +
-        `server CPU ${row.cpuMs.toFixed(0)} ms (${row.cpuUsPerDelivery.toFixed(2)} us/delivery); other processes on the host ${row.foreignPct.toFixed(0)}% of a core; publish ${row.pubStatus}, slowest answer ${row.pubMsMax.toFixed(0)} ms`,
+        `server CPU ${row.cpuMs.toFixed(0)} ms (${row.cpuUsPerDelivery.toFixed(2)} us/delivery); other processes on the host ${row.foreignPct.toFixed(0)}% of a core; publish ${row.pubStatus}, slowest answer ${row.pubMsMax.toFixed(0)} ms; ` +
+        `closed by the server ${row.closed}, duplicates ${row.dups}${tr === 'ws' ? `, pings answered ${row.pings}` : ''}`,
     );
     await closeClients(cl.all);
   } finally {
@@ -399,24 +419,24 @@ async function runLatency(name, n) {
   return row;
 }
 
-async function runThroughput() {
+async function runThroughput(tr) {
   const n = Number(opts['tp-subscribers']);
   const items = Number(opts['tp-items']);
   const batch = Number(opts['tp-batch']);
   const conc = Number(opts['tp-concurrency']);
-  log(`\n== holdfast throughput: ${n} subscribers, ${items} items in publishes of ${batch}, ${conc} publishes in flight`);
-  server = await startPeer('holdfast', `tp-${n}`);
+  log(`\n== holdfast throughput: ${n} ${tr === 'ws' ? 'WebSocket' : 'SSE'} subscribers, ${items} items in publishes of ${batch}, ${conc} publishes in flight`);
+  server = await startPeer('holdfast', `tp-${n}`, tr);
   const s = server;
-  const row = { n, items, batch, conc };
+  const row = { n, items, batch, conc, transport: tr };
   try {
-    const cl = await connectAll(s, n, 'throughput', { tpTotal: items });
+    const cl = await connectAll(s, n, 'throughput', tr, { tpTotal: items });
     log(`  connected ${cl.heads}/${n} in ${cl.connectMs.toFixed(0)} ms`);
-    await warmUp(s, cl, n);
+    await warmUp(s, cl, n, tr);
     // Bodies built before the clock starts; the publisher shares the client core.
     const bodies = [];
     for (let first = 1; first <= items; first += batch) {
       const list = [];
-      for (let seq = first; seq < first + batch && seq <= items; seq++) list.push({ channel: CHANNEL, id: `t${seq}`, content: sseLine(seq, 0) });
+      for (let seq = first; seq < first + batch && seq <= items; seq++) list.push(item(tr, `t${seq}`, seq, 0));
       bodies.push(list);
     }
     const cpuBefore = serverCpu_(s);
@@ -480,21 +500,31 @@ function table(rows) {
   ];
   for (const r of rows) {
     if (r.error) {
-      lines.push(`| ${r.peer} | ${r.n} | failed: ${r.error} |||||||||||||`);
+      lines.push(`| ${label(r.peer, r.transport)} | ${r.n} | failed: ${r.error} |||||||||||||`);
       continue;
     }
     lines.push(
-      `| ${r.peer} | ${r.n} | ${fmt(r.connectMs / 1000, 2)} | ${fmt(r.subscribedMs / 1000, 2)} | ${r.delivered} / ${r.expected}${r.lost ? ` (**lost ${r.lost}**)` : ''}${r.connectErrors ? ` (${r.connectErrors} never connected)` : ''}${r.retried ? ` (${r.retried} subscribe attempts retried)` : ''} | ` +
+      `| ${label(r.peer, r.transport)} | ${r.n} | ${fmt(r.connectMs / 1000, 2)} | ${fmt(r.subscribedMs / 1000, 2)} | ${r.delivered} / ${r.expected}${r.lost ? ` (**lost ${r.lost}**)` : ''}${r.connectErrors ? ` (${r.connectErrors} never connected)` : ''}${r.retried ? ` (${r.retried} subscribe attempts retried)` : ''} | ` +
         `${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.max, 1)} | ${fmt(r.worstMsgP99, 1)} | ${fmt(r.probeP50, 1)} / ${fmt(r.probeP99, 1)} | ${fmt(r.cpuUsPerDelivery, 2)} | ` +
-        `${fmt(r.rssIdleKiB / 1024, 1)} | ${fmt(r.rssHeldKiB / 1024, 1)} | ${fmt(r.kbPerConn, 1)} | ${fmt(r.foreignPct)} |`,
+        `${fmt(r.rssIdleKiB / 1024, 1)} | ${fmt(r.rssHeldKiB / 1024, 1)} | ${fmt(r.kbPerConn, 1)} | ${fmt(r.foreignPct)} |` +
+        `${r.closed ? ` **${r.closed} closed by the server**` : ''}`,
     );
   }
   return lines.join('\n');
 }
 
-function targets(rows, tp) {
+function targets(rows, tps) {
   const out = [];
-  const hf = rows.filter((r) => r.peer === 'holdfast' && !r.error);
+  const hf = rows.filter((r) => r.peer === 'holdfast' && !r.error && r.transport === 'sse');
+  const hfWs = rows.filter((r) => r.peer === 'holdfast' && !r.error && r.transport === 'ws');
+  if (hfWs.length) {
+    const allDelivered = hfWs.every((r) => r.lost === 0 && r.connectErrors === 0 && !r.closed);
+    out.push(`- Every ws-message delivered to every WebSocket subscriber (Holdfast): ${allDelivered ? 'met' : 'NOT met'} (${hfWs.map((r) => `${r.n}: ${r.delivered}/${r.expected}${r.closed ? `, ${r.closed} closed` : ''}`).join(', ')}).`);
+    for (const r of hfWs) {
+      const sse = hf.find((x) => x.n === r.n);
+      out.push(`- WebSocket at ${r.n}: p99 ${fmt(r.p99, 1)} ms, ${fmt(r.kbPerConn, 1)} KB per held connection, ${fmt(r.cpuUsPerDelivery, 2)} us server CPU per delivery${sse ? ` (SSE in the same run: p99 ${fmt(sse.p99, 1)} ms, ${fmt(sse.kbPerConn, 1)} KB, ${fmt(sse.cpuUsPerDelivery, 2)} us)` : ''}.`);
+    }
+  }
   if (hf.length) {
     const allDelivered = hf.every((r) => r.lost === 0 && r.connectErrors === 0);
     out.push(`- Every message delivered (Holdfast): ${allDelivered ? 'met' : 'NOT met'} (${hf.map((r) => `${r.n}: ${r.delivered}/${r.expected}`).join(', ')}).`);
@@ -502,7 +532,7 @@ function targets(rows, tp) {
     for (const r of big) out.push(`- p99 under 150 ms at ${r.n} SSE subscribers: ${r.p99 < 150 ? 'met' : 'NOT met'} (p99 ${fmt(r.p99, 1)} ms over all ${r.n}x${M} deliveries, worst single message p99 ${fmt(r.worstMsgP99, 1)} ms, probe p99 ${fmt(r.probeP99, 1)} ms).`);
     for (const r of hf) out.push(`- At most 10 KB RSS per idle held SSE connection at ${r.n}: ${r.kbPerConn <= 10 ? 'met' : 'NOT met'} (${fmt(r.kbPerConn, 1)} KB).`);
   }
-  if (tp) out.push(`- At least 200k deliveries/s per process: ${tp.rate >= 200_000 && tp.lost === 0 ? 'met' : 'NOT met'} (${Math.round(tp.rate)} deliveries/s wall, ${Math.round(tp.ratePerCpuS)} per server CPU-second).`);
+  for (const tp of tps) out.push(`- At least 200k deliveries/s per process (${tp.transport === 'ws' ? 'WebSocket' : 'SSE'}): ${tp.rate >= 200_000 && tp.lost === 0 ? 'met' : 'NOT met'} (${Math.round(tp.rate)} deliveries/s wall, ${Math.round(tp.ratePerCpuS)} per server CPU-second).`);
   return out.join('\n');
 }
 
@@ -534,17 +564,18 @@ async function main() {
 
   const started = new Date().toISOString();
   const rows = [];
-  let tp = null;
+  const tps = [];
   try {
     if (!opts['tp-only']) {
       for (const n of opts.subscribers.split(',').map(Number)) {
-        for (const name of opts.peers.split(',')) {
+        for (const tr of transports) for (const name of opts.peers.split(',')) {
+          if (tr === 'ws' && name === 'nchan') continue; // nchan's SSE only
           try {
             // A cell disturbed by other processes on the host is measured again (at most twice more);
             // the quietest run is kept.
             let best = null;
             for (let attempt = 0; attempt < 1 + Number(opts.remeasure); attempt++) {
-              const row = await runLatency(name, n);
+              const row = await runLatency(name, n, tr);
               if (best === null || row.foreignPct < best.foreignPct) best = row;
               if (best.foreignPct <= 20 || interrupted) break;
               log(`  disturbed (other processes used ${row.foreignPct.toFixed(0)}% of a core): measuring again`);
@@ -553,7 +584,7 @@ async function main() {
             rows.push(best);
           } catch (err) {
             log(`  ${name} at ${n} failed: ${err.stack ?? err}`);
-            rows.push({ peer: name, n, error: String(err.message ?? err).split('\n')[0] });
+            rows.push({ peer: name, n, transport: tr, error: String(err.message ?? err).split('\n')[0] });
             await cleanup();
           }
           if (interrupted) return;
@@ -561,7 +592,7 @@ async function main() {
         }
       }
     }
-    if (opts.throughput || opts['tp-only']) tp = await runThroughput();
+    if (opts.throughput || opts['tp-only']) for (const tr of transports) tps.push(await runThroughput(tr));
   } finally {
     await cleanup(true);
   }
@@ -569,10 +600,14 @@ async function main() {
   if (left.length) log(`LEFTOVER PROCESSES:\n${left.join('\n')}`);
 
   const cmd = `node bench/fanout/run.mjs ${process.argv.slice(2).join(' ')}`.trim();
-  let md = `\n## SSE fan-out (${started.slice(0, 10)})\n\n\`${cmd}\` (started ${started}; server on core ${serverCpu}, subscribers/publisher/backend on core ${clientCpu}; ${os.cpus().length} cores, Node ${process.version}; Holdfast ${holdfastVersion})\n\n`;
-  if (rows.length) md += `${M} messages ${interval} ms apart to N SSE subscribers on one channel. Latency = publish call to bytes read by the subscriber process, over every (subscriber, message); probe = min(${opts.probe}, N/10) subscribers in a normal-priority process (the bulk runs at nice 10).\n\n${table(rows)}\n\n`;
-  if (tp) md += `Holdfast sustained delivery: ${tp.n} subscribers, ${tp.items} items in publishes of ${tp.batch} (${tp.conc} in flight): ${tp.received}/${tp.expected} delivered in ${tp.seconds.toFixed(2)} s = **${Math.round(tp.rate)} deliveries/s**; server CPU ${tp.cpuS.toFixed(2)} s (${Math.round(tp.ratePerCpuS)} deliveries per CPU-second); other processes on the host used ${tp.foreignPct.toFixed(0)}% of a core meanwhile.\n\n`;
-  md += `Targets:\n${targets(rows, tp)}\n`;
+  const title = transports.includes('ws') ? `WebSocket${transports.includes('sse') ? ' and SSE' : ''} fan-out` : 'SSE fan-out';
+  let md = `\n## ${title} (${started.slice(0, 10)})\n\n\`${cmd}\` (started ${started}; server on core ${serverCpu}, subscribers/publisher/backend on core ${clientCpu}; ${os.cpus().length} cores, Node ${process.version}; Holdfast ${holdfastVersion})\n\n`;
+  const ws = transports.includes('ws')
+    ? ' "(ws)" rows: N WebSocket subscribers of `/ws/fan`, WebSocket-over-HTTP with a GRIP backend that subscribes each socket to the channel in its OPEN answer (`c:{"type":"subscribe",...}`), each message one published `ws-message` item, one text frame `<seq> <t0>`.'
+    : '';
+  if (rows.length) md += `${M} messages ${interval} ms apart to N ${transports.includes('sse') ? 'SSE ' : ''}subscribers on one channel.${ws} Latency = publish call to bytes read by the subscriber process, over every (subscriber, message); probe = min(${opts.probe}, N/10) subscribers in a normal-priority process (the bulk runs at nice 10).\n\n${table(rows)}\n\n`;
+  for (const tp of tps) md += `Holdfast sustained delivery${tp.transport === 'ws' ? ' (WebSocket, ws-message items)' : ' (SSE)'}: ${tp.n} subscribers, ${tp.items} items in publishes of ${tp.batch} (${tp.conc} in flight): ${tp.received}/${tp.expected} delivered in ${tp.seconds.toFixed(2)} s = **${Math.round(tp.rate)} deliveries/s**; server CPU ${tp.cpuS.toFixed(2)} s (${Math.round(tp.ratePerCpuS)} deliveries per CPU-second); other processes on the host used ${tp.foreignPct.toFixed(0)}% of a core meanwhile.\n\n`;
+  md += `Targets:\n${targets(rows, tps)}\n`;
   console.log(md);
   if (opts.record) {
     appendFileSync(join(benchDir, 'RESULTS.md'), md);
