@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { ChannelSubscription, Instruct } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import { passesFilters, type FilterSubject } from './filters.js';
@@ -66,6 +67,8 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
   replayBuffer: PublishItem[] | null = null;
   /** Set while a next-link fetch is in flight. */
   fetching = false;
+  /** Corked for a batch of items from one publish request (HoldManager.beginBatch/endBatch). */
+  corked = false;
 
   constructor(host: HoldHost, res: O, origin: HoldOrigin, instruct: Instruct) {
     this.host = host;
@@ -144,6 +147,9 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
     this.res.destroy();
     return true;
   }
+
+  /** The socket a publish batch corks so its items leave in one write; null when there is none yet. */
+  abstract corkTarget(): Socket | null;
 
   /** The client disconnected (or we destroyed it). */
   onResponseClose(): void {

@@ -52,7 +52,7 @@ export class HoldManager implements HoldHost {
   readonly #deps: HoldManagerDeps;
   readonly #held = new Set<HeldClient>();
   readonly #sseHeartbeat: KeepAlive | null;
-  #corked: StreamHold[] | null = null;
+  #corked: HeldClient[] | null = null;
   readonly #deliveryTally = new Map<string, number>();
   #tallyFlushQueued = false;
 
@@ -153,10 +153,13 @@ export class HoldManager implements HoldHost {
   deliver(item: PublishItem): number {
     let delivered = 0;
     this.index.forEachHolder(item.channel, (client) => {
-      if (this.#corked !== null && client instanceof StreamHold && !client.corked && !client.res.destroyed) {
-        client.corked = true;
-        client.res.socket?.cork();
-        this.#corked.push(client);
+      if (this.#corked !== null && !client.corked) {
+        const socket = client.corkTarget();
+        if (socket !== null && !socket.destroyed) {
+          client.corked = true;
+          socket.cork();
+          this.#corked.push(client);
+        }
       }
       delivered += client.receive(item);
     });
@@ -174,7 +177,7 @@ export class HoldManager implements HoldHost {
     if (corked === null) return;
     for (const client of corked) {
       client.corked = false;
-      client.res.socket?.uncork();
+      client.corkTarget()?.uncork();
       // Uncorking writes what the socket takes at once; what is left is this client's real queue.
       client.checkSlowConsumer();
     }

@@ -22,6 +22,11 @@ export class ResponseHold extends HeldClient<ServerResponse> {
     this.timeoutDueMs = nowMs + instruct.timeoutSec * 1000;
   }
 
+  /** One answer per hold: nothing to batch. */
+  corkTarget(): null {
+    return null;
+  }
+
   nextDueMs(): number {
     return Math.min(this.timeoutDueMs, this.nextLinkDueMs);
   }

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Instruct, KeepAlive } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import { HeldClient, type HoldHost, type HoldOrigin, type Transport } from './held-client.js';
@@ -50,13 +51,15 @@ export class StreamHold extends HeldClient<ServerResponse> {
   keepAliveDueMs = Infinity;
   /** When content last went out: idle keep-alives and next links count from here. */
   lastDataMs = 0;
-  /** Socket corked for a batch of items from one publish request. */
-  corked = false;
 
   constructor(host: HoldHost, res: ServerResponse, origin: HoldOrigin, instruct: Instruct, sse: boolean, defaultHeartbeat: KeepAlive | null) {
     super(host, res, origin, instruct);
     this.transport = sse ? 'sse' : 'stream';
     this.keepAlive = instruct.keepAlive ?? (sse ? defaultHeartbeat : null);
+  }
+
+  corkTarget(): Socket | null {
+    return this.res.socket;
   }
 
   /** Apply instructions from a next-link response to the running stream. */

@@ -322,7 +322,9 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     this.host.metrics.wsMessages.inc({ direction: 'out' });
     // Idle keep-alive: only the due time moves; the wheel entry fires at the old one and re-arms (lazy).
     if (this.#clientKeepAlive?.mode === 'idle') this.#clientKeepAliveDueMs = Date.now() + this.#clientKeepAlive.timeoutMs;
-    if (ws.bufferedAmount > this.host.config.websocket.maxQueuedBytes) {
+    // Inside a corked publish batch every byte counts as queued however fast the client reads; the hold
+    // manager checks once it uncorks (WsHold.checkSlowConsumer).
+    if (this.#tcp.writableCorked === 0 && ws.bufferedAmount > this.host.config.websocket.maxQueuedBytes) {
       this.closeClient(1008, 'send queue full', 'policy');
       return false;
     }
