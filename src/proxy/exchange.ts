@@ -4,12 +4,13 @@ import { HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../edge/error-response.js';
 import type { Forwarder } from './forwarder.js';
 import type { ResponseEncoder } from './compression.js';
+import { GatheredBody } from './gathered-body.js';
 import { withoutCookie } from './cookies.js';
 import type { BackendGroup, GroupRequest } from './group.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import { isGripResponse } from '../grip/instruct.js';
 import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js';
-import { clientResponseHeaders, rawHeaderValue, upstreamRequestHeaders } from './headers.js';
+import { clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders } from './headers.js';
 import type { CheckedRequest } from '../edge/request-checks.js';
 import { classifyUpstreamError, mayRetry } from './retry-policy.js';
 import type { Backend } from './upstream.js';
@@ -193,6 +194,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     // Sticky cookie and compression: the plain path only (a GRIP answer is the push gateway's).
     if (this.group !== null && this.backend !== null) this.#body = this.group.prepareResponse(this, this.backend, statusCode, headers);
     if (this.owner.draining) headers.push('connection', 'close');
+    if (this.#body === null && this.method !== 'HEAD' && GatheredBody.fits(declaredContentLength(headers))) {
+      this.#body = new GatheredBody(this.res, statusCode, statusText, headers);
+      return true;
+    }
     try {
       if (statusText) this.res.writeHead(statusCode, statusText, headers);
       else this.res.writeHead(statusCode, headers);
@@ -308,4 +313,3 @@ export const kExchange = Symbol('holdfast.exchange');
 function resOnDrain(this: ServerResponse & { [kExchange]?: ProxyExchange }): void {
   this[kExchange]?.resumeUpstream();
 }
-

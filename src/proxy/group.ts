@@ -3,7 +3,7 @@ import { HoldfastError, UpstreamError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ServerResponse } from 'node:http';
-import { rawHeaderValues } from './headers.js';
+import { declaredContentLength, rawHeaderValues } from './headers.js';
 import { createBalancer, usable, type Balancer, type PickRequest } from './balancer.js';
 import { CompressionPolicy, createCompressedBody, type EncoderOwner, type ResponseEncoder } from './compression.js';
 import { HealthChecker } from './health-check.js';
@@ -191,7 +191,7 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
     if (policy === null) return null;
     // Read before negotiate(): a compressed answer loses its Content-Length, and then everything would look
     // like a stream (flushed per batch, never one-shot).
-    const knownLength = contentLength(headers);
+    const knownLength = declaredContentLength(headers);
     const streaming = CompressionPolicy.isStreaming(headers);
     const encoding = policy.negotiate(request.method, status, rawHeaderValues(request.req.rawHeaders, 'accept-encoding'), headers);
     if (encoding === null) return null;
@@ -256,14 +256,4 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
 
 function groupOnServerUp(group: BackendGroup): void {
   group.drainQueue();
-}
-
-function contentLength(headers: readonly string[]): number | undefined {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.length === 14 && headers[i]!.toLowerCase() === 'content-length') {
-      const n = Number(headers[i + 1]);
-      return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
-    }
-  }
-  return undefined;
 }

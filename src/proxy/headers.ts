@@ -134,3 +134,14 @@ export function rawHeaderValues(rawHeaders: readonly string[], name: string): st
   }
   return joined;
 }
+
+/** A response's Content-Length from a flat header list, when it has a valid one. */
+export function declaredContentLength(headers: readonly string[]): number | undefined {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.length === 14 && headers[i]!.toLowerCase() === 'content-length') {
+      const n = Number(headers[i + 1]);
+      return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+    }
+  }
+  return undefined;
+}

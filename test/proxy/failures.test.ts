@@ -140,9 +140,10 @@ test('a backend that sends a malformed header: 502 HF_ERR_UPSTREAM_BAD_RESPONSE'
   assert.equal(backend.heads.length, 1);
 });
 
-test('a backend that dies mid-body (Content-Length): the client connection is cut, never a clean response', async (t) => {
+test('a backend that dies mid-body (Content-Length over the gather size): the client connection is cut, never a clean response', async (t) => {
+  // 100,000 bytes: more than a small answer Holdfast gathers whole (GATHER_MAX_BYTES), so the head streams on.
   const backend = await startRawBackend(t, (socket) => {
-    socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'a'.repeat(100)}`, () => {
+    socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${'a'.repeat(100)}`, () => {
       setImmediate(() => socket.destroy());
     });
   });
@@ -153,9 +154,25 @@ test('a backend that dies mid-body (Content-Length): the client connection is cu
   await assert.rejects(client.readResponse(), 'the response is incomplete');
   const received = client.pending.toString('latin1');
   assert.match(received, /^HTTP\/1\.1 200 OK\r\n/, 'the head had already gone out');
-  assert.match(received, /content-length: 1000\r\n/i);
-  assert.ok(received.length < received.indexOf('\r\n\r\n') + 4 + 1000, 'fewer body bytes than announced');
+  assert.match(received, /content-length: 100000\r\n/i);
+  assert.ok(received.length < received.indexOf('\r\n\r\n') + 4 + 100000, 'fewer body bytes than announced');
   assert.equal(backend.heads.length, 1);
+});
+
+test('a backend that dies mid-body of a small answer: nothing had gone out, so the client gets a clean 502', async (t) => {
+  const backend = await startRawBackend(t, (socket) => {
+    socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'a'.repeat(100)}`, () => {
+      setImmediate(() => socket.destroy());
+    });
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /cut HTTP/1.1\r\nHost: h.test\r\n\r\n');
+  const res = await client.readResponse();
+  assert.equal(res.status, 502);
+  assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_UPSTREAM_RESET');
+  assert.doesNotMatch(res.body.toString('latin1'), /aaaa/, 'none of the partial body leaked');
+  assert.equal(backend.heads.length, 1, 'a GET that got response bytes is not resent');
 });
 
 test('a backend that dies mid-body (chunked): the client never gets the last chunk', async (t) => {
