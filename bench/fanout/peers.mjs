@@ -1,52 +1,15 @@
 // Starting, measuring and stopping the servers of the fan-out bench: Holdfast, Pushpin 1.36 and
 // nginx + nchan, each in the foreground from its own folder under bench/.run/fanout/, pinned with taskset,
 // stopped by its own PID.
-import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 
-/** Every process started by this run, so a failure or Ctrl-C still stops each by its PID. */
-export const running = new Set();
-
-export function startProcess({ name, command, args, cpu, logFile, cwd }) {
-  const fd = openSync(logFile, 'a');
-  const child = spawn('taskset', ['-c', String(cpu), command, ...args], { cwd, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  const proc = { name, child, pid: child.pid, logFile, exitCode: undefined };
-  proc.exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      proc.exitCode = code ?? signal;
-      running.delete(proc);
-      resolve(proc.exitCode);
-    });
-  });
-  child.once('error', (err) => {
-    proc.exitCode = err.message;
-  });
-  running.add(proc);
-  return proc;
-}
-
-export function killPid(pid, signal) {
-  try {
-    process.kill(pid, signal);
-    return true;
-  } catch (err) {
-    if (err.code !== 'ESRCH') throw err;
-    return false;
-  }
-}
-
-export async function stopProcess(proc, timeoutMs = 10_000) {
-  if (proc.exitCode !== undefined) return proc.exitCode;
-  killPid(proc.pid, 'SIGTERM');
-  const timer = setTimeout(() => killPid(proc.pid, 'SIGKILL'), timeoutMs);
-  const code = await proc.exited;
-  clearTimeout(timer);
-  return code;
-}
+// Process bookkeeping (start pinned, stop by PID, stop everything on failure) is the HTTP bench's.
+export { adoptChild, killPid, startProcess, stopAll, stopProcess } from '../lib/processes.mjs';
+import { killPid, startProcess, stopProcess } from '../lib/processes.mjs';
 
 /** pid -> { ppid, comm } for every process on the host. */
 function processTable() {

@@ -16,14 +16,15 @@ import {
   checkNoLeftovers,
   cpuSeconds,
   freePort,
+  adoptChild,
   killPid,
   rssKiB,
-  running,
   sleep,
   sseLine,
   startHoldfast,
   startNchan,
   startPushpin,
+  stopAll,
   stopProcess,
   waitForPort,
   wsPayload,
@@ -98,9 +99,7 @@ let server = null;
 async function startBackend() {
   const port = await freePort();
   const child = fork(join(here, 'backend.mjs'), [String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const proc = { name: 'backend', pid: child.pid, child, exitCode: undefined, logFile: '-' };
-  proc.exited = new Promise((r) => child.once('exit', (c, sig) => { proc.exitCode = c ?? sig; running.delete(proc); r(proc.exitCode); }));
-  running.add(proc);
+  const proc = adoptChild('backend', child);
   backend = { port, proc };
   await waitForPort(port, 5000, proc);
 }
@@ -112,7 +111,7 @@ async function cleanup(all = false) {
   if (server) await server.stop().catch(() => {});
   server = null;
   if (backend) await stopProcess(backend.proc).catch(() => {});
-  if (all) for (const p of [...running]) await stopProcess(p).catch(() => {});
+  if (all) await stopAll().catch(() => {});
 }
 let interrupted = false;
 for (const sig of ['SIGINT', 'SIGTERM']) {

@@ -71,11 +71,14 @@ export function stopAllSync() {
   for (const proc of running) killPid(proc.pid, 'SIGTERM');
 }
 
-function killPid(pid, signal) {
+/** Signal one PID; false when it is already gone. */
+export function killPid(pid, signal) {
   try {
     process.kill(pid, signal);
+    return true;
   } catch (err) {
     if (err.code !== 'ESRCH') throw err;
+    return false;
   }
 }
 
