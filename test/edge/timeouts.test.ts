@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
@@ -20,18 +20,7 @@ test('slowloris: a head trickled a byte at a time is cut with 408 HF_ERR_REQUEST
   });
   const client = await RawClient.connect(t, hf.port);
   const head = Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(200)}\r\n\r\n`);
-  const started = Date.now();
-  // The attacker's pace, not a wait for the server: one byte every 20 ms would take over 4 s for the head.
-  let sent = 0;
-  const trickle = setInterval(() => {
-    if (client.ended || sent >= head.length) return clearInterval(trickle);
-    client.write(head.subarray(sent, sent + 1));
-    sent++;
-  }, 20);
-  t.after(() => clearInterval(trickle));
-  await client.waitEnd();
-  const elapsed = Date.now() - started;
-  clearInterval(trickle);
+  const { elapsed, sent } = await trickleUntilCut(t, client, head);
   assert.ok(sent < head.length, 'cut before the head was complete');
   const res = await client.readResponse();
   assert.equal(res.status, 408);
@@ -52,17 +41,7 @@ test('slowloris on a reused keep-alive connection: the second head is held to ti
   client.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n');
   assert.equal((await client.readResponse()).status, 200);
   const head = Buffer.from(`GET /second HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(200)}\r\n\r\n`);
-  const started = Date.now();
-  let sent = 0;
-  const trickle = setInterval(() => {
-    if (client.ended || sent >= head.length) return clearInterval(trickle);
-    client.write(head.subarray(sent, sent + 1));
-    sent++;
-  }, 20);
-  t.after(() => clearInterval(trickle));
-  await client.waitEnd();
-  const elapsed = Date.now() - started;
-  clearInterval(trickle);
+  const { elapsed, sent } = await trickleUntilCut(t, client, head);
   assert.ok(sent < head.length, 'cut before the head was complete');
   const res = await client.readResponse();
   assert.equal(res.status, 408);
@@ -276,3 +255,21 @@ test('a backend reading an upload slowly is not the client stalling: no 408', as
   assert.equal(res.status, 200, `got ${res.status} ${res.headers['x-holdfast-error'] ?? ''}`);
   assert.equal(res.body.toString(), String(size));
 });
+
+/**
+ * Send `head` a byte every 20 ms (the attacker's pace: a 200-byte head would take over 4 s) until the server
+ * ends the connection. Returns how long that took and how many bytes went out.
+ */
+async function trickleUntilCut(t: TestContext, client: RawClient, head: Buffer): Promise<{ elapsed: number; sent: number }> {
+  const started = Date.now();
+  let sent = 0;
+  const trickle = setInterval(() => {
+    if (client.ended || sent >= head.length) return clearInterval(trickle);
+    client.write(head.subarray(sent, sent + 1));
+    sent++;
+  }, 20);
+  t.after(() => clearInterval(trickle));
+  await client.waitEnd();
+  clearInterval(trickle);
+  return { elapsed: Date.now() - started, sent };
+}
