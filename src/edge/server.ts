@@ -115,6 +115,8 @@ export class Edge implements EdgeContext {
     if (outcome === 'deadline') {
       this.#deps.log.warn({ open: this.registry.size }, 'drain deadline passed, closing remaining connections');
       this.server.closeAllConnections();
+      // Node's list misses connections it no longer parses (held streams, see stream-takeover.ts).
+      for (const conn of this.registry.connections()) conn.socket.destroy();
       await closed;
     }
     this.#bodyStall.stop();
@@ -129,7 +131,7 @@ export class Edge implements EdgeContext {
     const { metrics } = this.#deps;
     metrics.clientConnectionsTotal.inc();
     metrics.clientConnectionsOpen.inc();
-    socket.once('close', socketOnClose);
+    socket.on('close', socketOnClose); // `on`: close comes once, and once() costs a wrapper per connection
     const result = this.registry.admit(conn);
     if (result.admitted) {
       conn.admitted = true;
@@ -150,7 +152,7 @@ export class Edge implements EdgeContext {
     conn.pendingResponses++;
     this.registry.markBusy(conn);
     res[kConnection] = conn;
-    res.once('close', responseOnClose);
+    res.on('close', responseOnClose); // `on`: close comes once, and once() costs a wrapper per response
     // After an answer that closes the connection, later pipelined requests are never forwarded.
     if (conn.closing) return;
     if (conn.refusal !== null) {

@@ -39,7 +39,7 @@ const kHeld = Symbol('holdfast.held');
  * the TCP connection under a terminated WebSocket for GRIP over WebSocket.
  */
 export interface HeldOutput {
-  once(event: 'close', listener: () => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
   readonly writableLength: number;
   readonly writableFinished: boolean;
   readonly destroyed: boolean;
@@ -79,7 +79,8 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
     this.nextLink = instruct.nextLink;
     this.goneLink = instruct.goneLink;
     (res as O & { [kHeld]?: HeldClient })[kHeld] = this;
-    res.once('close', heldResponseOnClose);
+    // `on`, not `once`: close comes once, onResponseClose is idempotent, and once() would keep a wrapper per client.
+    res.on('close', heldResponseOnClose);
   }
 
   isSubscribedTo(channel: string): boolean {

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Bus } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
+import { releaseParserForStream } from '../edge/stream-takeover.js';
 import { HoldfastError } from '../errors.js';
 import { headerValue, isGripResponse, parseInstruct, type ChannelSubscription, type Instruct, type KeepAlive } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
@@ -137,7 +138,11 @@ export class HoldManager implements HoldHost {
     this.#deps.metrics.heldConnections.inc({ transport: client.transport });
     for (const channel of client.channels) this.#subscribeChannel(client, channel.name);
     this.#updateGauges();
-    if (client instanceof StreamHold) client.armTimers(Date.now(), false);
+    if (client instanceof StreamHold) {
+      // Nothing more will be parsed on a held stream's connection: give Node's parser back (memory per held stream).
+      releaseParserForStream(client.res);
+      client.armTimers(Date.now(), false);
+    }
     else this.reschedule(client);
     const wantsReplay = client.channels.some((c) => c.prevId !== undefined) || lastEventId !== undefined;
     if (wantsReplay) {

@@ -80,6 +80,8 @@ export class HeldStream {
   status = 0;
   headers: Record<string, string> = {};
   #raw = Buffer.alloc(0);
+  /** Every byte received, undecoded (latin1), for assertions on framing and what follows a response. */
+  rawReceived = '';
   #body = Buffer.alloc(0);
   #headDone = false;
   #chunked = false;
@@ -91,6 +93,7 @@ export class HeldStream {
   private constructor(socket: Socket) {
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
+      this.rawReceived += chunk.toString('latin1');
       this.#raw = Buffer.concat([this.#raw, chunk]);
       this.#parse();
       this.#wake();
