@@ -1,11 +1,12 @@
-// Starting, measuring and stopping the servers of the fan-out bench: Holdfast, Pushpin 1.36 and
-// nginx + nchan, each in the foreground from its own folder under bench/.run/fanout/, pinned with taskset,
-// stopped by its own PID.
+// Starting, measuring and stopping the servers of the fan-out bench: Holdfast, Pushpin 1.36,
+// nginx + nchan and the two floor servers (floor/), each in the foreground from its own folder under
+// bench/.run/fanout/, pinned with taskset, stopped by its own PID.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 // Process bookkeeping (start pinned, stop by PID, stop everything on failure) is the HTTP bench's.
 export { adoptChild, killPid, startProcess, stopAll, stopProcess } from '../lib/processes.mjs';
@@ -395,6 +396,63 @@ ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((s) => `  ${s}_temp_p
     },
     stop: () => stopProcess(proc),
   };
+}
+
+// ------------------------------------------------------------------------------------------------ floors
+
+const floorDir = join(dirname(fileURLToPath(import.meta.url)), 'floor');
+
+/**
+ * Floor servers take the publish body as the event bytes (`data: <seq> <t0>\n\n`, several items concatenated)
+ * and answer after writing it to every subscriber, as nchan does.
+ */
+function floorServer(name, proc, port) {
+  return {
+    name,
+    proc,
+    port,
+    pids: () => [proc.pid],
+    cpuPids: () => [proc.pid],
+    publish: (items) => post(port, '/pub/fan', items.map((it) => it.content).join(''), 'text/event-stream'),
+    stop: () => stopProcess(proc),
+  };
+}
+
+/**
+ * floor/sse-floor.c, compiled with `gcc -O2` into `binDir` at every run (so the binary matches the source):
+ * one write() of a pre-framed chunk per subscriber, nothing else. Throws, and the cell is reported as failed,
+ * when gcc is missing.
+ */
+export async function startFloorC({ dir, cpu, binDir }) {
+  mkdirSync(dir, { recursive: true });
+  const bin = join(binDir, 'sse-floor');
+  try {
+    execFileSync('gcc', ['-O2', '-Wall', '-o', bin, join(floorDir, 'sse-floor.c')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  } catch (err) {
+    throw new Error(err.code === 'ENOENT' ? 'floor-c skipped: gcc is not installed' : `floor-c skipped: gcc failed (${err.message.split('\n')[0]})`);
+  }
+  const port = await freePort();
+  const proc = startProcess({ name: 'sse-floor', command: bin, args: [String(port)], cpu, logFile: join(dir, 'out.log'), cwd: dir });
+  await waitForPort(port, 5_000, proc);
+  await waitServing(port, '/sub/ready', 5_000, proc);
+  return floorServer('floor-c', proc, port);
+}
+
+/** floor/sse-floor-node.mjs: the same in plain Node (`node:net`, one `socket.write(sharedBuffer)` each). */
+export async function startFloorNode({ dir, cpu }) {
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const proc = startProcess({
+    name: 'sse-floor-node',
+    command: process.execPath,
+    args: [join(floorDir, 'sse-floor-node.mjs'), String(port)],
+    cpu,
+    logFile: join(dir, 'out.log'),
+    cwd: dir,
+  });
+  await waitForPort(port, 10_000, proc);
+  await waitServing(port, '/sub/ready', 10_000, proc);
+  return floorServer('floor-node', proc, port);
 }
 
 export function checkNoLeftovers() {

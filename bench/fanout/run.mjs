@@ -2,6 +2,7 @@
 // `--transport ws` (or `ws,sse`) the same for WebSocket subscribers (WebSocket-over-HTTP + GRIP over
 // WebSocket, published `ws-message` items; Holdfast and Pushpin only). See README.md for the method. Usage:
 //   node bench/fanout/run.mjs --subscribers 1000,5000,15000 --messages 10 [--peers holdfast,pushpin,pushpin-raised,nchan]
+//     (also floor-c and floor-node: the floor servers in floor/, see README.md)
 //     [--transport sse|ws|ws,sse]
 //     [--throughput] [--tp-subscribers 1000] [--tp-items 5000] [--tp-batch 50] [--tp-concurrency 4]
 //     [--server-cpu 0] [--client-cpu 1] [--interval 1000] [--record] [--profile]
@@ -21,6 +22,8 @@ import {
   rssKiB,
   sleep,
   sseLine,
+  startFloorC,
+  startFloorNode,
   startHoldfast,
   startNchan,
   startPushpin,
@@ -80,6 +83,8 @@ function item(tr, id, seq, t0) {
     ? { channel: CHANNEL, id, content: wsPayload(seq, t0), format: 'ws-message' }
     : { channel: CHANNEL, id, content: sseLine(seq, t0) };
 }
+/** Peers measured with SSE subscribers only: nchan as configured here, and the floor servers. */
+const SSE_ONLY = new Set(['nchan', 'floor-c', 'floor-node']);
 const label = (peer, tr) => (tr === 'ws' ? `${peer} (ws)` : peer);
 
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -198,6 +203,10 @@ async function startPeer(name, n, tr) {
     case 'nchan':
       if (tr === 'ws') throw new Error('nchan is measured with SSE only');
       return startNchan({ dir, cpu: serverCpu });
+    case 'floor-c':
+      return startFloorC({ dir, cpu: serverCpu, binDir: runDir });
+    case 'floor-node':
+      return startFloorNode({ dir, cpu: serverCpu });
     default:
       throw new Error(`unknown peer ${name}`);
   }
@@ -568,7 +577,7 @@ async function main() {
     if (!opts['tp-only']) {
       for (const n of opts.subscribers.split(',').map(Number)) {
         for (const tr of transports) for (const name of opts.peers.split(',')) {
-          if (tr === 'ws' && name === 'nchan') continue; // nchan's SSE only
+          if (tr === 'ws' && SSE_ONLY.has(name)) continue;
           try {
             // A cell disturbed by other processes on the host is measured again (at most twice more);
             // the quietest run is kept.
