@@ -4,7 +4,10 @@
 //
 //   node http-proxy-bench.mjs                 the full matrix, appended to RESULTS.md
 //   node http-proxy-bench.mjs --profile       Holdfast alone under --cpu-prof, small body at 50 connections
+//        [--profile-size 10k] [--profile-conns 1]  another cell
 //   options: --duration S (8) --warmup S (2) --no-record (do not append to RESULTS.md)
+//            --sizes small,10k --conns 1,50 --targets holdfast,nginx,haproxy,http-proxy (one cell or a few)
+//            --holdfast-node-args "--max-semi-space-size=32" (V8 flags for Holdfast only)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -21,7 +24,7 @@ import { runWrk } from './lib/wrk.mjs';
 import { summarizeProfile } from './profile-summary.mjs';
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
-const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const mainJs = process.env.HOLDFAST_MAIN_JS ?? fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const runDir = join(benchDir, '.run', 'http');
 const profDir = join(benchDir, '.run', 'prof');
 const wrkScript = join(benchDir, 'wrk', 'report.lua');
@@ -57,12 +60,21 @@ const CONNECTIONS = [1, 50];
 const { values: opts } = parseArgs({
   options: {
     profile: { type: 'boolean', default: false },
+    'profile-size': { type: 'string', default: 'small' },
+    'profile-conns': { type: 'string', default: '50' },
     duration: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '2' },
     'no-record': { type: 'boolean', default: false },
+    // Narrow the matrix while investigating one cell (the issue-target table needs http-proxy and haproxy).
+    sizes: { type: 'string', default: 'small,10k' },
+    conns: { type: 'string', default: '1,50' },
+    targets: { type: 'string', default: 'holdfast,nginx,haproxy,http-proxy' },
+    // Extra Node flags for Holdfast only, e.g. --holdfast-node-args=--max-semi-space-size=32
+    'holdfast-node-args': { type: 'string', default: '' },
   },
 });
 const durationS = Number(opts.duration);
+const holdfastNodeArgs = opts['holdfast-node-args'] === '' ? [] : opts['holdfast-node-args'].split(' ');
 const warmupS = Number(opts.warmup);
 
 function preflight() {
@@ -185,11 +197,11 @@ async function measure(target, size, connections, be, warmup = true) {
 
 async function matrix() {
   const be = await backend();
-  const targets = await startTargets(be);
+  const targets = await startTargets(be, holdfastNodeArgs, opts.targets.split(','));
   const rows = [];
   let remeasuresLeft = MAX_REMEASURES;
-  for (const size of SIZES) {
-    for (const connections of CONNECTIONS) {
+  for (const size of SIZES.filter((s) => opts.sizes.split(',').includes(s))) {
+    for (const connections of CONNECTIONS.filter((c) => opts.conns.split(',').map(Number).includes(c))) {
       let directRps = 0;
       for (const target of targets) {
         let row = await measure(target, size, connections, be);
@@ -223,9 +235,9 @@ async function profile() {
   rmSync(profDir, { recursive: true, force: true });
   mkdirSync(profDir, { recursive: true });
   const be = await backend();
-  const targets = await startTargets(be, ['--cpu-prof', '--cpu-prof-dir', profDir], ['holdfast']);
+  const targets = await startTargets(be, [...holdfastNodeArgs, '--cpu-prof', '--cpu-prof-dir', profDir], ['holdfast']);
   const holdfast = targets.find((t) => t.name === 'holdfast');
-  const row = await measure(holdfast, 'small', 50, be);
+  const row = await measure(holdfast, opts['profile-size'], Number(opts['profile-conns']), be);
   // The profile is written when the process exits; Holdfast exits 0 after draining on SIGTERM.
   await stopProcess(holdfast.proc);
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
@@ -251,7 +263,7 @@ async function main() {
       ['self %', 'self ms', 'function', 'where'],
       summary.entries.slice(0, 15).map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(0), e.name, e.where]),
     );
-    const text = `Holdfast under --cpu-prof, small body, 50 connections: ${Math.round(row.rps)} req/s (the profiler costs some)` +
+    const text = `Holdfast under --cpu-prof, ${opts['profile-size']} body, ${opts['profile-conns']} connections: ${Math.round(row.rps)} req/s (the profiler costs some)` +
       `\n${summary.totalMs.toFixed(0)} ms sampled, ${summary.idleMs.toFixed(0)} ms idle; self % is of busy time` +
       ` (includes start-up, warm-up and shutdown)\n\n${top}\n`;
     process.stdout.write(`\n${text}`);
