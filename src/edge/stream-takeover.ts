@@ -67,6 +67,9 @@ export function releaseParserForStream(res: ServerResponse): boolean {
   // Node's server had wrapped per connection for the parser's sake.
   socket.on('data', discardClientBytes);
   socket.on('end', clientEndedStream);
+  // Node's server pauses reading while a pipeline's answers back up and resumes from the drain handler
+  // removed above; read on regardless, or a client's FIN would go unseen.
+  socket.resume();
   return true;
 }
 
