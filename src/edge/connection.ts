@@ -63,6 +63,19 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
     while (this.#waiting.length > 0 && this.#mayStart(this.#waiting[0]!)) this.#start(this.#waiting.shift()!);
   }
 
+  /**
+   * The response in progress closes the connection while the client may still be sending a body nobody will
+   * read (a backend answered an upload early). Node would end the socket and destroy it the moment its FIN
+   * is flushed; with unread bytes that close sends a RST, and a client still writing then fails on the reset
+   * and never reads the answer waiting for it (an early 413 became an empty, reset connection). So linger
+   * like nginx's lingering_close: FIN after the response, then keep the socket open, no longer reading, for
+   * lingerMs. The client reads its answer and the FIN; its unread bytes just fill the window meanwhile.
+   */
+  closeAfterResponse(): void {
+    this.closing = true;
+    this.socket.destroySoon = lingerThenDestroy;
+  }
+
   /** A response finished or was abandoned. Returns true when the connection has nothing outstanding. */
   onResponseClosed(_res: ServerResponse): boolean {
     this.pendingResponses--;
@@ -115,4 +128,13 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
 
 function socketDestroyOnTimeout(this: Socket): void {
   this.destroy();
+}
+
+/** In place of Node's socket.destroySoon(), which closes as soon as the FIN is out. */
+function lingerThenDestroy(this: Socket & { [kConnection]?: ClientConnection }): void {
+  this.pause();
+  if (this.writable) this.end();
+  const lingerMs = this[kConnection]?.edge.lingerMs ?? 0;
+  if (lingerMs > 0) this.setTimeout(lingerMs, socketDestroyOnTimeout);
+  else this.destroy();
 }

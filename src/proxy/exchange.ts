@@ -22,6 +22,8 @@ export interface ExchangeOwner {
   readonly clientAddress: string;
   /** The backend side of this exchange is over (pipeline scheduling may start the next one). */
   onUpstreamDone(exchange: ProxyExchange): void;
+  /** This exchange's response ends the connection (it carries `Connection: close`): nothing more is forwarded. */
+  closeAfterResponse(): void;
 }
 
 /** A client hung up while we were still talking to the backend. */
@@ -193,7 +195,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     this.#status = statusCode;
     // Sticky cookie and compression: the plain path only (a GRIP answer is the push gateway's).
     if (this.group !== null && this.backend !== null) this.#body = this.group.prepareResponse(this, this.backend, statusCode, headers);
-    if (this.owner.draining) headers.push('connection', 'close');
+    // The backend answered before the whole upload arrived (a 413 or 401 right after the head). The answer
+    // goes to the client as it is, and the connection closes after it: the rest of the body cannot be framed
+    // away cheaply, so nginx and HAProxy close too. The backend connection is not reused: undici drops a
+    // socket whose request was still being written. Once the answer is complete the body stops going up and
+    // the client socket is no longer read (undici destroys the body stream).
+    const early = this.#uploadUnfinished;
+    if (early) this.owner.closeAfterResponse();
+    if (this.owner.draining || early) headers.push('connection', 'close');
     if (this.#body === null && this.method !== 'HEAD' && GatheredBody.fits(declaredContentLength(headers))) {
       this.#body = new GatheredBody(this.res, statusCode, statusText, headers);
       return true;
@@ -289,8 +298,18 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
       { code: error.code, backend: this.backend?.name, method: this.method, target: this.target },
       error.message,
     );
-    sendErrorResponse(this.res, error);
+    // Once the body went to a backend, a failure mid-upload leaves its rest unread for good (the transport
+    // stopped reading it, so Node cannot discard it either): close, as after an early answer, or the
+    // connection would hang waiting for a request that never ends.
+    const close = this.attempts > 0 && this.#uploadUnfinished;
+    if (close) this.owner.closeAfterResponse();
+    sendErrorResponse(this.res, error, { close });
     this.#finishUpstream();
+  }
+
+  /** The request has a body and the client has not sent all of it yet. */
+  get #uploadUnfinished(): boolean {
+    return this.hasBody && !this.req.complete;
   }
 
   #finishUpstream(): void {

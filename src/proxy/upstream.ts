@@ -4,6 +4,7 @@ import { Pool, buildConnector } from 'undici';
 import type { HoldfastConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
+import { holdWriteErrors } from './held-write-errors.js';
 
 /** Set on a backend socket's errors: how many response bytes the socket had read before it failed. */
 export const kSocketBytesRead = Symbol('holdfast.socketBytesRead');
@@ -187,9 +188,10 @@ export class Backend {
 }
 
 /**
- * undici's connector, plus two things we need: a count of TCP connections opened (the handshakes pooling
- * saves), and the socket's bytesRead stamped on its errors, which is how the retry policy tells a reused
- * socket that went stale from a fresh one that failed.
+ * undici's connector, plus what we need of every backend socket: a count of TCP connections opened (the
+ * handshakes pooling saves); the socket's bytesRead stamped on its errors, which is how the retry policy
+ * tells a reused socket that went stale from a fresh one that failed; and write errors held back until the
+ * read side has had its say, so an early answer sent just before a reset is still read (held-write-errors.ts).
  */
 function countingConnector(origin: string, deps: UpstreamDeps, timeoutMs: number): buildConnector.connector {
   const connect = buildConnector({ timeout: timeoutMs, keepAlive: true, keepAliveInitialDelay: 60_000 });
@@ -199,6 +201,7 @@ function countingConnector(origin: string, deps: UpstreamDeps, timeoutMs: number
       if (err === null && socket !== null) {
         counter.inc();
         socket.prependListener('error', stampBytesRead);
+        holdWriteErrors(socket);
       }
       (callback as (e: Error | null, s: Socket | null) => void)(err, socket);
     });
