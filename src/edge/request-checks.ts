@@ -2,12 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import { ClientRequestError } from '../errors.js';
 
 /**
- * What Node's parser (llhttp) lets through but a gateway must refuse (DESIGN.md). Returns the origin-form
- * target to forward, or the error to answer with. Every refusal here is answered and the connection closed;
- * nothing reaches a backend.
+ * What Node's parser (llhttp) lets through but a gateway must refuse (DESIGN.md). Returns the target to
+ * forward (origin-form, or `*` for a server-wide OPTIONS), or the error to answer with. Every refusal here is
+ * answered and the connection closed; nothing reaches a backend.
  */
 export interface CheckedRequest {
-  /** Origin-form target to send upstream. */
+  /** Target to send upstream: origin-form, or `*` (asterisk-form, OPTIONS only). */
   target: string;
   /** RFC 9112 §6.3: a body only if Content-Length > 0 or Transfer-Encoding says so. */
   hasBody: boolean;
@@ -67,6 +67,12 @@ export function checkRequest(req: IncomingMessage): CheckedRequest | ClientReque
   const hasBody = transferEncoding !== undefined || (contentLength !== undefined && Number(contentLength) > 0);
   const url = req.url ?? '';
   if (url.startsWith('/')) return { target: url, hasBody };
+  // RFC 9112 §3.2.4: the asterisk-form asks about the server as a whole, and only OPTIONS may use it (llhttp
+  // takes `*` with any method). A gateway forwards it as it is, as HAProxy and nginx do.
+  if (url === '*') {
+    if (req.method === 'OPTIONS') return { target: '*', hasBody };
+    return refuse('HF_ERR_BAD_TARGET', 'the asterisk-form target (*) is only allowed with OPTIONS');
+  }
   // RFC 9112 §3.2.2: absolute-form. A gateway must not let the target's authority disagree with Host:
   // routing on one and the backend trusting the other is a classic request-smuggling split.
   if (/^https?:\/\//i.test(url)) {
@@ -79,10 +85,16 @@ export function checkRequest(req: IncomingMessage): CheckedRequest | ClientReque
     if (host === undefined || !sameAuthority(parsed, host)) {
       return refuse('HF_ERR_AUTHORITY_MISMATCH', 'the absolute request target names another host than Host');
     }
+    // RFC 9112 §3.2.4: OPTIONS with an empty path and no query means the server, and the last proxy before
+    // the origin server MUST send it as `*` (URL would turn the empty path into `/`).
+    if (req.method === 'OPTIONS' && EMPTY_PATH_ABSOLUTE_FORM.test(url)) return { target: '*', hasBody };
     return { target: `${parsed.pathname}${parsed.search}`, hasBody };
   }
-  return refuse('HF_ERR_BAD_TARGET', 'the request target must be origin-form (/path) or absolute-form');
+  return refuse('HF_ERR_BAD_TARGET', 'the request target must be origin-form (/path), absolute-form, or * for OPTIONS');
 }
+
+/** `http://authority` with nothing after the authority: no path, no query. */
+const EMPTY_PATH_ABSOLUTE_FORM = /^https?:\/\/[^/?#]*$/i;
 
 function refuse(code: string, message: string): ClientRequestError {
   return new ClientRequestError(code, 400, message);

@@ -13,6 +13,7 @@ import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js
 import { clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders } from './headers.js';
 import type { CheckedRequest } from '../edge/request-checks.js';
 import { classifyUpstreamError, mayRetry } from './retry-policy.js';
+import type { UnpooledHandler } from './unpooled-request.js';
 import type { Backend } from './upstream.js';
 
 /** The client connection an exchange belongs to. */
@@ -37,8 +38,10 @@ class ClientGoneError extends HoldfastError {
  * One client request on its way through a backend, including retries. It is undici's dispatch handler
  * directly: the legacy callback form (`onHeaders`/`onData`) is used on purpose, because undici passes it
  * through unwrapped (no controller object per request) and hands us raw header buffers we filter in one pass.
+ * The request undici cannot send (`OPTIONS *`) drives the same handler through node:http instead
+ * (unpooled-request.ts).
  */
-export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, GroupRequest {
+export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, GroupRequest, UnpooledHandler {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly owner: ExchangeOwner;
@@ -117,6 +120,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     }
     this.#headers ??= this.#buildUpstreamHeaders();
     backend.requestCounter.inc();
+    if (this.upstreamTarget === '*') {
+      backend.dispatchUnpooled(
+        { path: this.upstreamTarget, method: this.method, headers: this.#headers, body: this.hasBody ? this.req : null },
+        this,
+      );
+      return;
+    }
     backend.pool.dispatch(
       {
         path: this.upstreamTarget,

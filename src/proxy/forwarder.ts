@@ -53,8 +53,15 @@ export class Forwarder {
     return this.#routing.groups;
   }
 
-  /** The group and upstream target for a Host and origin-form target, or null when no route matches. */
+  /** The group and upstream target for a Host and a checked target, or null when no route matches. */
   route(host: string | undefined, target: string): { group: BackendGroup; target: string } | null {
+    if (target === '*') {
+      // `OPTIONS *` asks about the server, and has no path to match a prefix against. The server that answers
+      // for this Host's site is the one serving its root, so it goes where `/` goes. Prefix rewriting is for
+      // paths: `*` is sent as it came.
+      const root = this.#routing.table.match(host, '/');
+      return root === null ? null : { group: root.group, target };
+    }
     return this.#routing.table.match(host, target);
   }
 

@@ -5,6 +5,7 @@ import type { HoldfastConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { holdWriteErrors } from './held-write-errors.js';
+import { dispatchUnpooled, type UnpooledHandler, type UnpooledRequest, type UnpooledServer } from './unpooled-request.js';
 
 /** Set on a backend socket's errors: how many response bytes the socket had read before it failed. */
 export const kSocketBytesRead = Symbol('holdfast.socketBytesRead');
@@ -61,6 +62,8 @@ export class Backend {
   onUp: (() => void) | null = null;
   readonly #deps: UpstreamDeps;
   readonly #options: ServerOptions;
+  /** The same server for the requests undici cannot send (unpooled-request.ts). */
+  readonly #unpooled: UnpooledServer;
   readonly #upGauge: { set(value: number): void };
   #recentFailures: number[] = [];
   /** Passive-only: skipped until then. */
@@ -93,9 +96,25 @@ export class Backend {
       bodyTimeout: timeouts.upstreamBodyStallMs,
       connect: countingConnector(origin, deps, timeouts.upstreamConnectMs),
     });
+    const url = new URL(origin);
+    const connections = deps.metrics.upstreamConnectionsTotal.labels({ backend: origin });
+    this.#unpooled = {
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: Number(url.port || 80),
+      host: url.host,
+      connectTimeoutMs: timeouts.upstreamConnectMs,
+      headersTimeoutMs: timeouts.upstreamResponseMs,
+      bodyTimeoutMs: timeouts.upstreamBodyStallMs,
+      onConnection: () => connections.inc(),
+    };
     this.requestCounter = deps.metrics.upstreamRequestsTotal.labels({ backend: origin });
     this.#upGauge = deps.metrics.backendUp.labels({ group: options.group, backend: origin });
     this.#upGauge.set(1);
+  }
+
+  /** Send a request undici cannot (the asterisk-form) on a connection of its own. */
+  dispatchUnpooled(request: UnpooledRequest, handler: UnpooledHandler): void {
+    dispatchUnpooled(this.#unpooled, request, handler);
   }
 
   isUp(nowMs: number): boolean {

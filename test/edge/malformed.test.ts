@@ -135,8 +135,15 @@ const refused: RefusedCase[] = [
     code: 'HF_ERR_VERSION_NOT_SUPPORTED',
   },
   {
-    name: 'OPTIONS * (asterisk-form is not forwarded)',
-    bytes: 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n',
+    // RFC 9112 §3.2.4: the asterisk-form is for OPTIONS only (OPTIONS * is forwarded: options-asterisk.test.ts).
+    name: 'GET * (asterisk-form with a method other than OPTIONS)',
+    bytes: 'GET * HTTP/1.1\r\nHost: x\r\n\r\n',
+    status: 400,
+    code: 'HF_ERR_BAD_TARGET',
+  },
+  {
+    name: 'POST * with a body',
+    bytes: 'POST * HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello',
     status: 400,
     code: 'HF_ERR_BAD_TARGET',
   },

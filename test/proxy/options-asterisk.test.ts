@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { test, type TestContext } from 'node:test';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { startTestHoldfast } from '../helpers/holdfast.js';
+import { listen } from '../helpers/listen.js';
+import { RawClient } from '../helpers/raw.js';
+
+/**
+ * A raw `net` backend that keeps every request head exactly as it arrived (bodies are not used here) and
+ * answers each with a server-wide OPTIONS answer naming itself.
+ */
+async function startRawBackend(t: TestContext, name: string) {
+  const heads: string[] = [];
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    let buf = '';
+    socket.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        heads.push(buf.slice(0, end));
+        buf = buf.slice(end + 4);
+        const body = `${name}\n`;
+        socket.write(
+          `HTTP/1.1 200 OK\r\nAllow: GET, POST, OPTIONS\r\nX-Served-By: ${name}\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+      }
+    });
+  });
+  const port = await listen(t, server);
+  return { url: `http://127.0.0.1:${port}`, heads };
+}
+
+/** A head's fields, lower-cased names, in order. */
+function fields(head: string): [string, string][] {
+  return head
+    .split('\r\n')
+    .slice(1)
+    .map((line) => {
+      const colon = line.indexOf(':');
+      return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
+    });
+}
+
+test('OPTIONS * reaches the backend as `OPTIONS * HTTP/1.1` with the usual header hygiene, and its answer reaches the client', async (t) => {
+  const backend = await startRawBackend(t, 'one');
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write(
+    'OPTIONS * HTTP/1.1\r\nHost: example.test\r\nConnection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\n',
+  );
+  const res = await client.readResponse();
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.allow, 'GET, POST, OPTIONS');
+  assert.equal(res.headers['x-served-by'], 'one');
+  assert.equal(res.body.toString(), 'one\n');
+  assert.notEqual(res.headers.connection, 'close');
+
+  assert.equal(backend.heads.length, 1);
+  const head = backend.heads[0]!;
+  assert.equal(head.split('\r\n')[0], 'OPTIONS * HTTP/1.1');
+  const seen = new Map(fields(head));
+  assert.equal(seen.get('host'), 'example.test');
+  assert.equal(seen.get('x-kept'), 'yes');
+  assert.equal(seen.get('via'), '1.1 holdfast');
+  assert.equal(seen.get('x-forwarded-for'), '127.0.0.1');
+  assert.equal(seen.get('x-forwarded-proto'), 'http');
+  assert.equal(seen.get('x-forwarded-host'), 'example.test');
+  assert.equal(seen.has('x-hop'), false, 'a field named in Connection is hop-by-hop');
+  assert.equal(seen.has('keep-alive'), false);
+  assert.equal(seen.has('expect'), false);
+
+  // The client connection stays usable.
+  client.write('OPTIONS * HTTP/1.1\r\nHost: example.test\r\n\r\n');
+  assert.equal((await client.readResponse()).status, 200);
+  assert.equal(backend.heads.length, 2);
+});
+
+test('OPTIONS * is routed where the Host root goes, and a prefix rewrite never touches `*`', async (t) => {
+  const [site, api, other] = await Promise.all([
+    startRawBackend(t, 'site'),
+    startRawBackend(t, 'api'),
+    startRawBackend(t, 'other'),
+  ]);
+  const overrides: Partial<ConfigInput> = {
+    backends: undefined,
+    groups: {
+      site: { servers: [{ url: site.url }] },
+      api: { servers: [{ url: api.url }] },
+      other: { servers: [{ url: other.url }] },
+    },
+    routes: [
+      { host: 'a.test', pathPrefix: '/', group: 'site', replacePrefix: '/app/' },
+      { host: 'a.test', pathPrefix: '/api', group: 'api' },
+      { group: 'other' },
+    ],
+  };
+  const hf = await startTestHoldfast(t, [], overrides);
+  const client = await RawClient.connect(t, hf.port);
+  const cases: [string, string][] = [
+    ['a.test', 'site'],
+    ['A.TEST:8080', 'site'],
+    ['b.test', 'other'],
+  ];
+  for (const [host, servedBy] of cases) {
+    client.write(`OPTIONS * HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    const res = await client.readResponse();
+    assert.equal(res.status, 200, host);
+    assert.equal(res.headers['x-served-by'], servedBy, host);
+  }
+  assert.deepEqual(
+    site.heads.map((h) => h.split('\r\n')[0]),
+    ['OPTIONS * HTTP/1.1', 'OPTIONS * HTTP/1.1'],
+  );
+  assert.deepEqual(
+    other.heads.map((h) => h.split('\r\n')[0]),
+    ['OPTIONS * HTTP/1.1'],
+  );
+  assert.equal(api.heads.length, 0);
+
+  // The same route rewrites a path as configured, so the `*` above was left alone on purpose.
+  client.write('OPTIONS /x HTTP/1.1\r\nHost: a.test\r\n\r\n');
+  assert.equal((await client.readResponse()).status, 200);
+  assert.equal(site.heads.at(-1)!.split('\r\n')[0], 'OPTIONS /app/x HTTP/1.1');
+});
+
+test('OPTIONS in absolute-form with an empty path is sent as `*` (RFC 9112 §3.2.4); with a path it stays that path', async (t) => {
+  const backend = await startRawBackend(t, 'one');
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('OPTIONS http://example.test HTTP/1.1\r\nHost: example.test\r\n\r\n');
+  assert.equal((await client.readResponse()).status, 200);
+  client.write('OPTIONS http://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n');
+  assert.equal((await client.readResponse()).status, 200);
+  client.write('OPTIONS http://example.test?q HTTP/1.1\r\nHost: example.test\r\n\r\n');
+  assert.equal((await client.readResponse()).status, 200);
+  assert.deepEqual(
+    backend.heads.map((h) => h.split('\r\n')[0]),
+    ['OPTIONS * HTTP/1.1', 'OPTIONS / HTTP/1.1', 'OPTIONS /?q HTTP/1.1'],
+  );
+});
+
+test('OPTIONS * from an HTTP/1.0 client without Host: the backend gets the origin as Host, as on the pooled path', async (t) => {
+  const backend = await startRawBackend(t, 'one');
+  const hf = await startTestHoldfast(t, [backend.url]);
+  for (const target of ['*', '/x']) {
+    const client = await RawClient.connect(t, hf.port);
+    client.write(`OPTIONS ${target} HTTP/1.0\r\n\r\n`);
+    assert.equal((await client.readResponse()).status, 200);
+  }
+  const hosts = backend.heads.map((head) => new Map(fields(head)).get('host'));
+  assert.equal(backend.heads[0]!.split('\r\n')[0], 'OPTIONS * HTTP/1.1');
+  assert.deepEqual(hosts, [backend.url.slice('http://'.length), backend.url.slice('http://'.length)]);
+});
+
+// `GET *` and `POST *` (refused, never forwarded) are in test/edge/malformed.test.ts with the other refusals.
