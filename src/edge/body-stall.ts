@@ -66,12 +66,12 @@ export class BodyStallWatch {
 
 /**
  * A silent body is the client's fault only while we are ready for more of it. Not yet: the exchange has not
- * started (queued behind a pipelined request, or its client rightly waiting for our 100 Continue), or bytes
- * it sent sit unread in our buffer (a slow backend's backpressure has paused the client socket). Either way
- * the clock restarts; a backend that never reads is for the upstream timeouts to judge.
+ * started (queued behind a pipelined request), its client is rightly waiting for the backend's 100 Continue,
+ * or bytes it sent sit unread in our buffer (a slow backend's backpressure has paused the client socket).
+ * Either way the clock restarts; a backend that never reads or never answers is for the upstream timeouts.
  */
 function waitingOnClient(exchange: ProxyExchange): boolean {
-  return exchange.attempts > 0 && exchange.req.readableLength === 0;
+  return exchange.bodyInvited && exchange.req.readableLength === 0;
 }
 
 function sweep(watch: BodyStallWatch): void {

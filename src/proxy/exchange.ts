@@ -38,8 +38,8 @@ class ClientGoneError extends HoldfastError {
  * One client request on its way through a backend, including retries. It is undici's dispatch handler
  * directly: the legacy callback form (`onHeaders`/`onData`) is used on purpose, because undici passes it
  * through unwrapped (no controller object per request) and hands us raw header buffers we filter in one pass.
- * The request undici cannot send (`OPTIONS *`) drives the same handler through node:http instead
- * (unpooled-request.ts).
+ * The two requests undici cannot send (`OPTIONS *`, `Expect: 100-continue`) drive the same handler through
+ * node:http instead (unpooled-request.ts).
  */
 export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, GroupRequest, UnpooledHandler {
   readonly req: IncomingMessage;
@@ -70,11 +70,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   #responseStarted = false;
   #upstreamDone = false;
   #clientGone = false;
+  /** The backend answered our forwarded `Expect: 100-continue` with 100, and the client was told. */
+  #continued = false;
   #status = 0;
   /** Set when the plain response is compressed on its way out. */
   #body: ResponseEncoder | null = null;
 
-  /** The client sent `Expect: 100-continue`; the edge lets the body come once a backend is chosen. */
+  /**
+   * The client sent `Expect: 100-continue` with a body. The expectation goes to the backend (as HAProxy does)
+   * and its 100 back to the client, so a backend can refuse the upload (413, 401) before a byte is sent.
+   */
   readonly expectsContinue: boolean;
 
   constructor(
@@ -92,7 +97,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     this.target = request.target;
     this.upstreamTarget = request.target;
     this.hasBody = request.hasBody;
-    this.expectsContinue = expectsContinue;
+    // Without a body there is nothing to wait for: the backend's final answer is all the client needs.
+    this.expectsContinue = expectsContinue && request.hasBody;
     this.method = req.method ?? 'GET';
     this.unsafe = !SAFE_METHODS.has(this.method);
     this.startedAtMs = Date.now();
@@ -114,15 +120,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   #send(backend: Backend): void {
     this.backend = backend;
     this.attempts++;
-    if (this.attempts === 1 && this.expectsContinue) {
-      // The edge answered `Expect: 100-continue` itself; now that a backend is chosen, let the body come.
-      this.res.writeContinue();
-    }
     this.#headers ??= this.#buildUpstreamHeaders();
     backend.requestCounter.inc();
-    if (this.upstreamTarget === '*') {
+    if (this.expectsContinue || this.upstreamTarget === '*') {
       backend.dispatchUnpooled(
-        { path: this.upstreamTarget, method: this.method, headers: this.#headers, body: this.hasBody ? this.req : null },
+        {
+          path: this.upstreamTarget,
+          method: this.method,
+          headers: this.#headers,
+          body: this.hasBody ? this.req : null,
+          expectContinue: this.expectsContinue,
+        },
         this,
       );
       return;
@@ -137,6 +145,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
       },
       this,
     );
+  }
+
+  /**
+   * The client has been asked for its body: the request went to a backend and, if it expected 100-continue,
+   * the backend's 100 was passed on. Until then a silent client is right to wait.
+   */
+  get bodyInvited(): boolean {
+    return this.attempts > 0 && (!this.expectsContinue || this.#continued);
   }
 
   /** The header list sent upstream (for GRIP links, which repeat the original request's headers). */
@@ -192,8 +208,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     this.#responseStarted = true;
   }
 
+  /** The backend wants the body (unpooled path only): tell the client, once, unless its answer began. */
+  onContinue(): void {
+    if (this.#continued || this.#clientGone || this.res.headersSent) return;
+    this.#continued = true;
+    this.res.writeContinue();
+  }
+
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    // 1xx: 100 belongs to the backend hop (we never forward Expect); others are not relayed.
+    // 1xx: undici never sees a 100 (it sends no Expect; the unpooled path relays 100 through onContinue);
+    // the others are not relayed.
     if (statusCode < 200) return true;
     this.#resume = resume;
     const headers = clientResponseHeaders(rawHeaders);
@@ -205,11 +229,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     this.#status = statusCode;
     // Sticky cookie and compression: the plain path only (a GRIP answer is the push gateway's).
     if (this.group !== null && this.backend !== null) this.#body = this.group.prepareResponse(this, this.backend, statusCode, headers);
-    // The backend answered before the whole upload arrived (a 413 or 401 right after the head). The answer
-    // goes to the client as it is, and the connection closes after it: the rest of the body cannot be framed
-    // away cheaply, so nginx and HAProxy close too. The backend connection is not reused: undici drops a
-    // socket whose request was still being written. Once the answer is complete the body stops going up and
-    // the client socket is no longer read (undici destroys the body stream).
+    // The backend answered before the whole upload arrived (a 413 or 401 right after the head, or a final
+    // status instead of 100). The answer goes to the client as it is, and the connection closes after it:
+    // the rest of the body cannot be framed away cheaply, so nginx and HAProxy close too. The backend
+    // connection is not reused: undici drops a socket whose request was still being written, and the
+    // unpooled path's connections serve one request. Once the answer is complete the body stops going up
+    // and the client socket is no longer read (undici destroys the body stream; the unpooled path unpipes it).
     const early = this.#uploadUnfinished;
     if (early) this.owner.closeAfterResponse();
     if (this.owner.draining || early) headers.push('connection', 'close');

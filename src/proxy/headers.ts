@@ -4,7 +4,7 @@
  * because building `req.headers` objects costs more than the whole filter.
  */
 
-/** Fields that describe one connection, never forwarded. `expect` is answered by the edge itself. */
+/** Fields that describe one connection, never forwarded. */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -45,9 +45,10 @@ export interface ForwardContext {
 const VIA_PRODUCT = 'holdfast';
 
 /**
- * The header list sent to a backend: the client's fields minus hop-by-hop, `Expect` (the edge answers
- * 100-continue itself) and client-sent `Grip-*` (a client must never forge instructions or signatures), plus
- * X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host (replaced) and Via (appended).
+ * The header list sent to a backend: the client's fields minus hop-by-hop, `Expect` (what goes up is the
+ * edge's decision: only a 100-continue it accepted, added by unpooled-request.ts) and client-sent `Grip-*` (a
+ * client must never forge instructions or signatures), plus X-Forwarded-For (appended), X-Forwarded-Proto and
+ * X-Forwarded-Host (replaced) and Via (appended).
  */
 export function upstreamRequestHeaders(rawHeaders: readonly string[], ctx: ForwardContext): string[] {
   const named = connectionTokens(rawHeaders);

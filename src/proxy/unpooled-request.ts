@@ -5,14 +5,18 @@ import { errors } from 'undici';
 import { holdWriteErrors } from './held-write-errors.js';
 
 /**
- * The request undici's HTTP/1 client cannot send, sent with node:http on a connection of its own: the
- * asterisk-form `OPTIONS *`. undici's Request refuses any path that does not start with `/` or `http(s)://`
- * (lib/core/request.js, "path must be an absolute URL or start with a slash"); node:http only refuses control
- * characters in a path. Rewriting undici's request after it was built (its `undici:request:create` diagnostics
- * channel hands out the object) would work but lean on its internals. `OPTIONS *` is rare enough that a fresh
- * connection per request costs nothing that matters (the WebSocket tunnel takes the same road, ws/tunnel.ts).
- * The group's concurrency slot, the balancer, health, retries and header hygiene are the pooled path's: only
- * the transport differs, and it keeps undici's timeouts and error codes so the retry policy reads both alike.
+ * The two requests undici's HTTP/1 client cannot send, sent with node:http on a connection of their own:
+ * - the asterisk-form `OPTIONS *`: undici's Request refuses any path that does not start with `/` or
+ *   `http(s)://` (lib/core/request.js, "path must be an absolute URL or start with a slash"); node:http only
+ *   refuses control characters in a path. Rewriting undici's request after it was built (its
+ *   `undici:request:create` diagnostics channel hands out the object) would work but lean on its internals;
+ * - `Expect: 100-continue`: undici refuses the header ("expect header not supported") and treats a 100 from
+ *   the server as a bad response; it also writes the request head only with the first body byte. Forwarding
+ *   the expectation is what lets the backend refuse an upload (413, 401) before a byte of it is sent.
+ * Both are rare enough that a fresh connection per request costs nothing that matters (the WebSocket tunnel
+ * takes the same road, ws/tunnel.ts). The group's concurrency slot, the balancer, health, retries and header
+ * hygiene are the pooled path's: only the transport differs, and it keeps undici's timeouts and error codes so
+ * the retry policy reads both alike.
  */
 
 /** How to reach one backend server without its pool, and how long to wait at each step. */
@@ -35,12 +39,15 @@ export interface UnpooledRequest {
   method: string;
   headers: readonly string[];
   body: Readable | null;
+  /** Send `Expect: 100-continue`; the backend's 100 comes back through onContinue. */
+  expectContinue: boolean;
 }
 
-/** undici's (legacy) dispatch handler as ProxyExchange implements it. */
+/** undici's (legacy) dispatch handler as ProxyExchange implements it, plus the 100 Continue. */
 export interface UnpooledHandler {
   onConnect(abort: (err?: Error) => void): void;
   onResponseStarted(): void;
+  onContinue(): void;
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
   onData(chunk: Buffer): boolean;
   onComplete(trailers: string[] | null): void;
@@ -85,6 +92,7 @@ export function dispatchUnpooled(server: UnpooledServer, request: UnpooledReques
   // Node sends a body of unknown length close-delimited for OPTIONS (not chunked as undici does), which a
   // request cannot be: say chunked ourselves.
   if (request.body !== null && !hasHeader(headers, 'content-length')) headers.push('transfer-encoding', 'chunked');
+  if (request.expectContinue) headers.push('expect', '100-continue');
   let upstream: Tagged<ClientRequest>;
   try {
     upstream = httpRequest({
@@ -105,11 +113,14 @@ export function dispatchUnpooled(server: UnpooledServer, request: UnpooledReques
   const exchange = new UnpooledExchange(server, handler, request.body, upstream);
   upstream[kUnpooled] = exchange;
   upstream.on('socket', upstreamOnSocket);
+  upstream.on('continue', upstreamOnContinue);
   upstream.on('response', upstreamOnResponse);
   upstream.on('error', upstreamOnError);
   exchange.connectTimer = setTimeout(onConnectTimeout, server.connectTimeoutMs, exchange);
   handler.onConnect(exchange.abort);
   if (exchange.done) return;
+  // With Expect the client holds its body until it sees our 100, so the body flows when the backend has
+  // said yes; a client that does not wait has its bytes forwarded as they come (RFC 9110 §10.1.1).
   if (request.body === null) upstream.end();
   else request.body.pipe(upstream);
 }
@@ -142,6 +153,11 @@ function socketOnTimeout(this: Tagged<Socket>): void {
   const exchange = this[kUnpooled]!;
   if (exchange.response === null) fail(exchange, new errors.HeadersTimeoutError());
   else if (!exchange.paused) fail(exchange, new errors.BodyTimeoutError());
+}
+
+function upstreamOnContinue(this: Tagged<ClientRequest>): void {
+  const exchange = this[kUnpooled]!;
+  if (!exchange.done) exchange.handler.onContinue();
 }
 
 function upstreamOnResponse(this: Tagged<ClientRequest>, rawResponse: IncomingMessage): void {

@@ -112,7 +112,7 @@ export class Backend {
     this.#upGauge.set(1);
   }
 
-  /** Send a request undici cannot (the asterisk-form) on a connection of its own. */
+  /** Send a request undici cannot (asterisk-form, Expect: 100-continue) on a connection of its own. */
   dispatchUnpooled(request: UnpooledRequest, handler: UnpooledHandler): void {
     dispatchUnpooled(this.#unpooled, request, handler);
   }
