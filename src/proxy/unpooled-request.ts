@@ -2,6 +2,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage } from
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { errors } from 'undici';
+import { rawHeaderValue } from './headers.js';
 import { holdWriteErrors } from './held-write-errors.js';
 
 /**
@@ -88,10 +89,12 @@ class UnpooledExchange {
 
 export function dispatchUnpooled(server: UnpooledServer, request: UnpooledRequest, handler: UnpooledHandler): void {
   const headers = [...request.headers];
-  if (!hasHeader(headers, 'host')) headers.push('host', server.host);
+  if (rawHeaderValue(headers, 'host') === undefined) headers.push('host', server.host);
   // Node sends a body of unknown length close-delimited for OPTIONS (not chunked as undici does), which a
   // request cannot be: say chunked ourselves.
-  if (request.body !== null && !hasHeader(headers, 'content-length')) headers.push('transfer-encoding', 'chunked');
+  if (request.body !== null && rawHeaderValue(headers, 'content-length') === undefined) {
+    headers.push('transfer-encoding', 'chunked');
+  }
   if (request.expectContinue) headers.push('expect', '100-continue');
   let upstream: Tagged<ClientRequest>;
   try {
@@ -225,13 +228,6 @@ function settle(exchange: UnpooledExchange): void {
   exchange.connectTimer = null;
   exchange.socket?.setTimeout(0);
   exchange.body?.unpipe(exchange.upstream);
-}
-
-function hasHeader(headers: readonly string[], name: string): boolean {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.length === name.length && headers[i]!.toLowerCase() === name) return true;
-  }
-  return false;
 }
 
 /** node:http hands header fields over as latin1 strings; the handler takes undici's raw buffers. */
