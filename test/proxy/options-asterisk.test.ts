@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { startBackend } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
 import { listen } from '../helpers/listen.js';
 import { RawClient } from '../helpers/raw.js';
@@ -152,6 +153,23 @@ test('OPTIONS * from an HTTP/1.0 client without Host: the backend gets the origi
   const hosts = backend.heads.map((head) => new Map(fields(head)).get('host'));
   assert.equal(backend.heads[0]!.split('\r\n')[0], 'OPTIONS * HTTP/1.1');
   assert.deepEqual(hosts, [backend.url.slice('http://'.length), backend.url.slice('http://'.length)]);
+});
+
+test('OPTIONS * with a body, chunked or with a length: the backend gets it whole and framed', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('OPTIONS * HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+  assert.equal((await client.readResponse()).status, 200);
+  client.write('OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nworld');
+  assert.equal((await client.readResponse()).status, 200);
+  assert.deepEqual(
+    backend.seen.map((r) => [r.method, r.url, r.body.toString(), r.headers['transfer-encoding'], r.headers['content-length']]),
+    [
+      ['OPTIONS', '*', 'hello', 'chunked', undefined],
+      ['OPTIONS', '*', 'world', undefined, '5'],
+    ],
+  );
 });
 
 // `GET *` and `POST *` (refused, never forwarded) are in test/edge/malformed.test.ts with the other refusals.
