@@ -42,6 +42,7 @@ export class Edge implements EdgeContext {
   /** Counters bound to their label once, not looked up per response. */
   readonly #responseClasses: { inc(): void }[];
   readonly #maxRequestsPerConnection: number;
+  readonly #keepAliveIdleMs: number;
 
   constructor(deps: EdgeDeps) {
     this.#deps = deps;
@@ -53,8 +54,9 @@ export class Edge implements EdgeContext {
     this.#maxRequestsPerConnection = limits.maxRequestsPerConnection;
     this.registry = new ConnectionRegistry(limits);
     this.#bodyStall = new BodyStallWatch(timeouts.requestBodyStallMs, (exchange) => this.#onBodyStall(exchange));
+    this.#keepAliveIdleMs = timeouts.keepAliveIdleMs;
     this.server = createServer({
-      keepAliveTimeout: timeouts.keepAliveIdleMs,
+      keepAliveTimeout: advertisedKeepAliveMs(timeouts.keepAliveIdleMs),
       headersTimeout: timeouts.requestHeadMs,
       // The whole-request timeout would cut long uploads; a stalled body is caught by BodyStallWatch instead.
       requestTimeout: 0,
@@ -291,8 +293,27 @@ export class Edge implements EdgeContext {
     const idle = conn.onResponseClosed(res);
     if (!idle || conn.closing) return;
     if (this.draining) conn.socket.destroy();
-    else this.registry.markIdle(conn, Date.now());
+    else {
+      this.registry.markIdle(conn, Date.now());
+      // Node has just armed its own idle timer (resOnFinish, before this close event) at advertised + 1 s;
+      // below that second nothing it can advertise gives keepAliveIdleMs, so re-arm it. Node clears the
+      // timer itself when the next request arrives (keepAliveTimeoutSet).
+      if (this.#keepAliveIdleMs <= NODE_KEEP_ALIVE_BUFFER_MS) conn.socket.setTimeout(this.#keepAliveIdleMs);
+    }
   }
+}
+
+/**
+ * Node 20 closes an idle keep-alive connection 1 s after the timeout it advertises in `Keep-Alive:
+ * timeout=N` (HTTP_SERVER_KEEP_ALIVE_TIMEOUT_BUFFER in _http_server.js), so a client that honours the hint
+ * closes first and never sends into a closing connection. Advertising a second less puts the close itself
+ * at keepAliveIdleMs, as an operator who set it expects, and keeps that margin.
+ */
+const NODE_KEEP_ALIVE_BUFFER_MS = 1_000;
+
+function advertisedKeepAliveMs(keepAliveIdleMs: number): number {
+  // 0 would switch Node's idle timeout off altogether; 1 ms advertises `timeout=0`.
+  return Math.max(1, keepAliveIdleMs - NODE_KEEP_ALIVE_BUFFER_MS);
 }
 
 function responseOnClose(this: EdgeResponse): void {

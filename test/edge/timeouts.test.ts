@@ -125,12 +125,26 @@ test('an idle keep-alive connection is closed after timeouts.keepAliveIdleMs', a
   const idleFrom = Date.now();
   await client.waitEnd();
   const elapsed = Date.now() - idleFrom;
-  // Node closes HTTP_SERVER_KEEP_ALIVE_TIMEOUT_BUFFER (1 s) after the advertised `Keep-Alive: timeout`, so
-  // a client that honours the hint closes first; the upper bound leaves room for that.
   assert.ok(elapsed >= IDLE_MS / 2, `kept while the idle limit had not passed (${elapsed} ms)`);
-  assert.ok(elapsed < 2_500, `closed near the idle limit (${elapsed} ms)`);
+  assert.ok(elapsed < IDLE_MS + 700, `closed near the idle limit, not a second late (${elapsed} ms)`);
   assert.equal(client.pending.length, 0, 'an idle close sends no bytes');
   assert.equal(backend.seen.length, 1);
+});
+
+test('the advertised Keep-Alive timeout is a second under keepAliveIdleMs, and the close comes at keepAliveIdleMs', async (t) => {
+  const idleMs = 2_200;
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], { timeouts: { keepAliveIdleMs: idleMs } });
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /hint HTTP/1.1\r\nHost: x\r\n\r\n');
+  const res = await client.readResponse();
+  // A client honouring the hint (1 s) closes before the server does: no request sent into a closing socket.
+  assert.match(res.headers['keep-alive'] ?? '', /^timeout=1(,|$)/);
+  const idleFrom = Date.now();
+  await client.waitEnd();
+  const elapsed = Date.now() - idleFrom;
+  assert.ok(elapsed >= idleMs - 300, `kept until the idle limit (${elapsed} ms)`);
+  assert.ok(elapsed < idleMs + 700, `closed at the idle limit, not a second later (${elapsed} ms)`);
 });
 
 test('a keep-alive connection in use is not closed by the idle timeout', async (t) => {
