@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // HTTP reverse-proxy throughput and latency: wrk against the backend directly and through Holdfast, nginx,
-// HAProxy and http-proxy, all started here on loopback in the same run. See README.md.
+// HAProxy, http-proxy and node-floor (the least a Node proxy can do, lib/node-floor-proxy.mjs), all started
+// here on loopback in the same run. See README.md.
 //
 //   node http-proxy-bench.mjs                 the full matrix, appended to RESULTS.md
 //   node http-proxy-bench.mjs --profile       Holdfast alone under --cpu-prof, small body at 50 connections
 //        [--profile-size 10k] [--profile-conns 1]  another cell
 //   options: --duration S (8) --warmup S (2) --no-record (do not append to RESULTS.md)
-//            --sizes small,10k --conns 1,50 --targets holdfast,nginx,haproxy,http-proxy (one cell or a few)
+//            --sizes small,10k --conns 1,50 (one cell or a few)
+//            --targets holdfast,node-floor,nginx,haproxy,http-proxy
 //            --holdfast-node-args "--max-semi-space-size=32" (V8 flags for Holdfast only)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -18,7 +20,7 @@ import { backendCounters, backendDelta, holdfastUpstreamConnections } from './li
 import { BODIES, startBackend, startHaproxy, startHoldfast, startHttpProxy, startNginxProxy } from './lib/peers.mjs';
 import { coreBusyUs, machineBusyPct, treeCpuUs } from './lib/cpu.mjs';
 import { freePort } from './lib/ports.mjs';
-import { httpGet, stopAll, stopAllSync, stopProcess, waitUntilReady } from './lib/processes.mjs';
+import { httpGet, startProcess, stopAll, stopAllSync, stopProcess, waitUntilReady } from './lib/processes.mjs';
 import { appendResults, markdownTable, noiseNotes, resultsTable, targetsTable } from './lib/report.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { summarizeProfile } from './profile-summary.mjs';
@@ -68,7 +70,7 @@ const { values: opts } = parseArgs({
     // Narrow the matrix while investigating one cell (the issue-target table needs http-proxy and haproxy).
     sizes: { type: 'string', default: 'small,10k' },
     conns: { type: 'string', default: '1,50' },
-    targets: { type: 'string', default: 'holdfast,nginx,haproxy,http-proxy' },
+    targets: { type: 'string', default: 'holdfast,node-floor,nginx,haproxy,http-proxy' },
     // Extra Node flags for Holdfast only, e.g. --holdfast-node-args=--max-semi-space-size=32
     'holdfast-node-args': { type: 'string', default: '' },
   },
@@ -135,6 +137,18 @@ async function verifyBodies(target) {
   }
 }
 
+/** The floor for any Node proxy (`node:net` only, see its header comment); no V8 flags, like http-proxy. */
+function startNodeFloor({ dir, port, backendPort, cpu }) {
+  mkdirSync(dir, { recursive: true });
+  return startProcess({
+    name: 'node-floor',
+    command: process.execPath,
+    args: [join(benchDir, 'lib', 'node-floor-proxy.mjs'), String(port), String(backendPort)],
+    cpu,
+    logFile: join(dir, 'out.log'),
+  });
+}
+
 async function startTargets(be, nodeArgs = [], only = null) {
   const targets = [{ name: 'direct', url: be.origin, proc: be.proc }];
   const want = (name) => only === null || only.includes(name);
@@ -145,6 +159,11 @@ async function startTargets(be, nodeArgs = [], only = null) {
     const dir = join(runDir, 'holdfast');
     const proc = startHoldfast({ dir, port, controlPort, backendPort, cpu: PROXY_CPU, mainJs, nodeArgs });
     targets.push({ name: 'holdfast', url: `http://127.0.0.1:${port}`, proc, metricsUrl: `http://127.0.0.1:${controlPort}/metrics` });
+  }
+  if (want('node-floor')) {
+    const port = await freePort();
+    const proc = startNodeFloor({ dir: join(runDir, 'node-floor'), port, backendPort, cpu: PROXY_CPU });
+    targets.push({ name: 'node-floor', url: `http://127.0.0.1:${port}`, proc });
   }
   if (want('nginx')) {
     const port = await freePort();
