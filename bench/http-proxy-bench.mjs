@@ -23,7 +23,7 @@ import { freePort } from './lib/ports.mjs';
 import { httpGet, startProcess, stopAll, stopAllSync, stopProcess, waitUntilReady } from './lib/processes.mjs';
 import { appendResults, markdownTable, noiseNotes, resultsTable, targetsTable } from './lib/report.mjs';
 import { runWrk } from './lib/wrk.mjs';
-import { summarizeProfile } from './profile-summary.mjs';
+import { layersOf, summarizeProfile } from './profile-summary.mjs';
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
 const mainJs = process.env.HOLDFAST_MAIN_JS ?? fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -282,9 +282,13 @@ async function main() {
       ['self %', 'self ms', 'function', 'where'],
       summary.entries.slice(0, 15).map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(0), e.name, e.where]),
     );
+    const layers = markdownTable(
+      ['self %', 'self ms', 'layer'],
+      layersOf(summary).map((l) => [l.selfPct.toFixed(1), l.selfMs.toFixed(0), l.layer]),
+    );
     const text = `Holdfast under --cpu-prof, ${opts['profile-size']} body, ${opts['profile-conns']} connections: ${Math.round(row.rps)} req/s (the profiler costs some)` +
       `\n${summary.totalMs.toFixed(0)} ms sampled, ${summary.idleMs.toFixed(0)} ms idle; self % is of busy time` +
-      ` (includes start-up, warm-up and shutdown)\n\n${top}\n`;
+      ` (includes start-up, warm-up and shutdown)\n\n${top}\n\nBy layer:\n\n${layers}\n`;
     process.stdout.write(`\n${text}`);
     if (!opts['no-record']) {
       appendResults(resultsFile, `## ${startedAt.toISOString().slice(0, 10)}: CPU profile\n\nCommand: \`cd bench && ${commandLine()}\`\n\n${env}\n\n${text}`);

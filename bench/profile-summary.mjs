@@ -54,6 +54,32 @@ export function summarizeProfile(file) {
   return { totalMs: totalUs / 1000, idleMs: idleUs / 1000, entries };
 }
 
+/**
+ * Which layer a function belongs to, from its name and script: the split that says whether a cost is ours,
+ * undici's, Node's HTTP and stream machinery's, or the kernel's (native socket writes, named by the binding
+ * that made them).
+ */
+function layerOf(name, where) {
+  if (where === '' && /^(writev|writeBuffer|writeLatin1String|writeUtf8String|writeAsciiString)$/.test(name)) return 'socket write syscalls';
+  if (name === '(garbage collector)') return 'GC';
+  if (name === '(program)') return 'libuv / native, unattributed';
+  if (where.startsWith('undici/') || where.startsWith('wasm://')) return 'undici (incl. its llhttp wasm)';
+  if (where.startsWith('prom-client/') || where.startsWith('pino')) return 'prom-client, pino';
+  if (where.startsWith('dist/')) return 'Holdfast (dist/)';
+  if (/^node:(_http_|internal\/http|http)/.test(where)) return "Node's HTTP server";
+  if (/^node:(internal\/)?(streams?|stream_base_commons|events|net|buffer|timers|process|async_hooks)/.test(where)) return "Node's streams, events, net, timers";
+  if (where.startsWith('node:internal/modules') || name === 'wrapSafe' || name === 'compileSourceTextModule' || name === 'readFileUtf8') return 'start-up (module loading)';
+  return 'other';
+}
+
+/** Self time per layer (see layerOf), largest first, as % of busy time. */
+export function layersOf(summary) {
+  const layers = new Map();
+  for (const e of summary.entries) layers.set(layerOf(e.name, e.where), (layers.get(layerOf(e.name, e.where)) ?? 0) + e.selfMs);
+  const busyMs = summary.entries.reduce((a, e) => a + e.selfMs, 0);
+  return [...layers].sort((a, b) => b[1] - a[1]).map(([layer, ms]) => ({ layer, selfMs: ms, selfPct: (100 * ms) / busyMs }));
+}
+
 function newestProfile(dir) {
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.cpuprofile'))
@@ -73,4 +99,6 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(p
   for (const e of entries.slice(0, top)) {
     process.stdout.write(`${e.selfPct.toFixed(1).padStart(7)} ${e.selfMs.toFixed(0).padStart(8)}  ${e.name}  ${e.where}\n`);
   }
+  process.stdout.write('\nBy layer:\n');
+  for (const l of layersOf({ entries })) process.stdout.write(`${l.selfPct.toFixed(1).padStart(7)} ${l.selfMs.toFixed(0).padStart(8)}  ${l.layer}\n`);
 }
