@@ -88,3 +88,19 @@ test('held stream: a request pipelined behind the stream is still parsed and ans
     ['/piped', '/after'],
   );
 });
+
+test('draining ends held streams with their last chunk and closes their connections before the deadline', async (t) => {
+  const backend = await streamBackend(t, 'draining');
+  const hf = await startTestHoldfast(t, [backend.url], { timeouts: { drainMs: 10_000 } });
+  const clients = await Promise.all([HeldStream.open(t, hf.port, '/a'), HeldStream.open(t, hf.port, '/b')]);
+  for (const client of clients) await client.waitForText(':open\n\n');
+  await heldCount(hf, 2);
+  const started = Date.now();
+  await hf.drain();
+  assert.ok(Date.now() - started < 5_000, 'held streams did not wait for the drain deadline');
+  for (const client of clients) {
+    await until(() => client.closed, 'the stream connection to close');
+    assert.match(client.rawReceived, /0\r\n\r\n$/, 'the stream ended with its last chunk, not a cut');
+  }
+  assert.equal(hf.holds.heldCount, 0);
+});
