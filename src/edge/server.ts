@@ -236,7 +236,8 @@ export class Edge implements EdgeContext {
       // The error is inside this request's body (a bad chunk, say). Node leaves that request open, so it
       // would wait for body bytes that never come: stop its backend exchange and make the error its answer
       // (queued behind earlier pipelined responses like any other).
-      conn.closing = true;
+      // The client may still be sending that body: linger after the answer so it reads it, not a reset.
+      conn.closeAfterResponse();
       broken.onClientClose();
       sendErrorResponse(broken.res, error, { close: true });
       return;
@@ -253,7 +254,7 @@ export class Edge implements EdgeContext {
     );
     this.#deps.metrics.clientErrorsTotal.inc({ code: error.code });
     exchange.onClientClose();
-    if (conn !== undefined) conn.closing = true;
+    conn?.closeAfterResponse();
     sendErrorResponse(exchange.res, error, { close: true });
   }
 

@@ -321,3 +321,23 @@ test('property: a valid pipelined pair split at random byte boundaries is answer
     { numRuns: 50 },
   );
 });
+
+test('a bad chunk while the client keeps uploading: the client reads its 400 before the close, not a reset', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], { log: { level: 'silent' } });
+  const client = await RawClient.connect(t, hf.port);
+  client.write('POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n');
+  // The client does not wait for an answer: it goes on sending, as an uploading client does.
+  const piece = Buffer.alloc(256 * 1024, 0x61);
+  const timer = setInterval(() => {
+    if (!client.ended) client.write(piece);
+  }, 1);
+  t.after(() => clearInterval(timer));
+  const res = await client.readResponse();
+  clearInterval(timer);
+  assert.equal(res.status, 400);
+  assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_MALFORMED_REQUEST');
+  assert.equal(res.headers.connection, 'close');
+  await client.waitEnd();
+  assert.ok(backend.seen.every((r) => r.body.length === 0), 'no body reached the backend as if complete');
+});
