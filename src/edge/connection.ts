@@ -37,6 +37,12 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
   lastExchange: ProxyExchange | null = null;
   /** A parse error that must wait until the responses before it are written. */
   deferredError: HoldfastError | null = null;
+  /**
+   * The connection closes after its answer and lingers meanwhile: whatever else the client sends (the rest of
+   * a body, and the parse errors Node reports for it) is dropped until the linger ends, never answered with a
+   * reset that would cost the client its answer.
+   */
+  lingering = false;
   #errorSent = false;
   #inFlight = 0;
   #unsafeInFlight = false;
@@ -73,6 +79,7 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
    */
   closeAfterResponse(): void {
     this.closing = true;
+    this.lingering = true;
     this.socket.destroySoon = lingerThenDestroy;
   }
 

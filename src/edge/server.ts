@@ -213,6 +213,8 @@ export class Edge implements EdgeContext {
     const socket = rawSocket as EdgeSocket;
     const conn = socket[kConnection];
     const code = err.code ?? '';
+    // Node's parser reports each further chunk of a body we already refused; the linger timer closes.
+    if (conn?.lingering === true && code !== 'ECONNRESET') return;
     if (conn === undefined || code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
