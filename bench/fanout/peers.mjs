@@ -97,8 +97,11 @@ export async function waitForPort(port, timeoutMs, proc) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** One SSE subscribe through the peer, to know it serves (and to warm its code paths before RSS idle). */
-export function probeSubscribe(port, path, timeoutMs = 3000) {
+/**
+ * Sends one request head on a fresh connection and resolves true when the answer's status line starts with
+ * `expected` (the socket is closed right after): whether a peer serves, and a warm-up of its code paths.
+ */
+function probeHead(port, head, expected, timeoutMs) {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port });
     let buf = '';
@@ -108,13 +111,18 @@ export function probeSubscribe(port, path, timeoutMs = 3000) {
       resolve(ok);
     };
     const timer = setTimeout(() => done(false), timeoutMs);
-    s.once('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`));
+    s.once('connect', () => s.write(head));
     s.on('data', (d) => {
       buf += d.toString('latin1');
-      if (buf.includes('\r\n\r\n')) done(buf.startsWith('HTTP/1.1 200'));
+      if (buf.includes('\r\n\r\n')) done(buf.startsWith(expected));
     });
     s.once('error', () => done(false));
   });
+}
+
+/** One SSE subscribe through the peer, to know it serves (and to warm its code paths before RSS idle). */
+export function probeSubscribe(port, path, timeoutMs = 3000) {
+  return probeHead(port, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`, 'HTTP/1.1 200', timeoutMs);
 }
 
 export async function waitServing(port, path, timeoutMs, proc) {
@@ -154,27 +162,13 @@ export function wsPayload(seq, t0Us) {
   return `${seq} ${t0Us}`;
 }
 
-/** One WebSocket handshake through the peer: true when it answered 101 (the socket is closed right after). */
+/** One WebSocket handshake through the peer: true when it answered 101. */
 export function probeWebSocket(port, path, timeoutMs = 3000) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    let buf = '';
-    const done = (ok) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    const key = Buffer.from(Array.from({ length: 16 }, () => Math.floor(Math.random() * 256))).toString('base64');
-    s.once('connect', () =>
-      s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`),
-    );
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      if (buf.includes('\r\n\r\n')) done(buf.startsWith('HTTP/1.1 101'));
-    });
-    s.once('error', () => done(false));
-  });
+  const key = Buffer.from(Array.from({ length: 16 }, () => Math.floor(Math.random() * 256))).toString('base64');
+  const head =
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+  return probeHead(port, head, 'HTTP/1.1 101', timeoutMs);
 }
 
 export async function waitServingWebSocket(port, path, timeoutMs, proc) {
