@@ -8,7 +8,7 @@
 //        [--profile-size 10k] [--profile-conns 1]  another cell
 //   options: --duration S (8) --warmup S (2) --no-record (do not append to RESULTS.md)
 //            --sizes small,10k --conns 1,50 (one cell or a few)
-//            --targets holdfast,node-floor,nginx,haproxy,http-proxy
+//            --targets holdfast,node-http-undici,node-floor,nginx,haproxy,http-proxy
 //            --holdfast-node-args "--max-semi-space-size=32" (V8 flags for Holdfast only)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -70,7 +70,7 @@ const { values: opts } = parseArgs({
     // Narrow the matrix while investigating one cell (the issue-target table needs http-proxy and haproxy).
     sizes: { type: 'string', default: 'small,10k' },
     conns: { type: 'string', default: '1,50' },
-    targets: { type: 'string', default: 'holdfast,node-floor,nginx,haproxy,http-proxy' },
+    targets: { type: 'string', default: 'holdfast,node-http-undici,node-floor,nginx,haproxy,http-proxy' },
     // Extra Node flags for Holdfast only, e.g. --holdfast-node-args=--max-semi-space-size=32
     'holdfast-node-args': { type: 'string', default: '' },
   },
@@ -138,12 +138,13 @@ async function verifyBodies(target) {
 }
 
 /** The floor for any Node proxy (`node:net` only, see its header comment); no V8 flags, like http-proxy. */
-function startNodeFloor({ dir, port, backendPort, cpu }) {
+/** A minimal proxy from bench/lib (node-floor, node-http-undici): `node FILE PORT BACKEND_PORT`. */
+function startMinimalProxy({ name, script, dir, port, backendPort, cpu }) {
   mkdirSync(dir, { recursive: true });
   return startProcess({
-    name: 'node-floor',
+    name,
     command: process.execPath,
-    args: [join(benchDir, 'lib', 'node-floor-proxy.mjs'), String(port), String(backendPort)],
+    args: [join(benchDir, 'lib', script), String(port), String(backendPort)],
     cpu,
     logFile: join(dir, 'out.log'),
   });
@@ -162,8 +163,13 @@ async function startTargets(be, nodeArgs = [], only = null) {
   }
   if (want('node-floor')) {
     const port = await freePort();
-    const proc = startNodeFloor({ dir: join(runDir, 'node-floor'), port, backendPort, cpu: PROXY_CPU });
+    const proc = startMinimalProxy({ name: 'node-floor', script: 'node-floor-proxy.mjs', dir: join(runDir, 'node-floor'), port, backendPort, cpu: PROXY_CPU });
     targets.push({ name: 'node-floor', url: `http://127.0.0.1:${port}`, proc });
+  }
+  if (want('node-http-undici')) {
+    const port = await freePort();
+    const proc = startMinimalProxy({ name: 'node-http-undici', script: 'node-http-undici-proxy.mjs', dir: join(runDir, 'node-http-undici'), port, backendPort, cpu: PROXY_CPU });
+    targets.push({ name: 'node-http-undici', url: `http://127.0.0.1:${port}`, proc });
   }
   if (want('nginx')) {
     const port = await freePort();
