@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { HttpStreamFormat } from '@fanoutio/grip';
 import { startTestHoldfast } from '../helpers/holdfast.js';
@@ -102,5 +103,27 @@ test('draining ends held streams with their last chunk and closes their connecti
     await until(() => client.closed, 'the stream connection to close');
     assert.match(client.rawReceived, /0\r\n\r\n$/, 'the stream ended with its last chunk, not a cut');
   }
+  assert.equal(hf.holds.heldCount, 0);
+});
+
+test('held stream to an HTTP/1.0 client: close-delimited, published content arrives, a close action ends the connection', async (t) => {
+  const backend = await streamBackend(t, 'old');
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const socket = connect(hf.port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.write('GET /old HTTP/1.0\r\nHost: app.test\r\n\r\n');
+  await until(() => received.includes(':open\n\n'), 'the stream head and initial body');
+  await heldCount(hf, 1);
+  const publisher = publisherFor(hf);
+  await publisher.publishHttpStream('old', 'data: one\n\n');
+  await until(() => received.includes('data: one\n\n'), 'the published event');
+  await publisher.publishHttpStream('old', new HttpStreamFormat(null, true));
+  await ended;
+  assert.match(received, /^HTTP\/1\.[01] 200 /);
+  assert.doesNotMatch(received, /transfer-encoding: chunked/i, 'an HTTP/1.0 client gets no chunked framing');
+  assert.ok(received.endsWith(':open\n\ndata: one\n\n'), JSON.stringify(received));
   assert.equal(hf.holds.heldCount, 0);
 });
