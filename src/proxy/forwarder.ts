@@ -56,11 +56,10 @@ export class Forwarder {
   /** The group and upstream target for a Host and a checked target, or null when no route matches. */
   route(host: string | undefined, target: string): { group: BackendGroup; target: string } | null {
     if (target === '*') {
-      // `OPTIONS *` asks about the server, and has no path to match a prefix against. The server that answers
-      // for this Host's site is the one serving its root, so it goes where `/` goes. Prefix rewriting is for
-      // paths: `*` is sent as it came.
-      const root = this.#routing.table.match(host, '/');
-      return root === null ? null : { group: root.group, target };
+      // `OPTIONS *` asks about the server, and has no path to match a prefix against: it goes to the group
+      // that answers for this Host (RouteTable.matchServer). Prefix rewriting is for paths: `*` is sent as it came.
+      const group = this.#routing.table.matchServer(host);
+      return group === null ? null : { group, target };
     }
     return this.#routing.table.match(host, target);
   }

@@ -32,17 +32,41 @@ export class RouteTable<G> {
 
   /** `host` is the Host header as sent (may carry a port); `target` the origin-form request target. */
   match(host: string | undefined, target: string): RouteMatch<G> | null {
-    const hostname = host === undefined ? '' : stripPort(host).toLowerCase();
+    const hostname = normalHost(host);
     for (const route of this.routes) {
-      if (route.exactHost !== null && route.exactHost !== hostname) continue;
-      if (route.hostSuffix !== null && !(hostname.endsWith(route.hostSuffix) && hostname.length > route.hostSuffix.length)) {
-        continue;
-      }
-      if (!pathMatches(route.pathPrefix, target)) continue;
+      if (!hostMatches(route, hostname) || !pathMatches(route.pathPrefix, target)) continue;
       return { group: route.group, target: rewriteTarget(route, target) };
     }
     return null;
   }
+
+  /**
+   * The group that answers for a host as a whole (`OPTIONS *`, which has no path): where its `/` goes, or,
+   * when the host only has routes below `/`, its route with the shortest prefix among its most specific ones.
+   */
+  matchServer(host: string | undefined): G | null {
+    const root = this.match(host, '/');
+    if (root !== null) return root.group;
+    const hostname = normalHost(host);
+    let best: Route<G> | null = null;
+    for (const route of this.routes) {
+      if (!hostMatches(route, hostname)) continue;
+      // Sorted by host specificity, then longer prefix first: within the first host rank, the last is shortest.
+      if (best !== null && hostRank(route) !== hostRank(best)) break;
+      best = route;
+    }
+    return best?.group ?? null;
+  }
+}
+
+function normalHost(host: string | undefined): string {
+  return host === undefined ? '' : stripPort(host).toLowerCase();
+}
+
+function hostMatches(route: Route<unknown>, hostname: string): boolean {
+  if (route.exactHost !== null) return route.exactHost === hostname;
+  if (route.hostSuffix !== null) return hostname.endsWith(route.hostSuffix) && hostname.length > route.hostSuffix.length;
+  return true;
 }
 
 /** The routes a configuration declares, plus the catch-all `backends: [...]` implies. */

@@ -173,3 +173,31 @@ test('OPTIONS * with a body, chunked or with a length: the backend gets it whole
 });
 
 // `GET *` and `POST *` (refused, never forwarded) are in test/edge/malformed.test.ts with the other refusals.
+
+test('OPTIONS * for a Host whose routes all sit below / goes to that Host\'s routes, and an unknown Host gets 404', async (t) => {
+  const [docs, api] = await Promise.all([startRawBackend(t, 'docs'), startRawBackend(t, 'api')]);
+  const overrides: Partial<ConfigInput> = {
+    backends: undefined,
+    groups: { docs: { servers: [{ url: docs.url }] }, api: { servers: [{ url: api.url }] } },
+    routes: [
+      { host: 'c.test', pathPrefix: '/api/v1', group: 'api' },
+      { host: 'c.test', pathPrefix: '/docs', group: 'docs' },
+    ],
+  };
+  const hf = await startTestHoldfast(t, [], overrides);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('OPTIONS * HTTP/1.1\r\nHost: c.test\r\n\r\n');
+  const res = await client.readResponse();
+  assert.equal(res.status, 200);
+  // Both routes are the Host's; the shorter prefix (closer to the whole site) answers for it.
+  assert.equal(res.headers['x-served-by'], 'docs');
+  assert.deepEqual(docs.heads.map((h) => h.split('\r\n')[0]), ['OPTIONS * HTTP/1.1']);
+  assert.equal(api.heads.length, 0);
+
+  const other = await RawClient.connect(t, hf.port);
+  other.write('OPTIONS * HTTP/1.1\r\nHost: nowhere.test\r\n\r\n');
+  const missing = await other.readResponse();
+  assert.equal(missing.status, 404);
+  assert.equal(missing.headers['x-holdfast-error'], 'HF_ERR_NO_ROUTE');
+  assert.equal(docs.heads.length + api.heads.length, 1, 'nothing else reached a backend');
+});
