@@ -9,6 +9,7 @@
 // share core 0. The load generator is a Node `ws` client (one process): each connection sends a message,
 // waits for its echo, sends the next, so messages/s is also a latency measurement (Little's law).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { holdfastNodeArgs } from './lib/holdfast-node-args.mjs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -141,7 +142,7 @@ async function startPeer(name, backendPort) {
     proc = startProcess({
       name,
       command: process.execPath,
-      args: [mainJs, '--listen', `127.0.0.1:${port}`, '--control', `127.0.0.1:${await freePort()}`, '--backend', `http://127.0.0.1:${backendPort}`, '--log-level', 'warn'],
+      args: [...holdfastNodeArgs(mainJs), mainJs, '--listen', `127.0.0.1:${port}`, '--control', `127.0.0.1:${await freePort()}`, '--backend', `http://127.0.0.1:${backendPort}`, '--log-level', 'warn'],
       cpu: PROXY_CPU,
       logFile: join(dir, 'out.log'),
       cwd: dir,

@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { holdfastNodeArgs } from './holdfast-node-args.mjs';
 import { startProcess } from './processes.mjs';
 
 /** The two response bodies: 13 bytes (the classic "hello world" cell) and 10 KiB (copy cost starts to show). */
@@ -164,6 +165,7 @@ export function startHoldfast({ dir, port, controlPort, backendPort, cpu, mainJs
     name: 'holdfast',
     command: process.execPath,
     args: [
+      ...holdfastNodeArgs(mainJs),
       ...nodeArgs,
       mainJs,
       '--listen', `127.0.0.1:${port}`,
