@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // HTTP reverse-proxy throughput and latency: wrk against the backend directly and through Holdfast, nginx,
-// HAProxy, http-proxy and node-floor (the least a Node proxy can do, lib/node-floor-proxy.mjs), all started
+// HAProxy, http-proxy and three minimal Node proxies from lib/ (node-floor, node-http-undici,
+// node-llhttp-undici: what a Node proxy costs layer by layer), all started
 // here on loopback in the same run. See README.md.
 //
 //   node http-proxy-bench.mjs                 the full matrix, appended to RESULTS.md
@@ -8,8 +9,8 @@
 //        [--profile-size 10k] [--profile-conns 1]  another cell
 //   options: --duration S (8) --warmup S (2) --no-record (do not append to RESULTS.md)
 //            --sizes small,10k --conns 1,50 (one cell or a few)
-//            --targets holdfast,node-http-undici,node-floor,nginx,haproxy,http-proxy
-//            --holdfast-node-args "--max-semi-space-size=32" (V8 flags for Holdfast only)
+//            --targets holdfast,node-http-undici,node-llhttp-undici,node-floor,nginx,haproxy,http-proxy
+//            --holdfast-node-args "--max-semi-space-size=32" (V8 flags for Holdfast, after those of its shebang)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -70,7 +71,7 @@ const { values: opts } = parseArgs({
     // Narrow the matrix while investigating one cell (the issue-target table needs http-proxy and haproxy).
     sizes: { type: 'string', default: 'small,10k' },
     conns: { type: 'string', default: '1,50' },
-    targets: { type: 'string', default: 'holdfast,node-http-undici,node-floor,nginx,haproxy,http-proxy' },
+    targets: { type: 'string', default: 'holdfast,node-http-undici,node-llhttp-undici,node-floor,nginx,haproxy,http-proxy' },
     // Extra Node flags for Holdfast only, e.g. --holdfast-node-args=--max-semi-space-size=32
     'holdfast-node-args': { type: 'string', default: '' },
   },
@@ -137,8 +138,10 @@ async function verifyBodies(target) {
   }
 }
 
-/** The floor for any Node proxy (`node:net` only, see its header comment); no V8 flags, like http-proxy. */
-/** A minimal proxy from bench/lib (node-floor, node-http-undici): `node FILE PORT BACKEND_PORT`. */
+/**
+ * A minimal proxy from bench/lib (node-floor, node-http-undici, node-llhttp-undici; see README.md):
+ * `node FILE PORT BACKEND_PORT`, no V8 flags, like http-proxy.
+ */
 function startMinimalProxy({ name, script, dir, port, backendPort, cpu }) {
   mkdirSync(dir, { recursive: true });
   return startProcess({
@@ -170,6 +173,11 @@ async function startTargets(be, nodeArgs = [], only = null) {
     const port = await freePort();
     const proc = startMinimalProxy({ name: 'node-http-undici', script: 'node-http-undici-proxy.mjs', dir: join(runDir, 'node-http-undici'), port, backendPort, cpu: PROXY_CPU });
     targets.push({ name: 'node-http-undici', url: `http://127.0.0.1:${port}`, proc });
+  }
+  if (want('node-llhttp-undici')) {
+    const port = await freePort();
+    const proc = startMinimalProxy({ name: 'node-llhttp-undici', script: 'node-llhttp-undici-proxy.mjs', dir: join(runDir, 'node-llhttp-undici'), port, backendPort, cpu: PROXY_CPU });
+    targets.push({ name: 'node-llhttp-undici', url: `http://127.0.0.1:${port}`, proc });
   }
   if (want('nginx')) {
     const port = await freePort();
