@@ -230,7 +230,7 @@ export class Edge implements EdgeContext {
       socket.destroy();
       return;
     }
-    const error = clientErrorFromParser(code, this.#deps.config.limits.maxHeaderBytes);
+    const error = clientErrorFromParser(code, this.#deps.config.limits.maxHeaderBytes, (err as { rawPacket?: unknown }).rawPacket);
     this.#deps.metrics.clientErrorsTotal.inc({ code: error.code });
     this.#deps.log.info({ client: conn.clientAddress, code: error.code, parser: code }, error.message);
     const broken = conn.lastExchange;
@@ -343,10 +343,18 @@ const EXPECTATION_FAILED = new ClientRequestError(
   'the only expectation supported is 100-continue',
 );
 
-/** llhttp error codes to the answer a client gets. */
-function clientErrorFromParser(code: string, maxHeaderBytes: number): ClientRequestError {
+/** llhttp error codes to the answer a client gets; `rawPacket` is the chunk the parser failed in. */
+function clientErrorFromParser(code: string, maxHeaderBytes: number, rawPacket: unknown): ClientRequestError {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
+      if (requestLineOverflowed(rawPacket, maxHeaderBytes)) {
+        // RFC 9112 §3: a target longer than the server will parse MUST get 414 (nginx and HAProxy agree).
+        return new ClientRequestError(
+          'HF_ERR_URI_TOO_LONG',
+          414,
+          `the request line alone exceeds limits.maxHeaderBytes (${maxHeaderBytes} bytes)`,
+        );
+      }
       return new ClientRequestError(
         'HF_ERR_HEADERS_TOO_LARGE',
         431,
@@ -359,4 +367,21 @@ function clientErrorFromParser(code: string, maxHeaderBytes: number): ClientRequ
     default:
       return new ClientRequestError('HF_ERR_MALFORMED_REQUEST', 400, `malformed request (${code || 'parse error'})`);
   }
+}
+
+/** A method token and a space: the chunk begins with a request line. */
+const REQUEST_LINE_START = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]/;
+
+/**
+ * Whether the head overflowed inside its request line (the target, in practice), as opposed to its fields.
+ * llhttp only says "header overflow", and Node hands us the chunk it was parsing: when that chunk starts a
+ * request line and has no line end within the limit, the line itself was too long. A target that arrived
+ * over several reads overflows in a chunk that starts mid-target and is answered 431, still a clear 4xx.
+ */
+function requestLineOverflowed(rawPacket: unknown, maxHeaderBytes: number): boolean {
+  if (!Buffer.isBuffer(rawPacket) || !REQUEST_LINE_START.test(rawPacket.toString('latin1', 0, 64))) {
+    return false;
+  }
+  const lineEnd = rawPacket.indexOf(0x0a);
+  return lineEnd < 0 || lineEnd >= maxHeaderBytes;
 }

@@ -72,6 +72,38 @@ const refused: RefusedCase[] = [
     code: 'HF_ERR_HEADERS_TOO_LARGE',
   },
   {
+    // RFC 9112 §3: the request line alone is over the limit, so the target is too long (nginx: 414 too).
+    name: 'a request target over limits.maxHeaderBytes',
+    bytes: `GET /${'a'.repeat(17_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+    status: 414,
+    code: 'HF_ERR_URI_TOO_LONG',
+  },
+  {
+    name: 'a target over the limit sent without its line end yet',
+    bytes: `GET /${'a'.repeat(17_000)}`,
+    status: 414,
+    code: 'HF_ERR_URI_TOO_LONG',
+  },
+  {
+    name: 'a short target with headers over the limit in the same chunk',
+    bytes: `GET /short HTTP/1.1\r\nHost: x\r\nX-A: ${'a'.repeat(9_000)}\r\nX-B: ${'b'.repeat(9_000)}\r\n\r\n`,
+    status: 431,
+    code: 'HF_ERR_HEADERS_TOO_LARGE',
+  },
+  {
+    // RFC 9112 §3.2: a fragment is never part of a request-target; llhttp accepts `#`.
+    name: 'a fragment in the target',
+    bytes: 'GET /page#section HTTP/1.1\r\nHost: x\r\n\r\n',
+    status: 400,
+    code: 'HF_ERR_BAD_TARGET',
+  },
+  {
+    name: 'a fragment in an absolute-form target',
+    bytes: 'GET http://x/page#section HTTP/1.1\r\nHost: x\r\n\r\n',
+    status: 400,
+    code: 'HF_ERR_BAD_TARGET',
+  },
+  {
     // RFC 9112 §6.3: chunked not final means the length is unknowable (llhttp refuses this one).
     name: 'Transfer-Encoding: chunked, gzip',
     bytes: 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n',
