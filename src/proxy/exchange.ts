@@ -135,16 +135,18 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
       );
       return;
     }
-    backend.pool.dispatch(
-      {
-        path: this.upstreamTarget,
-        method: this.method,
-        headers: this.#headers,
-        body: this.hasBody ? this.req : null,
-        idempotent: !this.unsafe,
-      },
-      this,
-    );
+    const options: Dispatcher.DispatchOptions = {
+      path: this.upstreamTarget,
+      method: this.method,
+      headers: this.#headers,
+      body: this.hasBody ? this.req : null,
+      idempotent: !this.unsafe,
+    };
+    // undici closes the backend connection after every HEAD (its guard against servers that send a body with
+    // one) unless told otherwise; nginx and HAProxy keep it, and a pool that reconnects per HEAD (monitors,
+    // link checkers) is no pool. A body after a HEAD answer still fails that one connection only.
+    if (this.method === 'HEAD') options.reset = false;
+    backend.pool.dispatch(options, this);
   }
 
   /**

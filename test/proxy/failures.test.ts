@@ -198,3 +198,28 @@ test('a backend that dies mid-body (chunked): the client never gets the last chu
   await assert.rejects(res.body.text());
   assert.equal(backend.heads.length, 2);
 });
+
+test('a backend that sends a body with its HEAD answer: the client gets the head only, later requests are unharmed', async (t) => {
+  // Pooled connections are kept after HEAD (as nginx and HAProxy keep them), so a backend that breaks the
+  // HEAD rule must cost that one connection and nothing else: no body bytes leak to the client, and the
+  // stray bytes are never read as the answer to the next request.
+  const backend = await startRawBackend(t, (socket, head) => {
+    const path = head.split(' ')[1];
+    if (head.startsWith('HEAD ')) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY');
+    else socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path!.length}\r\n\r\n${path}`);
+  });
+  const hf = await startTestHoldfast(t, [backend.url], { log: { level: 'silent' } });
+  const client = await RawClient.connect(t, hf.port);
+  client.write('HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n');
+  const head = await client.readResponse({ head: true });
+  assert.equal(head.status, 200);
+  assert.equal(head.headers['content-length'], '5');
+  for (const path of ['/a', '/b', '/c']) {
+    client.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const res = await client.readResponse();
+    assert.equal(res.status, 200);
+    assert.equal(res.body.toString(), path, 'the answer to this request, not the stray HEAD body');
+  }
+  assert.equal(client.pending.length, 0, 'nothing of the stray body reached the client');
+  assert.equal(client.ended, false);
+});

@@ -53,6 +53,27 @@ test('sequential requests from many client connections share one backend connect
   assert.equal(await metricValue(hf, 'holdfast_client_connections_total'), 10);
 });
 
+test('HEAD requests reuse the pooled backend connection like any other (undici would close it after each)', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  for (let i = 0; i < 20; i++) {
+    const method = i % 2 === 0 ? 'HEAD' : 'GET';
+    client.write(`${method} /h${i} HTTP/1.1\r\nHost: pool.test\r\n\r\n`);
+    const res = await client.readResponse({ head: method === 'HEAD' });
+    assert.equal(res.status, 200);
+    if (method === 'HEAD') assert.equal(res.body.length, 0);
+    else assert.equal(res.body.toString(), `GET /h${i}\n`);
+  }
+  assert.equal(client.ended, false);
+  assert.deepEqual(
+    backend.seen.map((r) => `${r.method} ${r.url}`),
+    Array.from({ length: 20 }, (_, i) => `${i % 2 === 0 ? 'HEAD' : 'GET'} /h${i}`),
+  );
+  for (const r of backend.seen) assert.notEqual(r.headers.connection, 'close', `${r.method} ${r.url} asked the backend to close`);
+  assert.equal(backend.connections, 1, 'one backend connection carried every HEAD and GET');
+});
+
 test('undici as the client: 200 concurrent requests over 20 connections', async (t) => {
   const backend = await startBackend(t);
   const hf = await startTestHoldfast(t, [backend.url]);
