@@ -1,8 +1,8 @@
 #!/usr/bin/env -S node --no-memory-reducer
 // The V8 flag above (it cannot be set once the process runs): after an idle spell V8's memory reducer shrinks
 // the heap and then grows it "slowly" for as long as the process lives, so a proxy that was idle before a load
-// spike runs a full mark-compact about every 100 ms under that load: 30% less throughput and a p99 three
-// times higher in bench/http-proxy-bench.mjs at 10 KiB and 50 connections (bench/RESULTS.md, "memory reducer").
+// spike runs a full mark-compact about every 100 ms under that load: a quarter less throughput and twice the
+// p99 in bench/http-proxy-bench.mjs at 10 KiB and 50 connections (bench/RESULTS.md, "V8's memory reducer").
 // `npm start` and the benches pass the same flag; `node dist/main.js` without it still works, only slower.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';

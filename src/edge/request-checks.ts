@@ -66,7 +66,7 @@ export function checkRequest(req: IncomingMessage): CheckedRequest | ClientReque
 
   const hasBody = transferEncoding !== undefined || (contentLength !== undefined && Number(contentLength) > 0);
   const url = req.url ?? '';
-  // RFC 9112 §3.2: no form of request-target has a fragment; llhttp lets `#` through, HAProxy refuses it.
+  // RFC 9112 §3.2: no form of request-target has a fragment; llhttp lets `#` through, HAProxy 2.6 answers 400.
   if (url.includes('#')) return refuse('HF_ERR_BAD_TARGET', 'the request target carries a fragment (#)');
   if (url.startsWith('/')) return { target: url, hasBody };
   // RFC 9112 §3.2.4: the asterisk-form asks about the server as a whole, and only OPTIONS may use it (llhttp

@@ -348,7 +348,7 @@ function clientErrorFromParser(code: string, maxHeaderBytes: number, rawPacket: 
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
       if (requestLineOverflowed(rawPacket, maxHeaderBytes)) {
-        // RFC 9112 §3: a target longer than the server will parse MUST get 414 (nginx and HAProxy agree).
+        // RFC 9112 §3: a target longer than the server will parse MUST get 414 (as nginx answers; HAProxy 400).
         return new ClientRequestError(
           'HF_ERR_URI_TOO_LONG',
           414,

@@ -72,7 +72,7 @@ const refused: RefusedCase[] = [
     code: 'HF_ERR_HEADERS_TOO_LARGE',
   },
   {
-    // RFC 9112 §3: the request line alone is over the limit, so the target is too long (nginx: 414 too).
+    // RFC 9112 §3: the request line alone is over the limit, so the target is too long (nginx answers 414 too).
     name: 'a request target over limits.maxHeaderBytes',
     bytes: `GET /${'a'.repeat(17_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
     status: 414,
