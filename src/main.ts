@@ -1,9 +1,12 @@
-#!/usr/bin/env -S node --no-memory-reducer
-// The V8 flag above (it cannot be set once the process runs): after an idle spell V8's memory reducer shrinks
-// the heap and then grows it "slowly" for as long as the process lives, so a proxy that was idle before a load
-// spike runs a full mark-compact about every 100 ms under that load: a quarter less throughput and twice the
-// p99 in bench/http-proxy-bench.mjs at 10 KiB and 50 connections (bench/RESULTS.md, "V8's memory reducer").
-// `npm start` and the benches pass the same flag; `node dist/main.js` without it still works, only slower.
+#!/usr/bin/env -S node --no-memory-reducer --single-threaded-gc
+// The V8 flags above (V8 reads them only at start-up; bench/RESULTS.md has the measurements):
+// - --no-memory-reducer: after an idle spell V8's memory reducer shrinks the heap and then grows it "slowly"
+//   for as long as the process lives, so a proxy that was idle before a load spike runs a full mark-compact
+//   about every 100 ms under that load: a quarter less throughput and twice the p99 ("V8's memory reducer").
+// - --single-threaded-gc: Holdfast is one event loop, run one instance per core; V8's GC helper threads then
+//   compete with the event loop for that core and hold requests up for whole scheduler slices (p99 at one
+//   connection 5.9-8.3 ms with them, 1.5 ms without; throughput unchanged: "single-threaded GC").
+// `npm start` and the benches pass the same flags; `node dist/main.js` without them still works, only slower.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
