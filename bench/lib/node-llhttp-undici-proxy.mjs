@@ -1,7 +1,7 @@
 // The `node-llhttp-undici` target: what a Holdfast-shaped proxy costs without Node's HTTP server objects.
 // Client side: `node:net` plus Node's own llhttp parser (`_http_common.HTTPParser`, the parser Node's http
 // server uses, fed straight from the socket's handle as Node does), our own tiny response writer (head and a
-// gathered small body in one write). Backend side: one undici Pool with the legacy dispatch handler, exactly
+// gathered small body in one writev). Backend side: one undici Pool with the legacy dispatch handler, exactly
 // as `node-http-undici`. Nothing else: no checks, routing, retries, metrics, logs or timeouts. Set against
 // `node-http-undici`, the difference is what IncomingMessage/ServerResponse and their streams cost; set
 // against `node-floor`, the difference is undici plus a real parser. Good only for this benchmark's GETs.
@@ -75,14 +75,11 @@ class Exchange {
   onComplete() {
     const socket = this.conn.socket;
     if (this.chunks !== null) {
-      const headBytes = Buffer.byteLength(this.head, 'latin1');
-      let size = headBytes;
-      for (const c of this.chunks) size += c.length;
-      const out = Buffer.allocUnsafe(size);
-      out.latin1Write(this.head, 0);
-      let at = headBytes;
-      for (const c of this.chunks) at += c.copy(out, at);
-      socket.write(out);
+      // Head and body leave in one writev, as Node's ServerResponse sends them: no copy of the body.
+      socket.cork();
+      socket.write(this.head, 'latin1');
+      for (const c of this.chunks) socket.write(c);
+      socket.uncork();
     } else if (this.chunked) socket.write('0\r\n\r\n', 'latin1');
     this.conn.done(this.keepAlive);
   }
