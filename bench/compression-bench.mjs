@@ -7,7 +7,7 @@
 //
 //   node compression-bench.mjs [--duration S (8)] [--warmup S (2)] [--gzip-level N (1)] [--no-record]
 import { execFileSync, spawn } from 'node:child_process';
-import { holdfastNodeArgs } from './lib/holdfast-node-args.mjs';
+import { holdfastEnv, holdfastNodeArgs } from './lib/holdfast-node-args.mjs';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,7 +68,7 @@ function startHoldfastWith(dir, port, controlPort, config, cpu) {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'holdfast.json');
   writeFileSync(file, JSON.stringify({ listen: `127.0.0.1:${port}`, control: `127.0.0.1:${controlPort}`, log: { level: 'warn' }, limits: { maxRequestsPerConnection: 0 }, ...config }, null, 2));
-  return startProcess({ name: `holdfast (${dir.split('/').pop()})`, command: process.execPath, args: [...holdfastNodeArgs(mainJs), mainJs, '--config', file], cpu, logFile: join(dir, 'out.log'), cwd: dir });
+  return startProcess({ name: `holdfast (${dir.split('/').pop()})`, command: process.execPath, args: [...holdfastNodeArgs(mainJs), mainJs, '--config', file], cpu, logFile: join(dir, 'out.log'), cwd: dir, env: holdfastEnv(mainJs) });
 }
 
 function wrk({ url, connections, seconds, headers = [] }) {

@@ -9,7 +9,7 @@
 // share core 0. The load generator is a Node `ws` client (one process): each connection sends a message,
 // waits for its echo, sends the next, so messages/s is also a latency measurement (Little's law).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { holdfastNodeArgs } from './lib/holdfast-node-args.mjs';
+import { holdfastEnv, holdfastNodeArgs } from './lib/holdfast-node-args.mjs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,6 +146,7 @@ async function startPeer(name, backendPort) {
       cpu: PROXY_CPU,
       logFile: join(dir, 'out.log'),
       cwd: dir,
+      env: holdfastEnv(mainJs),
     });
   } else if (name === 'nginx') {
     const conf = join(dir, 'nginx.conf');

@@ -1,5 +1,9 @@
-#!/usr/bin/env -S node --no-memory-reducer --single-threaded-gc
-// The V8 flags above (V8 reads them only at start-up; bench/RESULTS.md has the measurements):
+#!/usr/bin/env -S MALLOC_TRIM_THRESHOLD_=33554432 node --no-memory-reducer --single-threaded-gc
+// The settings above are read only at start-up, so they cannot live in code (bench/RESULTS.md has the figures):
+// - MALLOC_TRIM_THRESHOLD_ (glibc; ignored elsewhere): by default free() hands the top of the heap back to the
+//   kernel once more than 128 KiB is free there. Depending on the heap's history, every 10 KiB response buffer
+//   then lands there: about 2.4 page faults per request, 20-30% more CPU at 10k/50 ("glibc heap trimming").
+//   32 MiB keeps that churn in the process and still returns a large idle surplus.
 // - --no-memory-reducer: after an idle spell V8's memory reducer shrinks the heap and then grows it "slowly"
 //   for as long as the process lives, so a proxy that was idle before a load spike runs a full mark-compact
 //   about every 100 ms under that load: a quarter less throughput and twice the p99 ("V8's memory reducer").

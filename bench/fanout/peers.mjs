@@ -2,7 +2,7 @@
 // nginx + nchan and the two floor servers (floor/), each in the foreground from its own folder under
 // bench/.run/fanout/, pinned with taskset, stopped by its own PID.
 import { execFileSync } from 'node:child_process';
-import { holdfastNodeArgs } from '../lib/holdfast-node-args.mjs';
+import { holdfastEnv, holdfastNodeArgs } from '../lib/holdfast-node-args.mjs';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -219,6 +219,7 @@ export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = 
     cpu,
     logFile: join(dir, 'out.log'),
     cwd: dir,
+    env: holdfastEnv(mainJs),
   });
   await waitForPort(port, 15_000, proc);
   await waitForPort(controlPort, 15_000, proc);

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { holdfastNodeArgs } from './holdfast-node-args.mjs';
+import { holdfastEnv, holdfastNodeArgs } from './holdfast-node-args.mjs';
 import { startProcess } from './processes.mjs';
 
 /** The two response bodies: 13 bytes (the classic "hello world" cell) and 10 KiB (copy cost starts to show). */
@@ -178,5 +178,6 @@ export function startHoldfast({ dir, port, controlPort, backendPort, cpu, mainJs
     cpu,
     logFile: join(dir, 'out.log'),
     cwd: dir,
+    env: holdfastEnv(mainJs),
   });
 }
