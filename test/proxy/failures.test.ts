@@ -1,43 +1,10 @@
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { request } from 'undici';
 import { deadPort, startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
-import { listen } from '../helpers/listen.js';
+import { startRawBackend } from '../helpers/raw-backend.js';
 import { RawClient } from '../helpers/raw.js';
-
-/**
- * A raw `net` backend: `onRequest` gets the socket once a whole request head arrived (bodies are not used
- * here) and writes whatever bytes the test needs. Counts the requests and connections it saw.
- */
-async function startRawBackend(t: TestContext, onRequest: (socket: Socket, head: string) => void) {
-  const heads: string[] = [];
-  let connections = 0;
-  const server = createServer((socket) => {
-    connections++;
-    socket.on('error', () => {});
-    let buf = '';
-    socket.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('latin1');
-      let end: number;
-      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
-        const head = buf.slice(0, end);
-        buf = buf.slice(end + 4);
-        heads.push(head);
-        onRequest(socket, head);
-      }
-    });
-  });
-  const port = await listen(t, server);
-  return {
-    url: `http://127.0.0.1:${port}`,
-    heads,
-    get connections() {
-      return connections;
-    },
-  };
-}
 
 test('a backend that is down: 502 HF_ERR_UPSTREAM_REFUSED naming the backend', async (t) => {
   const dead = `http://127.0.0.1:${await deadPort()}`;

@@ -1,36 +1,17 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startBackend } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
-import { listen } from '../helpers/listen.js';
 import { RawClient } from '../helpers/raw.js';
+import { startRawBackend } from '../helpers/raw-backend.js';
 
-/**
- * A raw `net` backend that keeps every request head exactly as it arrived (bodies are not used here) and
- * answers each with a server-wide OPTIONS answer naming itself.
- */
-async function startRawBackend(t: TestContext, name: string) {
-  const heads: string[] = [];
-  const server = createServer((socket) => {
-    socket.on('error', () => {});
-    let buf = '';
-    socket.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('latin1');
-      let end: number;
-      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
-        heads.push(buf.slice(0, end));
-        buf = buf.slice(end + 4);
-        const body = `${name}\n`;
-        socket.write(
-          `HTTP/1.1 200 OK\r\nAllow: GET, POST, OPTIONS\r\nX-Served-By: ${name}\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-        );
-      }
-    });
+/** A raw backend that answers every request with a server-wide OPTIONS answer naming itself. */
+function startOptionsBackend(t: TestContext, name: string) {
+  const body = `${name}\n`;
+  return startRawBackend(t, (socket) => {
+    socket.write(`HTTP/1.1 200 OK\r\nAllow: GET, POST, OPTIONS\r\nX-Served-By: ${name}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
   });
-  const port = await listen(t, server);
-  return { url: `http://127.0.0.1:${port}`, heads };
 }
 
 /** A head's fields, lower-cased names, in order. */
@@ -45,7 +26,7 @@ function fields(head: string): [string, string][] {
 }
 
 test('OPTIONS * reaches the backend as `OPTIONS * HTTP/1.1` with the usual header hygiene, and its answer reaches the client', async (t) => {
-  const backend = await startRawBackend(t, 'one');
+  const backend = await startOptionsBackend(t, 'one');
   const hf = await startTestHoldfast(t, [backend.url]);
   const client = await RawClient.connect(t, hf.port);
   client.write(
@@ -80,9 +61,9 @@ test('OPTIONS * reaches the backend as `OPTIONS * HTTP/1.1` with the usual heade
 
 test('OPTIONS * is routed where the Host root goes, and a prefix rewrite never touches `*`', async (t) => {
   const [site, api, other] = await Promise.all([
-    startRawBackend(t, 'site'),
-    startRawBackend(t, 'api'),
-    startRawBackend(t, 'other'),
+    startOptionsBackend(t, 'site'),
+    startOptionsBackend(t, 'api'),
+    startOptionsBackend(t, 'other'),
   ]);
   const overrides: Partial<ConfigInput> = {
     backends: undefined,
@@ -127,7 +108,7 @@ test('OPTIONS * is routed where the Host root goes, and a prefix rewrite never t
 });
 
 test('OPTIONS in absolute-form with an empty path is sent as `*` (RFC 9112 §3.2.4); with a path it stays that path', async (t) => {
-  const backend = await startRawBackend(t, 'one');
+  const backend = await startOptionsBackend(t, 'one');
   const hf = await startTestHoldfast(t, [backend.url]);
   const client = await RawClient.connect(t, hf.port);
   client.write('OPTIONS http://example.test HTTP/1.1\r\nHost: example.test\r\n\r\n');
@@ -143,7 +124,7 @@ test('OPTIONS in absolute-form with an empty path is sent as `*` (RFC 9112 §3.2
 });
 
 test('OPTIONS * from an HTTP/1.0 client without Host: the backend gets the origin as Host, as on the pooled path', async (t) => {
-  const backend = await startRawBackend(t, 'one');
+  const backend = await startOptionsBackend(t, 'one');
   const hf = await startTestHoldfast(t, [backend.url]);
   for (const target of ['*', '/x']) {
     const client = await RawClient.connect(t, hf.port);
@@ -175,7 +156,7 @@ test('OPTIONS * with a body, chunked or with a length: the backend gets it whole
 // `GET *` and `POST *` (refused, never forwarded) are in test/edge/malformed.test.ts with the other refusals.
 
 test('OPTIONS * for a Host whose routes all sit below / goes to that Host\'s routes, and an unknown Host gets 404', async (t) => {
-  const [docs, api] = await Promise.all([startRawBackend(t, 'docs'), startRawBackend(t, 'api')]);
+  const [docs, api] = await Promise.all([startOptionsBackend(t, 'docs'), startOptionsBackend(t, 'api')]);
   const overrides: Partial<ConfigInput> = {
     backends: undefined,
     groups: { docs: { servers: [{ url: docs.url }] }, api: { servers: [{ url: api.url }] } },
