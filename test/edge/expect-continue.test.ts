@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { startBackend, type Handler } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
+import { recordConnectionBytes } from '../helpers/connection-bytes.js';
 import { listen } from '../helpers/listen.js';
 import { RawClient } from '../helpers/raw.js';
 
@@ -119,24 +119,15 @@ async function startDecidingBackend(
   onExpect: (req: IncomingMessage, res: ServerResponse) => void,
   onRequest: (req: IncomingMessage, res: ServerResponse) => void = () => {},
 ) {
-  const received: Buffer[][] = [];
   const server = createServer(onRequest);
   server.on('checkContinue', onExpect);
-  server.on('connection', (socket: Socket) => {
-    const chunks: Buffer[] = [];
-    received.push(chunks);
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  });
+  const bytes = recordConnectionBytes(server);
   const port = await listen(t, server);
   return {
     url: `http://127.0.0.1:${port}`,
     /** Every connection's bytes: the head of the request on it, and what came after. */
     requests(): { head: string; bodyBytes: number }[] {
-      return received.map((chunks) => {
-        const all = Buffer.concat(chunks);
-        const end = all.indexOf('\r\n\r\n');
-        return { head: all.subarray(0, Math.max(0, end)).toString('latin1'), bodyBytes: end < 0 ? 0 : all.length - end - 4 };
-      });
+      return Array.from({ length: bytes.count }, (_, n) => ({ head: bytes.head(n), bodyBytes: bytes.bodyBytes(n) }));
     },
   };
 }

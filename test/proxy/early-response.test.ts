@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
+import { recordConnectionBytes } from '../helpers/connection-bytes.js';
 import { listen } from '../helpers/listen.js';
 import { RawClient } from '../helpers/raw.js';
 
@@ -13,7 +14,6 @@ import { RawClient } from '../helpers/raw.js';
  * upload was forwarded. `/upload` gets the early answer; anything else is read whole and echoed as a hash.
  */
 async function startUploadBackend(t: TestContext, options: { closeAfterEarly?: boolean } = {}) {
-  const received: Buffer[][] = [];
   const urls: string[] = [];
   const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
     urls.push(req.url ?? '');
@@ -40,29 +40,18 @@ async function startUploadBackend(t: TestContext, options: { closeAfterEarly?: b
       res.end(body);
     });
   });
-  server.on('connection', (socket: Socket) => {
-    const chunks: Buffer[] = [];
-    received.push(chunks);
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  });
+  const bytes = recordConnectionBytes(server);
   const port = await listen(t, server);
   return {
     url: `http://127.0.0.1:${port}`,
     urls,
     /** Connections accepted so far. */
     get connections() {
-      return received.length;
+      return bytes.count;
     },
     /** Bytes after the first request head on connection `n` (0-based): the upload body as it arrived. */
-    bodyBytes(n: number): number {
-      const all = Buffer.concat(received[n] ?? []);
-      const end = all.indexOf('\r\n\r\n');
-      return end < 0 ? 0 : all.length - end - 4;
-    },
-    head(n: number): string {
-      const all = Buffer.concat(received[n] ?? []);
-      return all.subarray(0, Math.max(0, all.indexOf('\r\n\r\n'))).toString('latin1');
-    },
+    bodyBytes: (n: number) => bytes.bodyBytes(n),
+    head: (n: number) => bytes.head(n),
   };
 }
 
