@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { backendCounters, backendDelta, holdfastUpstreamConnections } from './lib/counters.mjs';
 import { BODIES, startBackend, startHaproxy, startHoldfast, startHttpProxy, startNginxProxy } from './lib/peers.mjs';
-import { coreBusyUs, machineBusyPct, treeCpuUs } from './lib/cpu.mjs';
+import { coreBusyUs, machineBusyPct, treeCpuUs, treeMinorFaults } from './lib/cpu.mjs';
 import { freePort } from './lib/ports.mjs';
 import { httpGet, startProcess, stopAll, stopAllSync, stopProcess, waitUntilReady } from './lib/processes.mjs';
 import { appendResults, markdownTable, noiseNotes, resultsTable, targetsTable } from './lib/report.mjs';
@@ -209,18 +209,20 @@ async function measure(target, size, connections, be, warmup = true) {
   const hfBefore = target.metricsUrl ? await holdfastUpstreamConnections(target.metricsUrl) : 0;
   if (warmup && warmupS > 0) await runWrk({ url, connections, durationS: warmupS, cpu: LOAD_CPU, script: wrkScript });
   const cpuBefore = treeCpuUs(target.proc.pid);
+  const faultsBefore = treeMinorFaults(target.proc.pid);
   const coreBefore = coreBusyUs(PROXY_CPU);
   const wallBefore = performance.now();
   const result = await runWrk({ url, connections, durationS, cpu: LOAD_CPU, script: wrkScript });
   const wallUs = (performance.now() - wallBefore) * 1000;
   const proxyCpuUs = treeCpuUs(target.proc.pid) - cpuBefore;
+  const minorFaults = treeMinorFaults(target.proc.pid) - faultsBefore;
   const coreUs = coreBusyUs(PROXY_CPU) - coreBefore;
   const after = await backendCounters(be.statusUrl);
   const row = { target: target.name, size, connections, ...result, backend: null, cpu: null, busyBeforePct };
   if (target.name !== 'direct') {
     // Core 1 is the proxy's alone; time on it that the proxy did not use was taken by something else
     // (another job on a shared machine), which makes that row's throughput suspect.
-    row.cpu = { usPerRequest: proxyCpuUs / result.requests, busyPct: (100 * proxyCpuUs) / wallUs, otherPct: (100 * Math.max(0, coreUs - proxyCpuUs)) / wallUs };
+    row.cpu = { usPerRequest: proxyCpuUs / result.requests, faultsPerRequest: minorFaults / result.requests, busyPct: (100 * proxyCpuUs) / wallUs, otherPct: (100 * Math.max(0, coreUs - proxyCpuUs)) / wallUs };
   }
   if (target.name !== 'direct') row.backend = backendDelta(before, after);
   if (target.metricsUrl) row.holdfastUpstreamConnections = (await holdfastUpstreamConnections(target.metricsUrl)) - hfBefore;
@@ -255,7 +257,7 @@ async function matrix() {
           `${target.name.padEnd(10)} ${size.padEnd(5)} c=${String(connections).padEnd(2)} ${Math.round(row.rps)} req/s` +
             ` p50 ${(row.p50Us / 1000).toFixed(2)} ms p99 ${(row.p99Us / 1000).toFixed(2)} ms` +
             ` backend conns ${row.backend?.connections ?? '-'}${extra} errors ${row.errorCount}` +
-            (row.cpu ? ` cpu ${row.cpu.usPerRequest.toFixed(1)} us/req, ${row.cpu.busyPct.toFixed(0)}% busy, other on core ${row.cpu.otherPct.toFixed(0)}%` : '') +
+            (row.cpu ? ` cpu ${row.cpu.usPerRequest.toFixed(1)} us/req, ${row.cpu.faultsPerRequest.toFixed(2)} faults/req, ${row.cpu.busyPct.toFixed(0)}% busy, other on core ${row.cpu.otherPct.toFixed(0)}%` : '') +
             '\n',
         );
       }

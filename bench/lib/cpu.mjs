@@ -16,20 +16,32 @@ function childrenOf(pid) {
   return out;
 }
 
-function pidTicks(pid) {
+/** Fields of /proc/PID/stat after the parenthesised command (which may contain spaces): field N is [N - 3]. */
+function statFields(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command (which may contain spaces): utime and stime are 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return 0;
+    return null;
   }
+}
+
+function pidTicks(pid) {
+  const fields = statFields(pid);
+  return fields === null ? 0 : Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
 }
 
 /** utime + stime of a process and its descendants (the nginx master's worker does the work). */
 export function treeCpuUs(pid) {
   return [pid, ...childrenOf(pid)].reduce((sum, p) => sum + pidTicks(p), 0) * TICK_US;
+}
+
+/**
+ * Minor page faults (field 10) of a process and its descendants: a page the process touches after the
+ * allocator gave it back to the kernel comes back this way, so a rate per request shows allocator churn.
+ */
+export function treeMinorFaults(pid) {
+  return [pid, ...childrenOf(pid)].reduce((sum, p) => sum + Number(statFields(p)?.[7] ?? 0), 0);
 }
 
 /**

@@ -11,7 +11,7 @@ export function markdownTable(headers, rows) {
 
 export function resultsTable(rows) {
   return markdownTable(
-    ['target', 'size', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'vs direct', 'backend conns / reqs', 'CPU us/req', 'errors'],
+    ['target', 'size', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'vs direct', 'backend conns / reqs', 'CPU us/req', 'faults/req', 'errors'],
     rows.map((r) => [
       r.target,
       r.size,
@@ -22,6 +22,7 @@ export function resultsTable(rows) {
       r.target === 'direct' ? '1.00' : (r.rps / r.directRps).toFixed(2),
       r.backend === null ? '-' : `${r.backend.connections} / ${r.backend.requests.toLocaleString('en-US')}`,
       r.cpu === null ? '-' : r.cpu.usPerRequest.toFixed(1),
+      r.cpu === null ? '-' : r.cpu.faultsPerRequest.toFixed(2),
       r.errorCount,
     ]),
   );
