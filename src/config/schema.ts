@@ -43,6 +43,11 @@ export const limitsSchema = z.strictObject({
   maxRequestsPerConnection: count(0).default(1_000),
   /** Request line plus headers, in bytes (Node's parser, 431 beyond). @default 16384 */
   maxHeaderBytes: count(1024).max(1_048_576).default(16_384),
+  /**
+   * Header fields in one request head, 431 beyond (Apache's LimitRequestFields; HAProxy allows 101). Without it
+   * Node's parser would silently drop every field past its 2000th pair. @default 100
+   */
+  maxHeaderFields: count(1).max(10_000).default(100),
   /** Requests of one pipeline sent to backends at once (safe methods only). @default 8 */
   maxPipelinedInFlight: count(1).default(8),
 });

@@ -13,8 +13,17 @@ export interface CheckedRequest {
   hasBody: boolean;
 }
 
-export function checkRequest(req: IncomingMessage): CheckedRequest | ClientRequestError {
+export function checkRequest(req: IncomingMessage, maxHeaderFields: number): CheckedRequest | ClientRequestError {
   const raw = req.rawHeaders;
+  // The server lets one field more than the limit through (Edge sets maxHeadersCount), so more means too many;
+  // Node itself would drop the excess without a word and the backend would get a truncated request.
+  if (raw.length > maxHeaderFields * 2) {
+    return new ClientRequestError(
+      'HF_ERR_TOO_MANY_HEADERS',
+      431,
+      `the request has more than limits.maxHeaderFields (${maxHeaderFields}) header fields`,
+    );
+  }
   let hostCount = 0;
   let host: string | undefined;
   let transferEncoding: string | undefined;

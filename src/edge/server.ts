@@ -43,6 +43,7 @@ export class Edge implements EdgeContext {
   readonly #responseClasses: { inc(): void }[];
   readonly #maxRequestsPerConnection: number;
   readonly #keepAliveIdleMs: number;
+  readonly #maxHeaderFields: number;
 
   constructor(deps: EdgeDeps) {
     this.#deps = deps;
@@ -55,6 +56,7 @@ export class Edge implements EdgeContext {
     this.registry = new ConnectionRegistry(limits);
     this.#bodyStall = new BodyStallWatch(timeouts.requestBodyStallMs, (exchange) => this.#onBodyStall(exchange));
     this.#keepAliveIdleMs = timeouts.keepAliveIdleMs;
+    this.#maxHeaderFields = limits.maxHeaderFields;
     this.server = createServer({
       keepAliveTimeout: advertisedKeepAliveMs(timeouts.keepAliveIdleMs),
       headersTimeout: timeouts.requestHeadMs,
@@ -68,6 +70,9 @@ export class Edge implements EdgeContext {
       noDelay: true,
     });
     this.server.maxRequestsPerSocket = limits.maxRequestsPerConnection;
+    // Node keeps the first maxHeadersCount fields and silently drops the rest; one over the limit lets
+    // checkRequest see that the limit was passed and answer 431 instead of forwarding a truncated head.
+    this.server.maxHeadersCount = limits.maxHeaderFields + 1;
     this.server.on('connection', (socket: Socket) => this.#onConnection(socket));
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, false));
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, true));
@@ -161,7 +166,7 @@ export class Edge implements EdgeContext {
       conn.closing = true;
       return sendErrorResponse(res, conn.refusal, { close: true });
     }
-    const checked = refusal ?? checkRequest(req);
+    const checked = refusal ?? checkRequest(req, this.#maxHeaderFields);
     if (checked instanceof HoldfastError) {
       metrics.clientErrorsTotal.inc({ code: checked.code });
       conn.closing = true;
@@ -199,7 +204,7 @@ export class Edge implements EdgeContext {
     conn.pendingResponses++;
     conn.closing = true;
     this.registry.markBusy(conn);
-    const checked = conn.refusal ?? checkRequest(req);
+    const checked = conn.refusal ?? checkRequest(req, this.#maxHeaderFields);
     if (checked instanceof HoldfastError) {
       metrics.clientErrorsTotal.inc({ code: checked.code });
       socket.on('error', destroySocket);
@@ -230,7 +235,7 @@ export class Edge implements EdgeContext {
       socket.destroy();
       return;
     }
-    const error = clientErrorFromParser(code, this.#deps.config.limits.maxHeaderBytes, (err as { rawPacket?: unknown }).rawPacket);
+    const error = clientErrorFromParser(code, this.#deps.config.limits.maxHeaderBytes, err as ParserError);
     this.#deps.metrics.clientErrorsTotal.inc({ code: error.code });
     this.#deps.log.info({ client: conn.clientAddress, code: error.code, parser: code }, error.message);
     const broken = conn.lastExchange;
@@ -343,8 +348,15 @@ const EXPECTATION_FAILED = new ClientRequestError(
   'the only expectation supported is 100-continue',
 );
 
-/** llhttp error codes to the answer a client gets; `rawPacket` is the chunk the parser failed in. */
-function clientErrorFromParser(code: string, maxHeaderBytes: number, rawPacket: unknown): ClientRequestError {
+/** What Node attaches to a parser error: the chunk the parser failed in, and how far into it the failure was. */
+interface ParserError {
+  rawPacket?: unknown;
+  bytesParsed?: unknown;
+}
+
+/** llhttp error codes to the answer a client gets. */
+function clientErrorFromParser(code: string, maxHeaderBytes: number, err: ParserError): ClientRequestError {
+  const rawPacket = err.rawPacket;
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
       if (requestLineOverflowed(rawPacket, maxHeaderBytes)) {
@@ -362,11 +374,53 @@ function clientErrorFromParser(code: string, maxHeaderBytes: number, rawPacket: 
       );
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return new ClientRequestError('HF_ERR_REQUEST_HEAD_TIMEOUT', 408, 'the request head did not arrive within timeouts.requestHeadMs');
+    case 'HPE_INVALID_METHOD':
+      // RFC 9110 §9.1: a method the server does not recognise is a 501. llhttp knows a fixed list (nginx and
+      // HAProxy forward any token); a chunk that does not even start `token SP` is garbage (TLS on the plain
+      // port, say) and a 400.
+      {
+        const line = failedLine(err);
+        if (REQUEST_LINE_START.test(line)) {
+          return new ClientRequestError(
+            'HF_ERR_METHOD_NOT_SUPPORTED',
+            501,
+            `method ${JSON.stringify(line.split(' ', 1)[0]!.slice(0, 32))} is not supported (methods are case-sensitive)`,
+          );
+        }
+      }
+      break;
+    case 'HPE_INVALID_VERSION':
+      // RFC 9110 §15.6.6 and RFC 9112 §2.3: a well-formed version we do not speak (HTTP/3.0; HTTP/1.2, which
+      // llhttp refuses although a later 1.x minor should be served as 1.1) is a 505 that says which we do.
+      if (WELL_FORMED_VERSION.test(failedLine(err))) {
+        return new ClientRequestError('HF_ERR_VERSION_NOT_SUPPORTED', 505, 'only HTTP/1.0 and HTTP/1.1 are spoken here');
+      }
+      break;
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return new ClientRequestError('HF_ERR_CHUNK_EXTENSIONS_TOO_LARGE', 413, 'chunk extensions too large');
-    default:
-      return new ClientRequestError('HF_ERR_MALFORMED_REQUEST', 400, `malformed request (${code || 'parse error'})`);
   }
+  return new ClientRequestError('HF_ERR_MALFORMED_REQUEST', 400, `malformed request (${code || 'parse error'})`);
+}
+
+/** `HTTP/` and one digit each side of the dot, at the end of the request line. */
+const WELL_FORMED_VERSION = / HTTP\/\d\.\d$/;
+
+/**
+ * The line the parser failed in, without its CR: the chunk may hold earlier pipelined requests, so it is
+ * found from the failure's offset, not taken from the chunk's start. Empty when Node gave neither.
+ */
+function failedLine(err: ParserError): string {
+  const { rawPacket, bytesParsed } = err;
+  if (!Buffer.isBuffer(rawPacket)) return '';
+  const at = typeof bytesParsed === 'number' ? Math.min(Math.max(bytesParsed, 0), rawPacket.length) : 0;
+  const start = at === 0 ? 0 : rawPacket.lastIndexOf(0x0a, at - 1) + 1;
+  let end = rawPacket.indexOf(0x0a, start);
+  if (end < 0 || end - start > 8_192) end = Math.min(rawPacket.length, start + 8_192);
+  return rawPacket.toString('latin1', start, end).replace(/\r$/, '');
+}
+
+function startsRequestLine(rawPacket: unknown): boolean {
+  return Buffer.isBuffer(rawPacket) && REQUEST_LINE_START.test(rawPacket.toString('latin1', 0, 64));
 }
 
 /** A method token and a space: the chunk begins with a request line. */
@@ -379,9 +433,7 @@ const REQUEST_LINE_START = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]/;
  * over several reads overflows in a chunk that starts mid-target and is answered 431, still a clear 4xx.
  */
 function requestLineOverflowed(rawPacket: unknown, maxHeaderBytes: number): boolean {
-  if (!Buffer.isBuffer(rawPacket) || !REQUEST_LINE_START.test(rawPacket.toString('latin1', 0, 64))) {
-    return false;
-  }
-  const lineEnd = rawPacket.indexOf(0x0a);
+  if (!startsRequestLine(rawPacket)) return false;
+  const lineEnd = (rawPacket as Buffer).indexOf(0x0a);
   return lineEnd < 0 || lineEnd >= maxHeaderBytes;
 }

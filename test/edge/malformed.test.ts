@@ -193,6 +193,64 @@ const refused: RefusedCase[] = [
     code: 'HF_ERR_CHUNKED_NOT_FINAL',
   },
   {
+    // RFC 9110 §9.1: an unrecognised method is a 501. llhttp only knows its own list of methods.
+    name: 'a method llhttp does not know (FOO)',
+    bytes: 'FOO / HTTP/1.1\r\nHost: x\r\n\r\n',
+    status: 501,
+    code: 'HF_ERR_METHOD_NOT_SUPPORTED',
+  },
+  {
+    name: 'a lower-case method (methods are case-sensitive)',
+    bytes: 'get / HTTP/1.1\r\nHost: x\r\n\r\n',
+    status: 501,
+    code: 'HF_ERR_METHOD_NOT_SUPPORTED',
+  },
+  {
+    name: 'a TLS ClientHello on the plain port',
+    bytes: '\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03',
+    status: 400,
+    code: 'HF_ERR_MALFORMED_REQUEST',
+  },
+  {
+    name: 'HTTP/3.0 in an HTTP/1 request line',
+    bytes: 'GET / HTTP/3.0\r\nHost: x\r\n\r\n',
+    status: 505,
+    code: 'HF_ERR_VERSION_NOT_SUPPORTED',
+  },
+  {
+    // RFC 9112 §2.3 would serve it as 1.1, but llhttp refuses it: a 505 says which versions are spoken.
+    name: 'HTTP/1.2',
+    bytes: 'GET / HTTP/1.2\r\nHost: x\r\n\r\n',
+    status: 505,
+    code: 'HF_ERR_VERSION_NOT_SUPPORTED',
+  },
+  {
+    name: 'HTTP/1.10 (not a version at all)',
+    bytes: 'GET / HTTP/1.10\r\nHost: x\r\n\r\n',
+    status: 400,
+    code: 'HF_ERR_MALFORMED_REQUEST',
+  },
+  {
+    // Node keeps its first 2000 and silently drops the rest; the default limit is 100 fields.
+    name: '101 header fields, well under the byte limit',
+    bytes: `GET / HTTP/1.1\r\nHost: x\r\n${'a: b\r\n'.repeat(100)}\r\n`,
+    status: 431,
+    code: 'HF_ERR_TOO_MANY_HEADERS',
+  },
+  {
+    name: '2,500 header fields (Node alone would forward the first 1000)',
+    bytes: `GET / HTTP/1.1\r\nHost: x\r\n${'a: b\r\n'.repeat(2_500)}\r\n`,
+    status: 431,
+    code: 'HF_ERR_TOO_MANY_HEADERS',
+  },
+  {
+    // RFC 9110 §5.5: field values are VCHAR and obs-text, so DEL is not one.
+    name: 'DEL in a field value',
+    bytes: 'GET / HTTP/1.1\r\nHost: x\r\nX-Del: a\x7fb\r\n\r\n',
+    status: 400,
+    code: 'HF_ERR_MALFORMED_REQUEST',
+  },
+  {
     name: 'CONNECT',
     bytes: 'CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n',
     status: 501,
@@ -222,7 +280,7 @@ for (const c of refused) {
     const backend = await startBackend(t);
     const hf = await startTestHoldfast(t, [backend.url], { log: { level: 'silent' } });
     const client = await RawClient.connect(t, hf.port);
-    client.write(c.bytes);
+    client.write(Buffer.from(c.bytes, 'latin1'));
     await client.waitEnd();
     const res = await client.readResponse();
     assert.equal(res.status, c.status);
@@ -265,6 +323,45 @@ test('a bad chunk behind a pipelined request: its answer first, then the 400, an
   assert.equal(client.pending.length, 0);
   const uploads = backend.seen.filter((r) => r.url === '/upload');
   assert.ok(uploads.every((r) => r.body.length === 0), 'the backend never received the body as if it were complete');
+});
+
+test('an unknown method behind a pipelined GET: the GET is answered, then the 501 names the method', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], { log: { level: 'silent' } });
+  const client = await RawClient.connect(t, hf.port);
+  // One write, so the parser fails in a chunk that starts with the good request.
+  client.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\nBREW /pot HTTP/1.1\r\nHost: x\r\n\r\n');
+  await client.waitEnd();
+  const [first, bad] = await client.readResponses(2);
+  assert.equal(first!.status, 200);
+  assert.equal(bad!.status, 501);
+  assert.equal(bad!.headers['x-holdfast-error'], 'HF_ERR_METHOD_NOT_SUPPORTED');
+  assert.match(bad!.body.toString(), /"BREW"/);
+  assert.deepEqual(
+    backend.seen.map((r) => r.url),
+    ['/first'],
+  );
+});
+
+test('exactly limits.maxHeaderFields fields are forwarded, every one of them', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], { limits: { maxHeaderFields: 40 }, log: { level: 'silent' } });
+  const client = await RawClient.connect(t, hf.port);
+  const fields = Array.from({ length: 39 }, (_, i) => `x-field-${i}: v${i}\r\n`).join('');
+  client.write(`GET /many HTTP/1.1\r\nHost: x\r\n${fields}\r\n`);
+  const res = await client.readResponse();
+  assert.equal(res.status, 200);
+  const seen = backend.seen[0]!.headers;
+  for (let i = 0; i < 39; i++) assert.equal(seen[`x-field-${i}`], `v${i}`);
+  client.write(`GET /too-many HTTP/1.1\r\nHost: x\r\n${fields}x-one-more: 1\r\n\r\n`);
+  await client.waitEnd();
+  const refused = await client.readResponse();
+  assert.equal(refused.status, 431);
+  assert.equal(refused.headers['x-holdfast-error'], 'HF_ERR_TOO_MANY_HEADERS');
+  assert.deepEqual(
+    backend.seen.map((r) => r.url),
+    ['/many'],
+  );
 });
 
 test('HTTP/1.0 without Host is forwarded', async (t) => {
