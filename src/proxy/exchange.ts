@@ -75,6 +75,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   #status = 0;
   /** Set when the plain response is compressed on its way out. */
   #body: ResponseEncoder | null = null;
+  /** A 204 or 304 went to the client whole at its head: what undici reports after that is not the client's concern. */
+  #answeredAtHead = false;
 
   /**
    * The client sent `Expect: 100-continue` with a body. The expectation goes to the backend (as HAProxy does)
@@ -240,6 +242,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     const early = this.#uploadUnfinished;
     if (early) this.owner.closeAfterResponse();
     if (this.owner.draining || early) headers.push('connection', 'close');
+    if (statusCode === 204 || statusCode === 304) return this.#answerWithoutContent(statusCode, statusText, headers);
     if (this.#body === null && this.method !== 'HEAD' && GatheredBody.fits(declaredContentLength(headers))) {
       this.#body = new GatheredBody(this.res, statusCode, statusText, headers);
       return true;
@@ -257,7 +260,28 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     return true;
   }
 
+  /**
+   * RFC 9110 §6.4.1: a 204 or 304 has no content whatever its fields say, so the client's answer is complete
+   * with its head. undici does not know that: a 304 carrying the Content-Length of the representation (which
+   * RFC 9110 §8.6 allows) or a 204 with a stray one fails its length check after the head and loses the
+   * backend connection; the client must not pay for that with a 502, and the backend is not unhealthy.
+   */
+  #answerWithoutContent(statusCode: number, statusText: string, headers: string[]): boolean {
+    this.#answeredAtHead = true;
+    try {
+      if (statusText) this.res.writeHead(statusCode, statusText, headers);
+      else this.res.writeHead(statusCode, headers);
+    } catch (err) {
+      this.#answeredAtHead = false;
+      this.#abort?.(err as Error);
+      return false;
+    }
+    this.res.end();
+    return true;
+  }
+
   onData(chunk: Buffer): boolean {
+    if (this.#answeredAtHead) return true; // a body after a 204 or 304 is not part of it (undici drops the socket)
     if (this.#gripFailed) return true;
     if (this.#body !== null) return this.#body.write(chunk);
     if (this.#grip !== null ? this.#grip.onData(chunk) : this.res.write(chunk)) return true;
@@ -268,7 +292,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
 
   onComplete(_trailers: string[] | null): void {
     this.backend?.recordResponse(Date.now(), this.#status);
-    if (this.#gripFailed) return this.#finishUpstream();
+    if (this.#gripFailed || this.#answeredAtHead) return this.#finishUpstream();
     if (this.#grip !== null) {
       // The push gateway owns the client response from here; the backend connection goes back to the pool.
       const grip = this.#grip;
@@ -284,6 +308,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
 
   onError(err: Error): void {
     const backend = this.backend;
+    if (this.#answeredAtHead) {
+      this.backend?.recordResponse(Date.now(), this.#status);
+      return this.#finishUpstream();
+    }
     if (this.#gripFailed || this.#clientGone || err instanceof ClientGoneError || backend === null) {
       return this.#finishUpstream();
     }

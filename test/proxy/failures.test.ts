@@ -190,3 +190,44 @@ test('a backend that sends a body with its HEAD answer: the client gets the head
   assert.equal(client.pending.length, 0, 'nothing of the stray body reached the client');
   assert.equal(client.ended, false);
 });
+
+for (const { status, answer, why } of [
+  {
+    status: 304,
+    answer: 'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 5\r\n\r\n',
+    why: 'the Content-Length of the representation (RFC 9110 §8.6 allows it on a 304)',
+  },
+  { status: 204, answer: 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nSTRAY', why: 'a stray Content-Length and body' },
+]) {
+  test(`a ${status} with ${why}: relayed without content, the backend stays healthy, later requests unharmed`, async (t) => {
+    // undici checks the length against the (absent) body and drops the connection after the head: that must
+    // cost the backend connection only, never the client's answer (it used to be a 502 and a mark-down).
+    const backend = await startRawBackend(t, (socket, head) => {
+      const path = head.split(' ')[1]!;
+      if (path === '/cached') socket.write(answer);
+      else socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`);
+    });
+    const hf = await startTestHoldfast(t, [backend.url], { log: { level: 'silent' } });
+    const client = await RawClient.connect(t, hf.port);
+    for (let round = 0; round < 2; round++) {
+      client.write('GET /cached HTTP/1.1\r\nHost: x\r\nIf-None-Match: "v1"\r\n\r\n');
+      const res = await client.readResponse();
+      assert.equal(res.status, status);
+      assert.equal(res.body.length, 0);
+      if (status === 304) {
+        assert.equal(res.headers.etag, '"v1"');
+        assert.equal(res.headers['content-length'], '5', 'a 304 keeps the length of what it stands for');
+      }
+      for (const path of ['/a', '/b']) {
+        client.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        const next = await client.readResponse();
+        assert.equal(next.status, 200);
+        assert.equal(next.body.toString(), path);
+      }
+    }
+    assert.equal(client.pending.length, 0, 'no stray bytes reached the client');
+    assert.equal(client.ended, false);
+    assert.equal(await metricValue(hf, 'holdfast_backend_up', { backend: backend.url }), 1);
+    assert.equal((await metricValue(hf, 'holdfast_backend_transitions_total', { backend: backend.url, to: 'down' })) ?? 0, 0);
+  });
+}
