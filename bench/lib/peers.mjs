@@ -159,7 +159,7 @@ export function startHttpProxy({ dir, port, backendPort, cpu, benchDir }) {
  * (nginx keepalive_requests raised, HAProxy and Node have none); at the default of 1000 wrk would reconnect
  * every 1000 requests, a small but real difference between the rows.
  */
-export function startHoldfast({ dir, port, controlPort, backendPort, cpu, mainJs, nodeArgs = [] }) {
+export function startHoldfast({ dir, port, controlPort, backendPort, cpu, mainJs, nodeArgs = [], extraArgs = [] }) {
   mkdirSync(dir, { recursive: true });
   return startProcess({
     name: 'holdfast',
@@ -174,6 +174,7 @@ export function startHoldfast({ dir, port, controlPort, backendPort, cpu, mainJs
       '--log-level', 'warn',
       '--max-requests-per-connection', '0',
       '--drain-timeout', '2000',
+      ...extraArgs,
     ],
     cpu,
     logFile: join(dir, 'out.log'),
