@@ -39,6 +39,7 @@ test('defaults fill everything but the backends', () => {
     maxConnectionsPerClient: 1_000,
     maxRequestsPerConnection: 1_000,
     maxHeaderBytes: 16_384,
+    maxHeaderFields: 100,
     maxPipelinedInFlight: 8,
   });
   assert.deepEqual(config.timeouts, {
