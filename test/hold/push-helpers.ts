@@ -5,6 +5,7 @@ import { Publisher, type GripInstruct } from '@fanoutio/grip';
 import { ServeGrip } from '@fanoutio/serve-grip';
 import { startBackend, type RecordingBackend } from '../helpers/backend.js';
 import type { TestHoldfast } from '../helpers/holdfast.js';
+import { until } from '../helpers/until.js';
 
 /**
  * Shared pieces of the push-gateway tests: a backend built on @fanoutio/serve-grip (the middleware real
@@ -54,17 +55,7 @@ export function streamItem(channel: string, content: string, id?: string, prevId
   };
 }
 
-/**
- * Resolves once `condition` holds, checking after each turn of the event loop (real setImmediate, which the
- * fake clocks here never mock). Used to wait for a hold to become active: a condition, not a sleep.
- */
-export async function until(condition: () => boolean, what: string, maxTurns = 20_000): Promise<void> {
-  for (let i = 0; i < maxTurns; i++) {
-    if (condition()) return;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+export { until };
 
 /** Waits until `n` clients are held by the gateway (subscribed, timers armed). */
 export function heldCount(hf: TestHoldfast, n: number): Promise<void> {

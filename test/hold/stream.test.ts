@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { HttpStreamFormat, Publisher } from '@fanoutio/grip';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { HeldStream, heldCount, publisherFor, startGripBackend } from './push-helpers.js';
+import { until } from '../helpers/until.js';
 
 test('stream hold: initial body at once, published content in order, close action ends the stream', async (t) => {
   const backend = await startGripBackend(t, (_req, res) => {
@@ -111,7 +112,3 @@ test('stream hold: two subscribers on one channel both get every item; one leavi
   assert.equal(hf.holds.index.holders('fan'), 1);
 });
 
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 20_000 && !condition(); i++) await new Promise<void>((resolve) => setImmediate(resolve));
-  assert.ok(condition());
-}

@@ -6,6 +6,7 @@ import type { BackendGroup } from '../../src/proxy/group.js';
 import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient, type RawResponse } from '../helpers/raw.js';
+import { until } from '../helpers/until.js';
 
 /** A backend that answers only when the test says so, and records how many requests it held at once. */
 async function startHeldBackend(t: TestContext) {
@@ -32,9 +33,6 @@ async function startHeldBackend(t: TestContext) {
   };
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
-}
 
 function overloadConfig(url: string, queue: { maxLength: number; timeoutMs: number }): Partial<ConfigInput> {
   return {

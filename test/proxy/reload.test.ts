@@ -6,6 +6,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
+import { until } from '../helpers/until.js';
 
 function routedTo(group: string, url: string): ConfigInput {
   return {
@@ -17,9 +18,6 @@ function routedTo(group: string, url: string): ConfigInput {
   };
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
-}
 
 test('POST /reload under traffic: new requests use the new groups, in-flight ones finish on the old, zero failures', async (t) => {
   const held: ServerResponse[] = [];

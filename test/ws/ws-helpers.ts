@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { WebSocket, WebSocketServer, type ClientOptions, type ServerOptions } from 'ws';
 import { listen } from '../helpers/listen.js';
+import { until } from '../helpers/until.js';
 
 /** One message as ws delivered it. */
 export interface Received {
@@ -159,13 +160,6 @@ export function clientFrame(opcode: number, payload: Buffer | string, options: {
   return Buffer.concat([header, mask, masked]);
 }
 
-/** Resolves once `condition` holds, checking after each turn of the event loop (real setImmediate). */
-export async function until(condition: () => boolean, what: string, maxTurns = 50_000): Promise<void> {
-  for (let i = 0; i < maxTurns; i++) {
-    if (condition()) return;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+export { until };
 
 export { listen };
