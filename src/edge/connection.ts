@@ -43,6 +43,8 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
    * reset that would cost the client its answer.
    */
   lingering = false;
+  /** The client half-closed (FIN): it sends nothing more, and the connection closes after its last answer. */
+  clientEnded = false;
   #errorSent = false;
   #inFlight = 0;
   #unsafeInFlight = false;
@@ -56,6 +58,10 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
 
   get draining(): boolean {
     return this.edge.draining;
+  }
+
+  answersLast(exchange: ProxyExchange): boolean {
+    return this.clientEnded && this.lastExchange === exchange;
   }
 
   submit(exchange: ProxyExchange): void {

@@ -70,6 +70,12 @@ export class Edge implements EdgeContext {
       noDelay: true,
     });
     this.server.maxRequestsPerSocket = limits.maxRequestsPerConnection;
+    // A client may half-close after its last request (HTTP/1.0 tools, `nc -N`, scripts that shutdown(SHUT_WR)):
+    // its answers are still owed, and the connection closes after the last one (RFC 9112 §9.6; HAProxy answers,
+    // nginx drops it). Node's default aborts every pending request on the FIN and ends the socket, so the client
+    // got nothing at all. The property is Node's own (http.Server, since 0.x) but undocumented; held clients,
+    // for which a FIN does mean gone, are dropped on it in hold-manager (client-fin.ts).
+    (this.server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     // Node keeps the first maxHeadersCount fields and silently drops the rest; one over the limit lets
     // checkRequest see that the limit was passed and answer 431 instead of forwarding a truncated head.
     this.server.maxHeadersCount = limits.maxHeaderFields + 1;
@@ -139,6 +145,7 @@ export class Edge implements EdgeContext {
     metrics.clientConnectionsTotal.inc();
     metrics.clientConnectionsOpen.inc();
     socket.on('close', socketOnClose); // `on`: close comes once, and once() costs a wrapper per connection
+    socket.on('end', socketOnClientEnd);
     const result = this.registry.admit(conn);
     if (result.admitted) {
       conn.admitted = true;
@@ -331,6 +338,11 @@ function responseOnClose(this: EdgeResponse): void {
 
 function destroySocket(this: Socket): void {
   this.destroy();
+}
+
+function socketOnClientEnd(this: EdgeSocket): void {
+  const conn = this[kConnection];
+  if (conn !== undefined) conn.clientEnded = true;
 }
 
 function socketOnClose(this: EdgeSocket): void {

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Bus } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
+import { dropHeldClientOnFin } from '../edge/client-fin.js';
 import { releaseParserForStream } from '../edge/stream-takeover.js';
 import { HoldfastError } from '../errors.js';
 import { headerValue, isGripResponse, parseInstruct, type ChannelSubscription, type Instruct, type KeepAlive } from '../grip/instruct.js';
@@ -134,6 +135,10 @@ export class HoldManager implements HoldHost {
   /** Subscribe, replay what the client missed, arm timers. */
   activate(client: HeldClient, lastEventId: string | undefined): void {
     if (client.res.destroyed) return;
+    if (client instanceof StreamHold || client instanceof ResponseHold) {
+      dropHeldClientOnFin(client.res.socket);
+      if (client.res.destroyed) return;
+    }
     this.#held.add(client);
     this.#deps.metrics.heldConnections.inc({ transport: client.transport });
     for (const channel of client.channels) this.#subscribeChannel(client, channel.name);

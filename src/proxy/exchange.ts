@@ -23,6 +23,8 @@ export interface ExchangeOwner {
   readonly clientAddress: string;
   /** The backend side of this exchange is over (pipeline scheduling may start the next one). */
   onUpstreamDone(exchange: ProxyExchange): void;
+  /** The client half-closed after this request: its answer is the connection's last, and says so. */
+  answersLast(exchange: ProxyExchange): boolean;
   /** This exchange's response ends the connection (it carries `Connection: close`): nothing more is forwarded. */
   closeAfterResponse(): void;
 }
@@ -75,6 +77,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   #status = 0;
   /** Set when the plain response is compressed on its way out. */
   #body: ResponseEncoder | null = null;
+  /** Set while queued in an overloaded group: the client's FIN takes the request out (see below). */
+  #queuedFinWatch: (() => void) | null = null;
   /** A 204 or 304 went to the client whole at its head: what undici reports after that is not the client's concern. */
   #answeredAtHead = false;
 
@@ -114,9 +118,30 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
 
   /** The group placed this request (at once, or later from its queue): send it, or answer the error. */
   dequeued(outcome: Backend | HoldfastError | null): void {
-    if (outcome === null) return; // queued: the group calls back
+    if (outcome === null) return this.#leaveQueueOnClientFin(); // queued: the group calls back
+    if (this.#queuedFinWatch !== null) {
+      this.req.socket.removeListener('end', this.#queuedFinWatch);
+      this.#queuedFinWatch = null;
+    }
     if (outcome instanceof HoldfastError) return this.#fail(outcome);
     this.#send(outcome);
+  }
+
+  /**
+   * The edge answers a client that half-closes after its request (httpAllowHalfOpen), but a FIN cannot be told
+   * from a client that left, and under overload a queue of abandoned requests delays everyone behind them.
+   * So a request not yet sent anywhere is dropped on the FIN (HAProxy's abortonclose, for the queue only);
+   * once sent, the backend's answer is still delivered.
+   */
+  #leaveQueueOnClientFin(): void {
+    const socket = this.req.socket;
+    const leave = (): void => {
+      this.#queuedFinWatch = null;
+      this.res.destroy(); // the response's close takes it out of the queue (onClientClose)
+    };
+    if (socket.readableEnded) return leave();
+    this.#queuedFinWatch = leave;
+    socket.once('end', leave);
   }
 
   #send(backend: Backend): void {
@@ -241,7 +266,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     // and the client socket is no longer read (undici destroys the body stream; the unpooled path unpipes it).
     const early = this.#uploadUnfinished;
     if (early) this.owner.closeAfterResponse();
-    if (this.owner.draining || early) headers.push('connection', 'close');
+    if (this.owner.draining || early || this.owner.answersLast(this)) headers.push('connection', 'close');
     if (statusCode === 204 || statusCode === 304) return this.#answerWithoutContent(statusCode, statusText, headers);
     if (this.#body === null && this.method !== 'HEAD' && GatheredBody.fits(declaredContentLength(headers))) {
       this.#body = new GatheredBody(this.res, statusCode, statusText, headers);

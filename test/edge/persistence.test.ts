@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { startBackend } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
+import { until } from '../helpers/until.js';
 
 test('HTTP/1.1 is persistent by default: many requests, one client connection, one backend connection', async (t) => {
   const backend = await startBackend(t);
@@ -88,4 +89,64 @@ test('HTTP/1.0 keep-alive with a body of unknown length is closed after the resp
   assert.equal(res.body.toString(), 'part one, part two');
   assert.equal(res.headers['transfer-encoding'], undefined, 'never chunked to an HTTP/1.0 client');
   assert.equal(res.headers.connection?.toLowerCase(), 'close');
+});
+
+/**
+ * A backend that holds each answer until the test says so, so the client's FIN provably reaches Holdfast
+ * before any answer exists (the edge's connection records it).
+ */
+async function startGatedBackend(t: TestContext) {
+  const waiting: (() => void)[] = [];
+  const backend = await startBackend(t, async (req, res) => {
+    await new Promise<void>((resolve) => waiting.push(resolve));
+    res.end(`${req.method} ${req.url}\n`);
+  });
+  return { backend, waiting };
+}
+
+
+for (const { name, bytes, answers } of [
+  { name: 'an HTTP/1.1 request', bytes: 'GET /a HTTP/1.1\r\nHost: x\r\n\r\n', answers: ['GET /a\n'] },
+  { name: 'an HTTP/1.0 request', bytes: 'GET /a HTTP/1.0\r\n\r\n', answers: ['GET /a\n'] },
+  { name: 'a POST with its body', bytes: 'POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello', answers: ['POST /p\n'] },
+  {
+    name: 'two pipelined requests',
+    bytes: 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n',
+    answers: ['GET /a\n', 'GET /b\n'],
+  },
+]) {
+  test(`a client that half-closes after ${name} still gets every answer, the last saying Connection: close`, async (t) => {
+    // RFC 9112 §9.6: a FIN ends what the client sends, not what it may read. Node's server, left to itself,
+    // aborted the pending requests and ended the socket: the client got nothing (HAProxy answers; nginx does not).
+    const { backend, waiting } = await startGatedBackend(t);
+    const hf = await startTestHoldfast(t, [backend.url], { log: { level: 'silent' } });
+    const client = await RawClient.connect(t, hf.port);
+    client.socket.end(bytes);
+    await until(() => [...hf.edge.registry.connections()].some((c) => c.clientEnded));
+    for (let i = 0; i < answers.length; i++) {
+      await until(() => waiting.length >= 1);
+      waiting.shift()!();
+    }
+    await client.waitEnd();
+    const responses = await client.readResponses(answers.length);
+    assert.deepEqual(
+      responses.map((r) => r.body.toString()),
+      answers,
+    );
+    assert.equal(responses.at(-1)!.headers.connection, 'close', 'the last answer says the connection ends');
+    for (const r of responses.slice(0, -1)) assert.notEqual(r.headers.connection, 'close');
+    assert.equal(client.pending.length, 0);
+  });
+}
+
+test('a client that half-closes inside its request head gets 400, and nothing is forwarded', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], { log: { level: 'silent' } });
+  const client = await RawClient.connect(t, hf.port);
+  client.socket.end('GET /a HTTP/1.1\r\nHost: x\r\n');
+  await client.waitEnd();
+  const res = await client.readResponse();
+  assert.equal(res.status, 400);
+  assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_MALFORMED_REQUEST');
+  assert.equal(backend.seen.length, 0);
 });

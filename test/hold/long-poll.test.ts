@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Channel, HttpResponseFormat } from '@fanoutio/grip';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient, type RawResponse } from '../helpers/raw.js';
-import { heldCount, publisherFor, publishRaw, startGripBackend } from './push-helpers.js';
+import { heldCount, publisherFor, publishRaw, startGripBackend, until } from './push-helpers.js';
 
 // Holdfast's timer wheel ticks on setInterval (250 ms) and reads Date.now(): fake both, keep sockets real.
 const T0 = 1_700_000_000_000;
@@ -142,4 +142,29 @@ test('long-poll: a prev-id equal to the channel\'s last id waits for the next pu
   await heldCount(hf, 1);
   await publisher.publishHttpResponse('cur', 'body-3', '3', '2');
   assert.equal((await client.readResponse()).body.toString(), 'body-3');
+});
+
+test('long-poll: a client that half-closes while held is dropped, not kept to its timeout', async (t) => {
+  // Plain requests are answered after a client's FIN (the edge allows half-open connections); a held client
+  // that closes its side is gone, and keeping it would hold a subscriber nobody reads until the timeout.
+  const backend = await longPollBackend(t, 60);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /poll HTTP/1.1\r\nHost: app.test\r\n\r\n');
+  await heldCount(hf, 1);
+  client.socket.end();
+  await client.waitEnd();
+  await until(() => hf.holds.heldCount === 0, 'the hold to be released');
+  assert.equal(await metricValue(hf, 'holdfast_held_connections', { transport: 'response' }), 0);
+});
+
+test('long-poll: a client whose FIN came with its request is never held', async (t) => {
+  const backend = await longPollBackend(t, 60);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.socket.end('GET /poll HTTP/1.1\r\nHost: app.test\r\n\r\n');
+  await client.waitEnd();
+  await until(() => backend.seen.length === 1, 'the backend to see the request');
+  assert.equal(hf.holds.heldCount, 0);
+  assert.equal((await metricValue(hf, 'holdfast_held_connections', { transport: 'response' })) ?? 0, 0);
 });
