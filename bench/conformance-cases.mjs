@@ -100,6 +100,15 @@ export const CASES = [
   { name: 'the HTTP/2 connection preface', bytes: 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', expect: 'refuse' },
   { name: 'Expect: 100-continue on a GET without a body', bytes: `GET /ok HTTP/1.1\r\n${H}Expect: 100-continue\r\nConnection: close\r\n\r\n`, expect: 'forward' },
   { name: 'Expect: something-else', bytes: `GET /ok HTTP/1.1\r\n${H}Expect: something-else\r\nConnection: close\r\n\r\n`, expect: 'refuse' },
+  // RFC 9112 §9.6: a client may half-close after its last request (HTTP/1.0 tools, `nc -N`, scripts); the
+  // answer is still owed. `halfClose` sends the bytes and FIN together; `/slow` answers after 200 ms.
+  { name: 'half-close right after the request', bytes: `GET /ok HTTP/1.1\r\n${H}\r\n`, halfClose: true, expect: 'either' },
+  { name: 'half-close, backend answers after 200 ms', bytes: `GET /slow HTTP/1.1\r\n${H}\r\n`, halfClose: true, expect: 'either' },
+  { name: 'half-close after two pipelined requests', bytes: `GET /ok HTTP/1.1\r\n${H}\r\nGET /ok2 HTTP/1.1\r\n${H}\r\n`, halfClose: true, expect: 'either', requests: 2 },
+  { name: 'half-close after an HTTP/1.0 request', bytes: 'GET /slow HTTP/1.0\r\n\r\n', halfClose: true, expect: 'either' },
+  { name: 'half-close after a POST', bytes: `POST /slow HTTP/1.1\r\n${H}Content-Length: 5\r\n\r\nhello`, halfClose: true, expect: 'either' },
+  { name: 'half-close inside the request head', bytes: `GET /ok HTTP/1.1\r\n${H}`, halfClose: true, expect: 'refuse' },
+  { name: 'half-close inside a Content-Length body', bytes: `POST /ok HTTP/1.1\r\n${H}Content-Length: 10\r\n\r\nhello`, halfClose: true, expect: 'refuse' },
   {
     name: 'pipelined: a body longer than Content-Length smuggling a second request',
     bytes: `POST /ok HTTP/1.1\r\n${H}Content-Length: 5\r\n\r\nhelloGET /smuggled HTTP/1.1\r\n${H}Connection: close\r\n\r\n`,

@@ -52,8 +52,11 @@ function startRecordingBackend(port) {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       seen.requests.push({ line: `${req.method} ${req.url} HTTP/${req.httpVersion}`, body: Buffer.concat(chunks).toString('latin1') });
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
-      res.end('ok');
+      // `/slow`: the answer comes after the client's FIN has reached the proxy (the half-close rows).
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
+        res.end('ok');
+      }, req.url?.startsWith('/slow') ? 200 : 0);
     });
   });
   server.maxHeadersCount = 0;
@@ -221,7 +224,7 @@ function flagResponse(c, results) {
 }
 
 /** Send `bytes` on a fresh connection; collect everything until the proxy closes or goes quiet. */
-function exchange(port, bytes) {
+function exchange(port, bytes, halfClose = false) {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     const chunks = [];
@@ -239,7 +242,8 @@ function exchange(port, bytes) {
       quiet = setTimeout(finish, QUIET_MS);
     };
     socket.on('connect', () => {
-      socket.write(Buffer.from(bytes, 'latin1'));
+      if (halfClose) socket.end(Buffer.from(bytes, 'latin1'));
+      else socket.write(Buffer.from(bytes, 'latin1'));
       arm();
     });
     socket.on('data', (c) => {
@@ -259,14 +263,18 @@ function exchange(port, bytes) {
 
 /** What the client got, in a few characters: the statuses in order, `-` for none, `x` if it was closed. */
 function describe(client, backend) {
-  const statuses = [...client.text.matchAll(/(?:^|\r\n)HTTP\/\d\.\d (\d{3})/g)].map((m) => m[1]);
+  // Anywhere, not only at a line start: a pipelined answer follows the previous body directly.
+  const statuses = [...client.text.matchAll(/HTTP\/\d\.\d (\d{3}) /g)].map((m) => m[1]);
   const forwarded = backend.requests.length > 0 || backend.bytes.length > 0 ? backend.requests.length || '?' : 0;
   const got = statuses.length === 0 ? '-' : statuses.join(',');
   return { statuses, forwarded, cell: `${got} fwd ${forwarded}${client.closed ? '' : ' open'}` };
 }
 
 function classify(d, c) {
-  if (d.forwarded === 0) return d.statuses.some((s) => Number(s) >= 400) ? 'refuse' : 'silent';
+  const refused = d.statuses.some((s) => Number(s) >= 400);
+  if (d.forwarded === 0) return refused ? 'refuse' : 'silent';
+  // Bytes but no complete request: a streamed body cut short, aborted before the backend could take it as whole.
+  if (d.forwarded === '?' && refused) return 'refuse';
   return d.forwarded === (c.requests ?? 1) && d.statuses.every((s) => s === '200') ? 'forward' : 'partial';
 }
 
@@ -313,7 +321,7 @@ async function requestHalf() {
   for (const c of cases) {
     const results = {};
     for (const [name, p] of Object.entries(proxies)) {
-      const client = await exchange(p.port, c.bytes);
+      const client = await exchange(p.port, c.bytes, c.halfClose === true);
       await new Promise((r) => setTimeout(r, 50)); // let a forwarded tail reach the backend
       const seen = backend.take();
       const d = describe(client, seen);
@@ -325,7 +333,7 @@ async function requestHalf() {
   const table = markdownTable(['case', 'RFC', 'holdfast', 'nginx', 'haproxy', 'flag'], rows);
   const flagged = rows.filter((r) => r[5] !== '').length;
   const text = `Requests:\n\n${table}\n\n${flagged} of ${rows.length} rows flagged. A cell is the statuses the client got, how many requests the backend` +
-    ' received (`?` when it got bytes it could not parse), and `open` when the proxy kept the connection after answering.';
+    ' received (`?` when it got bytes but no complete request), and `open` when the proxy kept the connection after answering.';
   if (opts.verbose) process.stdout.write(`\n${details.join('\n')}\n`);
   for (const p of Object.values(proxies)) await stopProcess(p.proc);
   backend.server.close();
