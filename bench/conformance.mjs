@@ -274,7 +274,9 @@ function classify(d, c) {
   const refused = d.statuses.some((s) => Number(s) >= 400);
   if (d.forwarded === 0) return refused ? 'refuse' : 'silent';
   // Bytes but no complete request: a streamed body cut short, aborted before the backend could take it as whole.
-  if (d.forwarded === '?' && refused) return 'refuse';
+  if (d.forwarded === '?' && d.statuses.some((s) => s.startsWith('4'))) return 'refuse';
+  // A peer that sent on what our permissive backend still could not parse (a method Node does not know) did forward it.
+  if (d.forwarded === '?') return 'forward';
   return d.forwarded === (c.requests ?? 1) && d.statuses.every((s) => s === '200') ? 'forward' : 'partial';
 }
 
