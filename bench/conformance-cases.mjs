@@ -96,6 +96,9 @@ export const CASES = [
   // Connection and persistence.
   { name: 'HTTP/1.0 with Connection: keep-alive', bytes: 'GET /ok HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', expect: 'forward' },
   { name: 'Connection naming an end-to-end field (X-Secret)', bytes: `GET /ok HTTP/1.1\r\n${H}X-Secret: s\r\nConnection: close, X-Secret\r\n\r\n`, expect: 'forward' },
+  // What a forwarded request carries (see --verbose): the client's X-Forwarded-For and Via extended, not replaced.
+  { name: 'X-Forwarded-For and Via from the client', bytes: `GET /ok HTTP/1.1\r\n${H}X-Forwarded-For: 203.0.113.7\r\nVia: 1.1 edge-cdn\r\nConnection: close\r\n\r\n`, expect: 'forward' },
+  { name: 'TE: trailers and Proxy-Connection from the client', bytes: `GET /ok HTTP/1.1\r\n${H}TE: trailers\r\nProxy-Connection: keep-alive\r\nConnection: close, TE\r\n\r\n`, expect: 'forward' },
   { name: 'an h2c upgrade (not WebSocket)', bytes: `GET /ok HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n`, expect: 'forward' },
   { name: 'the HTTP/2 connection preface', bytes: 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', expect: 'refuse' },
   { name: 'Expect: 100-continue on a GET without a body', bytes: `GET /ok HTTP/1.1\r\n${H}Expect: 100-continue\r\nConnection: close\r\n\r\n`, expect: 'forward' },
@@ -147,6 +150,8 @@ export const RESPONSE_CASES = [
   { name: 'bytes after a Content-Length body', bytes: `${OK}Content-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmugl`, expect: 'relay' },
   { name: '204 with a body', bytes: 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello', expect: 'either' },
   { name: '304 with Content-Length and no body', bytes: 'HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n', expect: 'relay' },
+  // An HTTP/1.0 client cannot read chunked: the body must reach it close-delimited (or with a length).
+  { name: 'chunked, to an HTTP/1.0 client', http10: true, bytes: `${OK}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`, expect: 'relay' },
   { name: 'HEAD answered with Content-Length', head: true, bytes: `${OK}Content-Length: 5\r\n\r\n`, expect: 'relay' },
   { name: '103 Early Hints before the 200', bytes: `HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n${OK}Content-Length: 5\r\n\r\nhello`, expect: 'relay' },
   { name: 'an unasked 100 Continue before the 200', bytes: `HTTP/1.1 100 Continue\r\n\r\n${OK}Content-Length: 5\r\n\r\nhello`, expect: 'relay' },

@@ -178,7 +178,7 @@ async function responseExchange(port, c) {
       await new Promise((r) => setTimeout(r, QUIET_MS));
     }
   };
-  socket.write(`${c.head ? 'HEAD' : 'GET'} /case HTTP/1.1\r\nHost: example.test\r\n\r\n`);
+  socket.write(`${c.head ? 'HEAD' : 'GET'} /case HTTP/1.${c.http10 ? 0 : 1}\r\nHost: example.test\r\n\r\n`);
   await settle();
   const first = parseResponses(Buffer.concat(received).toString('latin1'), c.head === true, closed);
   received.length = 0;
