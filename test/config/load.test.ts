@@ -274,6 +274,13 @@ test('unparseable files are config errors naming the file', (t) => {
     tempFile(t, 'tabs.yaml', 'limits:\n\tmaxConnections: 5\n'),
     tempFile(t, 'list.yaml', '- http://127.0.0.1:1\n'),
     tempFile(t, 'scalar.json', '42'),
+    // A "billion laughs" alias bomb: refused by the YAML parser's alias budget, never expanded.
+    tempFile(
+      t,
+      'bomb.yaml',
+      ['a: &a [x, x, x, x, x, x, x, x, x]', ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(', ')}]`)].join('\n'),
+    ),
+    tempFile(t, 'binary.yaml', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)).toString('latin1')),
   ];
   for (const file of cases) {
     const issues = issuesOf(() => loadConfig({ file, flags: { backend: [BACKEND] } }));
