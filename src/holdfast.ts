@@ -83,7 +83,13 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings changed but apply only after a restart');
     current = applied;
   };
-  const control = new ControlServer({ metrics, publish: publisher, isReady: () => !edge.draining, reload });
+  const control = new ControlServer({
+    metrics,
+    publish: publisher,
+    isReady: () => !edge.draining,
+    reload,
+    timeouts: config.timeouts,
+  });
 
   const listenAt = parseHostPort(config.listen)!;
   const controlAt = parseHostPort(config.control)!;

@@ -10,6 +10,8 @@ export interface ControlDeps {
   isReady(): boolean;
   /** Reload the configuration; throws a ConfigError (nothing changed) when the new one is bad. */
   reload?: () => void;
+  /** The client side's head and body deadlines, applied here too (a publisher is a client like any other). */
+  timeouts: { requestHeadMs: number; requestBodyStallMs: number };
 }
 
 /**
@@ -22,15 +24,27 @@ export class ControlServer {
 
   constructor(deps: ControlDeps) {
     this.#deps = deps;
-    this.server = createServer((req, res) => {
-      this.#handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) {
-          res.writeHead(500, { 'content-type': 'text/plain' });
-          res.end(`internal error: ${(err as Error).message}\n`);
-        } else res.destroy();
-      });
+    const { requestHeadMs, requestBodyStallMs } = deps.timeouts;
+    this.server = createServer(
+      {
+        // Node's defaults (60 s for a head, 300 s for a request, checked every 30 s) would let a slow client
+        // hold a control connection for minutes; publish bodies are small, so head plus one stall is plenty.
+        headersTimeout: requestHeadMs,
+        requestTimeout: requestHeadMs + requestBodyStallMs,
+        connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(requestHeadMs / 4))),
+        keepAliveTimeout: 5_000,
+      },
+      (req, res) => this.#onRequest(req, res),
+    );
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.#handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`internal error: ${(err as Error).message}\n`);
+      } else res.destroy();
     });
-    this.server.keepAliveTimeout = 5_000;
   }
 
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {

@@ -6,6 +6,7 @@ import { SignJWT } from 'jose';
 import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
+import { trickleUntilCut } from '../helpers/trickle.js';
 import { HeldStream, heldCount, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
@@ -207,4 +208,28 @@ test('publish auth: js-grip\'s Bearer key, JWT (control_iss + key) and Basic are
     assert.equal(res.headers.get('x-holdfast-error'), 'HF_ERR_PUBLISH_UNAUTHORIZED', authorization);
   }
   assert.equal(await metricValue(hf, 'holdfast_messages_published_total'), 3);
+});
+
+test('control listener: a slowloris head and a stalled publish body are cut near the client-side deadlines, publishing nothing', async (t) => {
+  const HEAD_MS = 500;
+  const STALL_MS = 300;
+  const hf = await gateway(t, { timeouts: { requestHeadMs: HEAD_MS, requestBodyStallMs: STALL_MS }, log: { level: 'silent' } });
+  const port = Number(new URL(hf.controlUrl).port);
+  // Node's own defaults here were 60 s for a head and 300 s for a request, checked every 30 s.
+  const slowHead = await RawClient.connect(t, port);
+  const head = Buffer.from(`POST /publish/ HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(200)}\r\n\r\n`);
+  const cut = await trickleUntilCut(t, slowHead, head);
+  assert.ok(cut.sent < head.length, 'cut before the head was complete');
+  assert.equal((await slowHead.readResponse()).status, 408);
+  assert.ok(cut.elapsed < 2_500, `cut near requestHeadMs, not Node's 30 s check (${cut.elapsed} ms)`);
+
+  const stalled = await RawClient.connect(t, port);
+  const item = JSON.stringify({ items: [streamItem('c', 'LEAK')] });
+  stalled.write(`POST /publish/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${item.length}\r\n\r\n`);
+  stalled.write(item.slice(0, 10));
+  const started = Date.now();
+  await stalled.waitEnd();
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed < 3_000, `a stalled body is cut near requestHeadMs + requestBodyStallMs (${elapsed} ms)`);
+  assert.equal((await metricValue(hf, 'holdfast_messages_published_total')) ?? 0, 0);
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
+import { trickleUntilCut } from '../helpers/trickle.js';
 
 // Small real timeouts, not a fake clock: Node's header deadline is checked by a timer in C++ that fake timers
 // cannot move. Bounds below are loose on purpose: they prove the cut happens, and happens because of the
@@ -274,16 +275,3 @@ test('a backend reading an upload slowly is not the client stalling: no 408', as
  * Send `head` a byte every 20 ms (the attacker's pace: a 200-byte head would take over 4 s) until the server
  * ends the connection. Returns how long that took and how many bytes went out.
  */
-async function trickleUntilCut(t: TestContext, client: RawClient, head: Buffer): Promise<{ elapsed: number; sent: number }> {
-  const started = Date.now();
-  let sent = 0;
-  const trickle = setInterval(() => {
-    if (client.ended || sent >= head.length) return clearInterval(trickle);
-    client.write(head.subarray(sent, sent + 1));
-    sent++;
-  }, 20);
-  t.after(() => clearInterval(trickle));
-  await client.waitEnd();
-  clearInterval(trickle);
-  return { elapsed: Date.now() - started, sent };
-}
