@@ -99,9 +99,23 @@ export function checkRequest(req: IncomingMessage, maxHeaderFields: number): Che
     // RFC 9112 §3.2.4: OPTIONS with an empty path and no query means the server, and the last proxy before
     // the origin server MUST send it as `*` (URL would turn the empty path into `/`).
     if (req.method === 'OPTIONS' && EMPTY_PATH_ABSOLUTE_FORM.test(url)) return { target: '*', hasBody };
-    return { target: `${parsed.pathname}${parsed.search}`, hasBody };
+    return { target: originFormOf(url), hasBody };
   }
   return refuse('HF_ERR_BAD_TARGET', 'the request target must be origin-form (/path), absolute-form, or * for OPTIONS');
+}
+
+/**
+ * The path and query of an absolute-form target exactly as the client sent them, as nginx and HAProxy forward
+ * them. URL's pathname would rewrite them first: dot segments removed (`/a/%2e%2e/b` became `/b`) and `\`
+ * turned into `/`, so the backend would get another resource than the one asked for, and the origin-form of
+ * the same request.
+ */
+function originFormOf(absolute: string): string {
+  const authorityStart = absolute.indexOf('//') + 2;
+  const pathStart = absolute.slice(authorityStart).search(/[/?]/);
+  if (pathStart < 0) return '/';
+  const rest = absolute.slice(authorityStart + pathStart);
+  return rest.startsWith('?') ? `/${rest}` : rest;
 }
 
 /** `http://authority` with nothing after the authority: no path, no query. */

@@ -379,6 +379,27 @@ test('HTTP/1.0 without Host is forwarded', async (t) => {
   );
 });
 
+test('an absolute-form target is forwarded with its path and query exactly as sent, not normalised', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  const cases = [
+    ['http://example.test/a/%2e%2e/b?q=%41', '/a/%2e%2e/b?q=%41'],
+    ['http://example.test/a/./b//c', '/a/./b//c'],
+    ['http://example.test/a\\b', '/a\\b'],
+    ['http://example.test?x=1', '/?x=1'],
+    ['http://example.test', '/'],
+  ];
+  for (const [target] of cases) {
+    client.write(`GET ${target!} HTTP/1.1\r\nHost: example.test\r\n\r\n`);
+    assert.equal((await client.readResponse()).status, 200, target);
+  }
+  assert.deepEqual(
+    backend.seen.map((r) => r.url),
+    cases.map(([, forwarded]) => forwarded),
+  );
+});
+
 test('an absolute-form target matching Host is forwarded in origin-form', async (t) => {
   const backend = await startBackend(t);
   const hf = await startTestHoldfast(t, [backend.url]);
