@@ -44,6 +44,7 @@ export const CASES = [
   { name: 'HTTP/3.0', bytes: `GET /ok HTTP/3.0\r\n${H}Connection: close\r\n\r\n`, expect: 'refuse' },
   { name: 'a CR alone ending the request line', bytes: `GET /ok HTTP/1.1\r${H}Connection: close\r\n\r\n`, expect: 'refuse' },
   { name: 'authority-form with GET', bytes: `GET example.test:80 HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, expect: 'refuse' },
+  { name: 'absolute-form with a dot segment (see --verbose: forwarded as sent?)', bytes: `GET http://example.test/a/%2e%2e/b HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, expect: 'forward' },
   { name: 'absolute-form with userinfo', bytes: `GET http://user@example.test/ok HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, expect: 'either' },
   { name: 'absolute-form with an ftp scheme', bytes: `GET ftp://example.test/ok HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, expect: 'either' },
   { name: 'a request line of only spaces', bytes: '   \r\n\r\n', expect: 'refuse' },
