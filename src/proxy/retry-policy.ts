@@ -20,6 +20,9 @@ const CONNECT_ERRORS = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
+/** undici's messages for an interim or upgrade answer it refuses (client-h1.js onHeadersComplete). */
+const UNDICI_BAD_RESPONSE = new Set(['bad response', 'bad upgrade']);
+
 /** The connection broke under the request. */
 const RESET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'ECONNABORTED']);
 
@@ -75,6 +78,23 @@ export function classifyUpstreamError(backend: string, err: unknown, responseSta
   if (code === 'UND_ERR_BODY_TIMEOUT') {
     return {
       error: new UpstreamError('HF_ERR_UPSTREAM_BODY_TIMEOUT', 504, backend, 'stalled while sending the response', err),
+      notSent: false,
+      staleReusedSocket: false,
+      healthFailure: true,
+    };
+  }
+  if (code === 'UND_ERR_SOCKET' && UNDICI_BAD_RESPONSE.has(e.message)) {
+    // undici's SocketError for an answer it will not take: a 100 it did not ask for (it never sends Expect),
+    // or a 101 to a plain request. The backend answered, wrongly: a bad response, not a reset, and the
+    // request is not re-sent as if the socket had gone stale (the bytes it read were this answer's).
+    return {
+      error: new UpstreamError(
+        'HF_ERR_UPSTREAM_BAD_RESPONSE',
+        502,
+        backend,
+        `sent an answer the request did not allow (${e.message}: an unasked 100 Continue or 101)`,
+        err,
+      ),
       notSent: false,
       staleReusedSocket: false,
       healthFailure: true,
