@@ -1,10 +1,11 @@
 import type { Socket } from 'node:net';
 import './undici-global-guard.js';
-import { Pool, buildConnector } from 'undici';
+import { buildConnector, type Pool } from 'undici';
 import type { HoldfastConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { holdWriteErrors } from './held-write-errors.js';
+import { createMruPool } from './mru-pool.js';
 import { dispatchUnpooled, type UnpooledHandler, type UnpooledRequest, type UnpooledServer } from './unpooled-request.js';
 
 /** Set on a backend socket's errors: how many response bytes the socket had read before it failed. */
@@ -82,7 +83,8 @@ export class Backend {
     this.#deps = deps;
     this.#options = options;
     const { upstream, timeouts } = deps.config;
-    this.pool = new Pool(origin, {
+    // Most recently used connection first (mru-pool.ts), as nginx and HAProxy reuse theirs.
+    this.pool = createMruPool(origin, {
       // One more than the concurrency cap, so an active health check never waits behind traffic.
       connections: options.maxConcurrent + (options.activeChecks === null ? 0 : 1),
       // One request per backend connection at a time: a backend connection is never pipelined, so a failure

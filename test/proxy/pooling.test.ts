@@ -145,3 +145,31 @@ test('concurrent load over several backends stays balanced', async (t) => {
     assert.equal(await metricValue(hf, 'holdfast_upstream_connections_total', { backend: b.url }), b.connections);
   }
 });
+
+test('the most recently used backend connection is reused first, not the oldest idle one', async (t) => {
+  // Three requests held at once open three backend connections. They are answered in the order 3, 1, 2, so
+  // connection 2 is freed last and connection 3 first; each later request must go to the connection freed
+  // most recently (undici's own Pool would take the first free connection in the order they were opened).
+  const waiting = new Map<string, () => void>();
+  const backend = await startBackend(t, async (req, res) => {
+    if (req.url!.startsWith('/hold')) await new Promise<void>((resolve) => waiting.set(req.url!, resolve));
+    res.end(`${req.url}\n`);
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const held = ['/hold1', '/hold2', '/hold3'].map((path) => request(`${hf.url}${path}`).then((r) => r.body.text()));
+  while (waiting.size < 3) await new Promise((resolve) => setImmediate(resolve));
+  const connectionOf = (path: string) => backend.seen.find((r) => r.url === path)!.connection;
+  for (const path of ['/hold3', '/hold1', '/hold2']) {
+    waiting.get(path)!();
+    // Each answer reaches the client before the next is released, so the order of freeing is known.
+    await held[Number(path.slice(-1)) - 1];
+  }
+  assert.equal(backend.connections, 3);
+  const lastFreed = connectionOf('/hold2');
+  for (let i = 0; i < 3; i++) {
+    const res = await request(`${hf.url}/next${i}`);
+    await res.body.text();
+    assert.equal(connectionOf(`/next${i}`), lastFreed, `request ${i} went to the connection freed last`);
+  }
+  assert.equal(backend.connections, 3, 'no new connection was opened');
+});
