@@ -7,7 +7,7 @@ import type { Metrics } from '../observe/metrics.js';
 import { kExchange, type ProxyExchange } from '../proxy/exchange.js';
 import type { Forwarder } from '../proxy/forwarder.js';
 import { BodyStallWatch } from './body-stall.js';
-import { ClientConnection, kConnection, type EdgeContext } from './connection.js';
+import { ClientConnection, kConnection, PIPELINE_PAUSE_DEPTH, type EdgeContext } from './connection.js';
 import { rawErrorResponse, sendErrorResponse } from './error-response.js';
 import { ConnectionRegistry } from './registry.js';
 import { checkRequest } from './request-checks.js';
@@ -167,6 +167,7 @@ export class Edge implements EdgeContext {
     this.registry.markBusy(conn);
     res[kConnection] = conn;
     res.on('close', responseOnClose); // `on`: close comes once, and once() costs a wrapper per response
+    if (conn.pendingResponses >= PIPELINE_PAUSE_DEPTH) conn.pauseReading();
     // After an answer that closes the connection, later pipelined requests are never forwarded.
     if (conn.closing) return;
     if (conn.refusal !== null) {

@@ -124,3 +124,42 @@ test('a request Holdfast refuses mid-pipeline (duplicate Host) stops the pipelin
     ['/ok'],
   );
 });
+
+test('a deep pipeline sent without waiting is parsed only a read ahead of its answers, then answered in full and in order', async (t) => {
+  // Node parses every request of every read at once (~2 KB each until answered): 200,000 tiny GETs sent in
+  // one go once held 390 MB. Past 64 unanswered requests Holdfast stops reading the connection until the
+  // answers catch up, so at most one more read (64 KiB) lands.
+  const COUNT = 10_000;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const backend = await startBackend(t, async (req, res) => {
+    await released;
+    res.end(req.url);
+  });
+  const hf = await startTestHoldfast(t, [backend.url], {
+    limits: { maxRequestsPerConnection: 0 },
+    log: { level: 'silent' },
+  });
+  const client = await RawClient.connect(t, hf.port);
+  let bytes = '';
+  for (let i = 0; i < COUNT; i++) bytes += `GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  client.write(bytes);
+  const depth = (): number => [...hf.edge.registry.connections()][0]?.pendingResponses ?? 0;
+  // Parsing has stopped once the depth holds still for a while (a bounded wait, not a timing assertion).
+  let last = -1;
+  let still = 0;
+  while (still < 2_000) {
+    await new Promise((resolve) => setImmediate(resolve));
+    const now = depth();
+    still = now === last && now > 0 ? still + 1 : 0;
+    last = now;
+  }
+  assert.ok(last <= 64 + Math.ceil(65_536 / 28), `parsed ahead: ${last} of ${COUNT}`);
+  release();
+  const responses = await client.readResponses(COUNT);
+  assert.deepEqual(
+    responses.map((r) => r.body.toString()),
+    Array.from({ length: COUNT }, (_, i) => `/${i}`),
+  );
+  assert.equal(backend.seen.length, COUNT);
+});
