@@ -7,6 +7,7 @@
 //   node http-proxy-bench.mjs                 the full matrix, appended to RESULTS.md
 //   node http-proxy-bench.mjs --profile       Holdfast alone under --cpu-prof, small body at 50 connections
 //        [--profile-size 10k] [--profile-conns 1]  another cell
+//        [--profile-target node-http-undici]        a minimal proxy instead (node-llhttp-undici, node-floor)
 //   options: --duration S (8) --warmup S (2) --no-record (do not append to RESULTS.md)
 //            --sizes small,10k --conns 1,50 (one cell or a few)
 //            --targets holdfast,node-http-undici,node-llhttp-undici,node-floor,nginx,haproxy,http-proxy
@@ -65,6 +66,8 @@ const { values: opts } = parseArgs({
     profile: { type: 'boolean', default: false },
     'profile-size': { type: 'string', default: 'small' },
     'profile-conns': { type: 'string', default: '50' },
+    // Profile a minimal proxy instead, to set its layers beside Holdfast's.
+    'profile-target': { type: 'string', default: 'holdfast' },
     duration: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '2' },
     'no-record': { type: 'boolean', default: false },
@@ -142,18 +145,19 @@ async function verifyBodies(target) {
  * A minimal proxy from bench/lib (node-floor, node-http-undici, node-llhttp-undici; see README.md):
  * `node FILE PORT BACKEND_PORT`, no V8 flags, like http-proxy.
  */
-function startMinimalProxy({ name, script, dir, port, backendPort, cpu }) {
+function startMinimalProxy({ name, script, dir, port, backendPort, cpu, nodeArgs = [] }) {
   mkdirSync(dir, { recursive: true });
   return startProcess({
     name,
     command: process.execPath,
-    args: [join(benchDir, 'lib', script), String(port), String(backendPort)],
+    args: [...nodeArgs, join(benchDir, 'lib', script), String(port), String(backendPort)],
     cpu,
     logFile: join(dir, 'out.log'),
   });
 }
 
-async function startTargets(be, nodeArgs = [], only = null) {
+/** `nodeArgs` go to Holdfast, `minimalNodeArgs` to the minimal Node proxies (a profile of one of them). */
+async function startTargets(be, nodeArgs = [], only = null, minimalNodeArgs = []) {
   const targets = [{ name: 'direct', url: be.origin, proc: be.proc }];
   const want = (name) => only === null || only.includes(name);
   const backendPort = be.port;
@@ -166,17 +170,17 @@ async function startTargets(be, nodeArgs = [], only = null) {
   }
   if (want('node-floor')) {
     const port = await freePort();
-    const proc = startMinimalProxy({ name: 'node-floor', script: 'node-floor-proxy.mjs', dir: join(runDir, 'node-floor'), port, backendPort, cpu: PROXY_CPU });
+    const proc = startMinimalProxy({ name: 'node-floor', script: 'node-floor-proxy.mjs', dir: join(runDir, 'node-floor'), port, backendPort, cpu: PROXY_CPU, nodeArgs: minimalNodeArgs });
     targets.push({ name: 'node-floor', url: `http://127.0.0.1:${port}`, proc });
   }
   if (want('node-http-undici')) {
     const port = await freePort();
-    const proc = startMinimalProxy({ name: 'node-http-undici', script: 'node-http-undici-proxy.mjs', dir: join(runDir, 'node-http-undici'), port, backendPort, cpu: PROXY_CPU });
+    const proc = startMinimalProxy({ name: 'node-http-undici', script: 'node-http-undici-proxy.mjs', dir: join(runDir, 'node-http-undici'), port, backendPort, cpu: PROXY_CPU, nodeArgs: minimalNodeArgs });
     targets.push({ name: 'node-http-undici', url: `http://127.0.0.1:${port}`, proc });
   }
   if (want('node-llhttp-undici')) {
     const port = await freePort();
-    const proc = startMinimalProxy({ name: 'node-llhttp-undici', script: 'node-llhttp-undici-proxy.mjs', dir: join(runDir, 'node-llhttp-undici'), port, backendPort, cpu: PROXY_CPU });
+    const proc = startMinimalProxy({ name: 'node-llhttp-undici', script: 'node-llhttp-undici-proxy.mjs', dir: join(runDir, 'node-llhttp-undici'), port, backendPort, cpu: PROXY_CPU, nodeArgs: minimalNodeArgs });
     targets.push({ name: 'node-llhttp-undici', url: `http://127.0.0.1:${port}`, proc });
   }
   if (want('nginx')) {
@@ -266,15 +270,22 @@ async function matrix() {
   return rows;
 }
 
+const PROFILABLE = ['holdfast', 'node-http-undici', 'node-llhttp-undici', 'node-floor'];
+
 async function profile() {
+  const name = opts['profile-target'];
+  if (!PROFILABLE.includes(name)) throw new Error(`--profile-target must be one of ${PROFILABLE.join(', ')}`);
   rmSync(profDir, { recursive: true, force: true });
   mkdirSync(profDir, { recursive: true });
   const be = await backend();
-  const targets = await startTargets(be, [...holdfastNodeArgs, '--cpu-prof', '--cpu-prof-dir', profDir], ['holdfast']);
-  const holdfast = targets.find((t) => t.name === 'holdfast');
-  const row = await measure(holdfast, opts['profile-size'], Number(opts['profile-conns']), be);
-  // The profile is written when the process exits; Holdfast exits 0 after draining on SIGTERM.
-  await stopProcess(holdfast.proc);
+  const profArgs = ['--cpu-prof', '--cpu-prof-dir', profDir];
+  const targets = name === 'holdfast'
+    ? await startTargets(be, [...holdfastNodeArgs, ...profArgs], ['holdfast'])
+    : await startTargets(be, [], [name], profArgs);
+  const target = targets.find((t) => t.name === name);
+  const row = await measure(target, opts['profile-size'], Number(opts['profile-conns']), be);
+  // The profile is written when the process exits; each of these exits 0 on SIGTERM.
+  await stopProcess(target.proc);
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
   if (file === undefined) throw new Error(`no .cpuprofile in ${profDir}`);
   return { row, file: join(profDir, file), summary: summarizeProfile(join(profDir, file)) };
@@ -298,13 +309,16 @@ async function main() {
       ['self %', 'self ms', 'function', 'where'],
       summary.entries.slice(0, 15).map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(0), e.name, e.where]),
     );
+    // A layer's share of the profile times the process's measured CPU per request: comparable across targets.
+    const usPerRequest = row.cpu?.usPerRequest ?? 0;
     const layers = markdownTable(
-      ['self %', 'self ms', 'layer'],
-      layersOf(summary).map((l) => [l.selfPct.toFixed(1), l.selfMs.toFixed(0), l.layer]),
+      ['self %', 'self ms', 'us/req', 'layer'],
+      layersOf(summary).map((l) => [l.selfPct.toFixed(1), l.selfMs.toFixed(0), ((l.selfPct / 100) * usPerRequest).toFixed(1), l.layer]),
     );
-    const text = `Holdfast under --cpu-prof, ${opts['profile-size']} body, ${opts['profile-conns']} connections: ${Math.round(row.rps)} req/s (the profiler costs some)` +
+    const text = `${opts['profile-target']} under --cpu-prof, ${opts['profile-size']} body, ${opts['profile-conns']} connections: ${Math.round(row.rps)} req/s,` +
+      ` ${usPerRequest.toFixed(1)} us of CPU per request (the profiler costs some)` +
       `\n${summary.totalMs.toFixed(0)} ms sampled, ${summary.idleMs.toFixed(0)} ms idle; self % is of busy time` +
-      ` (includes start-up, warm-up and shutdown)\n\n${top}\n\nBy layer:\n\n${layers}\n`;
+      ` (includes start-up, warm-up and shutdown); us/req is that share of the measured CPU per request\n\n${top}\n\nBy layer:\n\n${layers}\n`;
     process.stdout.write(`\n${text}`);
     if (!opts['no-record']) {
       appendResults(resultsFile, `## ${startedAt.toISOString().slice(0, 10)}: CPU profile\n\nCommand: \`cd bench && ${commandLine()}\`\n\n${env}\n\n${text}`);
