@@ -36,6 +36,18 @@ export function treeCpuUs(pid) {
   return [pid, ...childrenOf(pid)].reduce((sum, p) => sum + pidTicks(p), 0) * TICK_US;
 }
 
+/** Resident memory (VmRSS) of a process and its descendants, in KiB; 0 for a process that is gone. */
+export function treeRssKiB(pid) {
+  return [pid, ...childrenOf(pid)].reduce((sum, p) => {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      return sum + (m ? Number(m[1]) : 0);
+    } catch {
+      return sum;
+    }
+  }, 0);
+}
+
 /**
  * Minor page faults (field 10) of a process and its descendants: a page the process touches after the
  * allocator gave it back to the kernel comes back this way, so a rate per request shows allocator churn.
