@@ -17,8 +17,8 @@ export const kConnection = Symbol('holdfast.connection');
 
 /**
  * Pipelined requests parsed ahead of their answers. Node parses every request in a read as it arrives, and
- * each costs ~2 KB until answered: a client that pipelines without reading made the process hold 390 MB for
- * 200,000 tiny GETs sent at once. nginx and HAProxy read a pipeline one request at a time. Past PAUSE_DEPTH the
+ * each costs ~2 KB until answered: a client that pipelines without reading grew the process by 386 MiB in 8 s
+ * (bench/pipeline-flood.mjs). nginx and HAProxy read a pipeline one request at a time. Past PAUSE_DEPTH the
  * connection is not read until its answers are back down to RESUME_DEPTH. Node's parser finishes the read in
  * progress first, so one read (64 KiB, at most ~3,600 minimal requests) can still land: that is the bound,
  * a few megabytes per connection, where there was none.
