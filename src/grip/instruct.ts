@@ -1,4 +1,6 @@
 import { HoldfastError } from '../errors.js';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
+import { isWritableText } from '../proxy/headers.js';
 import { param, parseHeaderItems } from './header-params.js';
 
 /** What a held client subscribes to. */
@@ -115,6 +117,7 @@ export function parseInstruct(code: number, reason: string, headers: readonly st
     if (!match || Number(match[1]) < 100) throw new GripInstructError('Grip-Status contains an invalid status code');
     instruct.response.code = Number(match[1]);
     instruct.response.reason = match[2] ?? '';
+    if (!isWritableText(instruct.response.reason)) throw new GripInstructError('Grip-Status contains a control character');
   }
   for (const value of headerValues(headers, 'grip-link')) {
     const items = parseHeaderItems(value);
@@ -292,6 +295,7 @@ function applyJsonInstruct(instruct: Instruct, body: Buffer): void {
     }
     if (r.reason !== undefined) {
       if (typeof r.reason !== 'string') throw new GripInstructError("response contains 'reason' with wrong type");
+      if (!isWritableText(r.reason)) throw new GripInstructError("response 'reason' contains a control character");
       instruct.response.reason = r.reason;
     }
     if (r.headers !== undefined) instruct.response.headers = jsonHeaders(r.headers, 'response');
@@ -307,16 +311,30 @@ export function jsonHeaders(value: unknown, where: string): string[] {
       if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
         throw new GripInstructError(`${where} headers must be [name, value] string pairs`);
       }
-      out.push(pair[0], pair[1]);
+      out.push(checkedField(pair[0], pair[1], where), pair[1]);
     }
     return out;
   }
   if (!isObject(value)) throw new GripInstructError(`${where} contains 'headers' with wrong type`);
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== 'string') throw new GripInstructError(`${where} header '${k}' must be a string`);
-    out.push(k, v);
+    out.push(checkedField(k, v, where), v);
   }
   return out;
+}
+
+/**
+ * A header from JSON that Node could not write (a name that is no token, a CR or LF in a value) is refused
+ * here, where the one who sent it gets the error: at delivery it would cut the held client's connection.
+ */
+function checkedField(name: string, value: string, where: string): string {
+  try {
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
+  } catch {
+    throw new GripInstructError(`${where} header ${JSON.stringify(name.slice(0, 64))} is not a valid HTTP field`);
+  }
+  return name;
 }
 
 /** `key` as text or `key-bin` as base64, the pair every GRIP content field comes in. */

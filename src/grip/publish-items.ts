@@ -1,4 +1,5 @@
 import { HoldfastError } from '../errors.js';
+import { isWritableText } from '../proxy/headers.js';
 import { GripInstructError, contentOf, jsonHeaders } from './instruct.js';
 
 export interface HttpResponseFormat {
@@ -138,6 +139,7 @@ function parseHttpResponse(raw: unknown): HttpResponseFormat {
     }
   }
   if (raw.reason !== undefined && typeof raw.reason !== 'string') throw itemError("http-response 'reason' must be a string");
+  if (raw.reason !== undefined && !isWritableText(raw.reason)) throw itemError("http-response 'reason' contains a control character");
   return {
     action,
     code,

@@ -10,7 +10,7 @@ import type { BackendGroup, GroupRequest } from './group.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import { isGripResponse } from '../grip/instruct.js';
 import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js';
-import { clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders } from './headers.js';
+import { clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders, writableReason } from './headers.js';
 import type { CheckedRequest } from '../edge/request-checks.js';
 import { classifyUpstreamError, mayRetry } from './retry-policy.js';
 import type { UnpooledHandler } from './unpooled-request.js';
@@ -244,11 +244,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     this.res.writeContinue();
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, backendReason: string): boolean {
     // 1xx: undici never sees a 100 (it sends no Expect; the unpooled path relays 100 through onContinue);
     // the others are not relayed.
     if (statusCode < 200) return true;
     this.#resume = resume;
+    const statusText = writableReason(backendReason);
     const headers = clientResponseHeaders(rawHeaders);
     const holds = this.forwarder.holds;
     if (holds !== null && isGripResponse(headers)) {

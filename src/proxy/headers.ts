@@ -115,6 +115,23 @@ export function clientResponseHeaders(rawHeaders: readonly Buffer[]): string[] {
   return kept;
 }
 
+/** What Node writes in a status line's reason phrase (and in a field value): HTAB, SP, VCHAR, obs-text. */
+const UNWRITABLE_TEXT = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * RFC 9112 §4: the reason phrase is informational, and a client should ignore it. A backend's phrase carrying a
+ * control byte would make Node refuse the whole status line (the client got a cut connection), so it is
+ * replaced by Node's standard phrase, as nginx and HAProxy relay such answers.
+ */
+export function writableReason(reason: string): string {
+  return UNWRITABLE_TEXT.test(reason) ? '' : reason;
+}
+
+/** A reason phrase or field value Node can write as it is. */
+export function isWritableText(text: string): boolean {
+  return !UNWRITABLE_TEXT.test(text);
+}
+
 /** Case-insensitive lookup of the first value of `name` in a flat raw header list. */
 export function rawHeaderValue(rawHeaders: readonly string[], name: string): string | undefined {
   for (let i = 0; i < rawHeaders.length; i += 2) {

@@ -96,6 +96,10 @@ const MALFORMED: [string, string[], string?][] = [
   ['JSON: response code not a number', ['Content-Type', 'application/grip-instruct'], '{"response":{"code":"abc"}}'],
   ['JSON: response headers a string', ['Content-Type', 'application/grip-instruct'], '{"response":{"headers":"x: y"}}'],
   ['JSON: response body a number', ['Content-Type', 'application/grip-instruct'], '{"response":{"body":5}}'],
+  // Fields Node could not write: they would cut the client's connection at delivery instead.
+  ['JSON: response header name with a space', ['Content-Type', 'application/grip-instruct'], '{"response":{"headers":{"Bad Name":"v"}}}'],
+  ['JSON: response header value with a line break', ['Content-Type', 'application/grip-instruct'], '{"response":{"headers":[["X-A","a\\r\\nX-Injected: 1"]]}}'],
+  ['JSON: response reason with a control character', ['Content-Type', 'application/grip-instruct'], '{"response":{"code":200,"reason":"O\\u0001K"}}'],
 ];
 
 test('malformed instructions: each is 502 HF_ERR_GRIP_INSTRUCT to the client, nothing held', async (t) => {

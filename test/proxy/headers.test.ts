@@ -4,6 +4,7 @@ import { test, type TestContext } from 'node:test';
 import { startBackend } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
 import { listen } from '../helpers/listen.js';
+import { startRawBackend } from '../helpers/raw-backend.js';
 import { RawClient } from '../helpers/raw.js';
 
 /** Lower-cased header names a backend got, in order. */
@@ -204,4 +205,29 @@ test('a Content-Length response passes through with its length and no framing of
   assert.notEqual(res.headers['keep-alive'], 'timeout=9');
   assert.equal(res.body.toString(), 'hello');
   assert.equal(backend.heads.length, 1);
+});
+
+test('a backend reason phrase with a control byte: the answer is relayed with the standard phrase, streamed or gathered', async (t) => {
+  // Node refuses to write such a status line, and the client used to get a cut connection; nginx and HAProxy
+  // relay the answer (RFC 9112 §4: a client ignores the reason phrase anyway).
+  const backend = await startRawBackend(t, (socket, head) => {
+    const path = head.split(' ')[1]!;
+    if (path === '/gathered') socket.write('HTTP/1.1 200 O\x01K\r\nContent-Length: 5\r\n\r\nhello');
+    else if (path === '/streamed') socket.write('HTTP/1.1 200 O\x01K\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+    else socket.write(`HTTP/1.1 404 Not\x7fFound\r\nContent-Length: 0\r\n\r\n`);
+  });
+  const hf = await startTestHoldfast(t, [backend.url], { log: { level: 'silent' } });
+  const client = await RawClient.connect(t, hf.port);
+  for (const path of ['/gathered', '/streamed']) {
+    client.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const res = await client.readResponse();
+    assert.equal(res.status, 200, path);
+    assert.equal(res.reason, 'OK', path);
+    assert.equal(res.body.toString(), 'hello', path);
+  }
+  client.write('GET /other HTTP/1.1\r\nHost: x\r\n\r\n');
+  const other = await client.readResponse();
+  assert.equal(other.status, 404);
+  assert.equal(other.reason, 'Not Found');
+  assert.equal(client.ended, false);
 });
