@@ -143,6 +143,11 @@ export const RESPONSE_CASES = [
   { name: 'not HTTP at all', bytes: 'hello there\r\n\r\n', close: true, expect: '502' },
   { name: 'nothing, then close', bytes: '', close: true, expect: '502' },
   { name: 'NUL in a field value', bytes: `${OK}X-Nul: a\x00b\r\nContent-Length: 5\r\n\r\nhello`, expect: '502' },
+  { name: 'a control byte (0x01) in a field value', bytes: `${OK}X-Ctl: a\x01b\r\nContent-Length: 5\r\n\r\nhello`, expect: 'either' },
+  { name: 'status 099', bytes: 'HTTP/1.1 099 Odd\r\nContent-Length: 5\r\n\r\nhello', expect: '502' },
+  { name: 'status 600', bytes: 'HTTP/1.1 600 Odd\r\nContent-Length: 5\r\n\r\nhello', expect: 'either' },
+  { name: 'a reason phrase with a control byte', bytes: 'HTTP/1.1 200 O\x01K\r\nContent-Length: 5\r\n\r\nhello', expect: 'either' },
+  { name: 'a chunked answer of unknown length with a bad header (streamed path)', bytes: `${OK}X-Ctl: a\x01b\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`, expect: 'either' },
   { name: 'obs-fold (must be refused or unfolded, RFC 9112 §5.2)', bytes: `${OK}X-Fold: a\r\n b\r\nContent-Length: 5\r\n\r\nhello`, expect: 'either' },
   { name: 'bare LF line endings', bytes: 'HTTP/1.1 200 OK\nContent-Length: 5\n\nhello', expect: 'either' },
   // Too late for a 502 once the head went out: the client must see the truncation (no complete-looking body).
