@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Differential conformance run: the same raw requests (conformance-cases.mjs) sent to Holdfast, nginx and
-// HAProxy, each in front of one recording backend, and for every proxy what the client got beside what the
+// Differential conformance run: the same raw requests (conformance-cases.mjs) sent to Holdfast, nginx,
+// HAProxy and Pushpin, each in front of one recording backend, and for every proxy what the client got beside what the
 // backend received. Not a benchmark: no timing is measured. It finds the malformed input where Holdfast
 // answers differently from the peers, so each finding can become a row in test/edge/malformed.test.ts.
 //
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CASES, RESPONSE_CASES } from './conformance-cases.mjs';
+import { startPushpin } from './fanout/peers.mjs';
 import { startHaproxy, startHoldfast, startNginxProxy } from './lib/peers.mjs';
 import { freePort } from './lib/ports.mjs';
 import { stopAll, stopAllSync, stopProcess, waitUntilReady } from './lib/processes.mjs';
@@ -306,7 +307,10 @@ async function startProxies(dir, backendPort) {
     nginx: { port: nginxPort, proc: startNginxProxy({ dir: join(dir, 'nginx'), port: nginxPort, backendPort, cpu: 1 }) },
     haproxy: { port: haPort, proc: startHaproxy({ dir: join(dir, 'haproxy'), port: haPort, backendPort, cpu: 1 }) },
   };
-  for (const p of Object.values(proxies)) await waitUntilReady(p.proc, `http://127.0.0.1:${p.port}/ready`, (r) => r.status === 200, 10_000);
+  // Pushpin for reference (what a Pushpin user sees): not part of the flag rule, which reads nginx and HAProxy.
+  const pushpin = await startPushpin({ dir: join(dir, 'pushpin'), cpu: 1, backendPort, throttle: true });
+  proxies.pushpin = { port: pushpin.port, proc: pushpin.proc, stop: pushpin.stop };
+  for (const p of Object.values(proxies)) await waitUntilReady(p.proc, `http://127.0.0.1:${p.port}/ready`, (r) => r.status === 200, 15_000);
   return proxies;
 }
 
@@ -330,14 +334,14 @@ async function requestHalf() {
       results[name] = { ...d, kind: classify(d, c) };
       if (opts.verbose) details.push(`### ${c.name}: ${name}\n\nclient got:\n\n${fence(client.text)}\nbackend got:\n\n${fence(seen.bytes)}`);
     }
-    rows.push([c.name, c.expect, results.holdfast.cell, results.nginx.cell, results.haproxy.cell, flag(c, results)]);
+    rows.push([c.name, c.expect, results.holdfast.cell, results.nginx.cell, results.haproxy.cell, results.pushpin.cell, flag(c, results)]);
   }
-  const table = markdownTable(['case', 'RFC', 'holdfast', 'nginx', 'haproxy', 'flag'], rows);
-  const flagged = rows.filter((r) => r[5] !== '').length;
+  const table = markdownTable(['case', 'RFC', 'holdfast', 'nginx', 'haproxy', 'pushpin', 'flag'], rows);
+  const flagged = rows.filter((r) => r[6] !== '').length;
   const text = `Requests:\n\n${table}\n\n${flagged} of ${rows.length} rows flagged. A cell is the statuses the client got, how many requests the backend` +
     ' received (`?` when it got bytes but no complete request), and `open` when the proxy kept the connection after answering.';
   if (opts.verbose) process.stdout.write(`\n${details.join('\n')}\n`);
-  for (const p of Object.values(proxies)) await stopProcess(p.proc);
+  for (const p of Object.values(proxies)) await (p.stop?.() ?? stopProcess(p.proc));
   backend.server.close();
   backend.server.closeAllConnections();
   return text;
@@ -360,13 +364,13 @@ async function responseHalf() {
         process.stdout.write(`\n### ${c.name}: ${name}\n\n${fence(text)}`);
       }
     }
-    rows.push([c.name, c.expect, results.holdfast.cell, results.nginx.cell, results.haproxy.cell, flagResponse(c, results)]);
+    rows.push([c.name, c.expect, results.holdfast.cell, results.nginx.cell, results.haproxy.cell, results.pushpin.cell, flagResponse(c, results)]);
   }
   backend.state.current = null;
-  for (const p of Object.values(proxies)) await stopProcess(p.proc);
+  for (const p of Object.values(proxies)) await (p.stop?.() ?? stopProcess(p.proc));
   backend.server.close();
-  const table = markdownTable(['backend answer', 'RFC', 'holdfast', 'nginx', 'haproxy', 'flag'], rows);
-  const flagged = rows.filter((r) => r[5] !== '').length;
+  const table = markdownTable(['backend answer', 'RFC', 'holdfast', 'nginx', 'haproxy', 'pushpin', 'flag'], rows);
+  const flagged = rows.filter((r) => r[6] !== '').length;
   return `Backend answers:\n\n${table}\n\n${flagged} of ${rows.length} rows flagged. A cell is the statuses the client got, the final` +
     ' body length (`!` when the client could tell it was incomplete), and whether a second request on the same' +
     ' client connection then got its own answer (`next ok`), a wrong one, or found the connection closed.';
