@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { deadlineCheckIntervalMs } from '../edge/deadline-check.js';
 import { ConfigError, HoldfastError, ListenError } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { PublishEndpoint } from './publish.js';
@@ -31,7 +32,7 @@ export class ControlServer {
         // hold a control connection for minutes; publish bodies are small, so head plus one stall is plenty.
         headersTimeout: requestHeadMs,
         requestTimeout: requestHeadMs + requestBodyStallMs,
-        connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(requestHeadMs / 4))),
+        connectionsCheckingInterval: deadlineCheckIntervalMs(requestHeadMs),
         keepAliveTimeout: 5_000,
       },
       (req, res) => this.#onRequest(req, res),

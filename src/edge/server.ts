@@ -7,6 +7,7 @@ import type { Metrics } from '../observe/metrics.js';
 import { kExchange, type ProxyExchange } from '../proxy/exchange.js';
 import type { Forwarder } from '../proxy/forwarder.js';
 import { BodyStallWatch } from './body-stall.js';
+import { deadlineCheckIntervalMs } from './deadline-check.js';
 import { ClientConnection, kConnection, PIPELINE_PAUSE_DEPTH, type EdgeContext } from './connection.js';
 import { rawErrorResponse, sendErrorResponse } from './error-response.js';
 import { ConnectionRegistry } from './registry.js';
@@ -62,8 +63,7 @@ export class Edge implements EdgeContext {
       headersTimeout: timeouts.requestHeadMs,
       // The whole-request timeout would cut long uploads; a stalled body is caught by BodyStallWatch instead.
       requestTimeout: 0,
-      // Node checks header deadlines only this often (30 s by default: a 2 s limit fired at 23 s).
-      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(timeouts.requestHeadMs / 4))),
+      connectionsCheckingInterval: deadlineCheckIntervalMs(timeouts.requestHeadMs),
       maxHeaderSize: limits.maxHeaderBytes,
       // We check Host ourselves so the answer carries our error code.
       requireHostHeader: false,

@@ -124,7 +124,7 @@ const UNWRITABLE_TEXT = /[^\t\x20-\x7e\x80-\xff]/;
  * replaced by Node's standard phrase, as nginx and HAProxy relay such answers.
  */
 export function writableReason(reason: string): string {
-  return UNWRITABLE_TEXT.test(reason) ? '' : reason;
+  return isWritableText(reason) ? reason : '';
 }
 
 /** A reason phrase or field value Node can write as it is. */
