@@ -44,7 +44,7 @@ const SERVER_LISTENERS: ReadonlyArray<readonly [event: string, name: string]> = 
 /**
  * Take the connection under a streaming response away from Node's request parsing. After this the
  * connection closes when the response ends (it can carry no further request), bytes the client sends are
- * discarded, and the client closing its side ends the connection, as Node's server would have done.
+ * discarded, and the connection keeps being read so the client's FIN reaches the hold's watch (client-fin.ts).
  * Returns false, changing nothing, when the connection does not qualify: no socket, the head not yet on the
  * wire, a request body still arriving, or a pipelined request already parsed behind this one.
  */
@@ -65,8 +65,8 @@ export function releaseParserForStream(res: ServerResponse): boolean {
   freeParser(parser, req, socket);
   // Keep reading so the client's FIN is seen; the first `on` also puts back net.Socket's own `on`, which
   // Node's server had wrapped per connection for the parser's sake.
+  // The client's FIN ends the connection through the hold's own watch (client-fin.ts, set before this).
   socket.on('data', discardClientBytes);
-  socket.on('end', clientEndedStream);
   // Node's server pauses reading while a pipeline's answers back up and resumes from the drain handler
   // removed above; read on regardless, or a client's FIN would go unseen.
   socket.resume();
@@ -76,7 +76,3 @@ export function releaseParserForStream(res: ServerResponse): boolean {
 /** A client has nothing to say on a held stream; what it sends anyway is dropped, never buffered. */
 function discardClientBytes(): void {}
 
-/** The client closed its side: it is gone (Node's server, without allowHalfOpen, ends the connection too). */
-function clientEndedStream(this: Socket): void {
-  this.destroy();
-}
