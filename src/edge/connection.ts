@@ -63,8 +63,6 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
    * reset that would cost the client its answer.
    */
   lingering = false;
-  /** The client half-closed (FIN): it sends nothing more, and the connection closes after its last answer. */
-  clientEnded = false;
   #errorSent = false;
   #readingPaused = false;
   #inFlight = 0;
@@ -79,6 +77,11 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
 
   get draining(): boolean {
     return this.edge.draining;
+  }
+
+  /** The client half-closed (FIN): it sends nothing more, and the connection closes after its last answer. */
+  get clientEnded(): boolean {
+    return this.socket.readableEnded;
   }
 
   answersLast(exchange: ProxyExchange): boolean {

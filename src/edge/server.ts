@@ -145,7 +145,6 @@ export class Edge implements EdgeContext {
     metrics.clientConnectionsTotal.inc();
     metrics.clientConnectionsOpen.inc();
     socket.on('close', socketOnClose); // `on`: close comes once, and once() costs a wrapper per connection
-    socket.on('end', socketOnClientEnd);
     const result = this.registry.admit(conn);
     if (result.admitted) {
       conn.admitted = true;
@@ -339,11 +338,6 @@ function responseOnClose(this: EdgeResponse): void {
 
 function destroySocket(this: Socket): void {
   this.destroy();
-}
-
-function socketOnClientEnd(this: EdgeSocket): void {
-  const conn = this[kConnection];
-  if (conn !== undefined) conn.clientEnded = true;
 }
 
 function socketOnClose(this: EdgeSocket): void {
