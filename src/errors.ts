@@ -78,3 +78,10 @@ export class UpstreamError extends HoldfastError {
     this.backend = backend;
   }
 }
+
+/** The bus (Redis, NATS, the cluster primary) cannot take or give items now; nothing was published. */
+export class BusUnavailableError extends HoldfastError {
+  constructor(driver: string, reason: string, cause?: unknown) {
+    super('HF_ERR_BUS_UNAVAILABLE', 503, `the ${driver} bus is unavailable: ${reason}`, { cause });
+  }
+}

@@ -1,7 +1,7 @@
 import './proxy/undici-global-guard.js';
 import type { DestinationStream } from 'pino';
 import { parseHostPort, type HoldfastConfig } from './config/schema.js';
-import { MemoryBus } from './bus/memory-bus.js';
+import { createBus } from './bus/create-bus.js';
 import type { Bus } from './bus/bus.js';
 import { PublishEndpoint } from './control/publish.js';
 import { ControlServer } from './control/server.js';
@@ -15,7 +15,7 @@ import { Forwarder } from './proxy/forwarder.js';
 import type { HoldfastError } from './errors.js';
 
 /** What a reload does not change: the listeners, edge limits and timeouts, logging and the push gateway. */
-const RESTART_ONLY_KEYS = ['listen', 'control', 'limits', 'timeouts', 'log', 'grip', 'push', 'publish'] as const;
+const RESTART_ONLY_KEYS = ['listen', 'control', 'limits', 'timeouts', 'log', 'grip', 'push', 'publish', 'bus', 'workers'] as const;
 import { UpgradeRouter } from './ws/upgrade-router.js';
 
 export interface StartOptions {
@@ -61,12 +61,18 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const forwarder = new Forwarder(config, metrics, log);
   const signer = await GripSigner.create(config.grip.sigIss, config.grip.sigKey);
   forwarder.gripSigner = signer;
-  const bus: Bus = new MemoryBus({ maxItems: config.push.historyMaxItems, maxAgeMs: config.push.historyMaxAgeMs });
+  const bus: Bus = await createBus(config, metrics, log);
+  try {
+    await bus.start();
+  } catch (err) {
+    await Promise.all([bus.close(), forwarder.destroy()]);
+    throw err;
+  }
   const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(forwarder, signer) });
   forwarder.holds = holds;
   const upgrades = new UpgradeRouter({ config, forwarder, metrics, log, signer, holds });
   const edge = new Edge({ config, forwarder, metrics, log, upgrades });
-  const publisher = new PublishEndpoint({ config, bus, holds, metrics, log });
+  const publisher = new PublishEndpoint({ config, bus, metrics, log });
   let current = config;
   const reload = (next?: HoldfastConfig): void => {
     let applied: HoldfastConfig;
@@ -86,7 +92,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const control = new ControlServer({
     metrics,
     publish: publisher,
-    isReady: () => !edge.draining,
+    readiness: () => (edge.draining ? 'draining' : bus.state === 'up' ? 'ready' : `bus ${bus.state}`),
     reload,
     timeouts: config.timeouts,
   });
@@ -130,7 +136,6 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         holds.drain();
         // WebSockets: terminated sockets tell their backend and close with 1001 now, tunnels at the deadline.
         await Promise.all([edge.drain(config.timeouts.drainMs), upgrades.drain(config.timeouts.drainMs)]);
-        publisher.close();
         await bus.close();
         await forwarder.close();
         await control.close();
@@ -143,7 +148,6 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         edge.draining = true;
         holds.drain();
         upgrades.closeAll();
-        publisher.close();
         edge.server.close();
         edge.server.closeAllConnections();
         await Promise.all([forwarder.destroy(), control.close(), edge.drain(0), bus.close()]);

@@ -1,4 +1,6 @@
 import type { PublishItem } from '../grip/publish-items.js';
+import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
 
 /** Items published after a given id, for replay. */
 export interface HistoryResult {
@@ -8,26 +10,70 @@ export interface HistoryResult {
   found: boolean;
 }
 
-/** Called with each item for a channel this node subscribed to; returns deliveries made on this node. */
-export type BusItemHandler = (item: PublishItem) => number;
+/**
+ * What happened to one published item:
+ * - `published`: recorded in its channel's history and sent to every node holding its channel;
+ * - `queued`: its `prev-id` is not yet the channel's last id, so it waits for its predecessor (at most
+ *   `push.sequenceWaitMs`) and goes out after it, or alone when the wait runs out;
+ * - `duplicate`: its id was already published to the channel within `push.dedupWindowMs`; nothing was sent;
+ * - `dropped`: too many items already wait for predecessors on the channel (`push.sequenceMaxPending`).
+ */
+export type PublishStatus = 'published' | 'queued' | 'duplicate' | 'dropped';
+
+/** What one publish request achieved. */
+export interface PublishResult {
+  /** One per item, in order. */
+  statuses: PublishStatus[];
+  /** Held connections on this node (this process) that the published items reached. */
+  delivered: number;
+  /**
+   * Other nodes the engine handed the items to, when the engine says so (Redis PUBLISH returns its receiver
+   * count; the most for any one item); undefined where it cannot know: the memory bus has no other nodes and
+   * a NATS core publish has no receiver count.
+   */
+  remoteNodes: number | undefined;
+}
+
+/** The side of a node that holds clients: the bus hands it what arrives for the channels it subscribed to. */
+export interface BusSink {
+  /** Items for channels this node holds, in order; one call is one batch (one write per client). Returns deliveries. */
+  deliver(items: readonly PublishItem[]): number;
+  /**
+   * Items of `channel` were published while this node could not receive them and history no longer has
+   * them (a bus outage longer than history keeps): tell the channel's clients they missed data.
+   */
+  gap(channel: string): void;
+}
+
+/** `up`: usable; `connecting`: starting or reconnecting (publishes are refused); `closed`: shut down. */
+export type BusState = 'connecting' | 'up' | 'closed';
 
 /**
- * What carries published items to the nodes whose clients hold their channels. The in-memory driver is the
- * embedded default; Redis and NATS drivers make several processes one gateway. A node subscribes only to the
- * channels its own clients hold. With `prefix`, the subscription is every channel starting with `channel`
- * (the wildcard extension: `scores.*` subscribes with prefix `scores.`).
+ * What carries published items to the nodes whose clients hold their channels (DESIGN.md). The bus, not
+ * the control endpoint, owns what must hold across nodes: prev-id order, id de-duplication and the
+ * per-channel history that replay reads. The in-memory driver is the embedded default (one process); the
+ * Redis and NATS drivers make several processes or machines one gateway, and the cluster driver lets the
+ * workers of one machine share the primary's memory bus.
+ *
+ * A node subscribes only to the channels its own clients hold. With `prefix`, the subscription is every
+ * channel starting with `channel` (the wildcard extension: `scores.*` subscribes with prefix `scores.`).
  */
 export interface Bus {
-  readonly driver: string;
-  setHandler(handler: BusItemHandler): void;
-  /** Records the item in its channel's history and delivers it; resolves to this node's delivery count. */
-  publish(item: PublishItem): Promise<number>;
+  readonly driver: 'memory' | 'redis' | 'nats' | 'cluster';
+  readonly state: BusState;
+  /** Resolves once the bus is first usable; rejects with a BusUnavailableError naming the engine and why. */
+  start(): Promise<void>;
+  setSink(sink: BusSink): void;
+  /**
+   * Sequences, de-duplicates, records and delivers the items of one publish request, in order. Rejects
+   * with BusUnavailableError when the engine cannot take them now (nothing was published then, so the
+   * publisher may retry).
+   */
+  publish(items: readonly PublishItem[]): Promise<PublishResult>;
   subscribe(channel: string, prefix?: boolean): void;
   unsubscribe(channel: string, prefix?: boolean): void;
   /** Items after `afterId` in `channel`'s history. */
   history(channel: string, afterId: string): Promise<HistoryResult>;
-  /** The id of the channel's last published item, for prev-id sequencing. */
-  lastId(channel: string): string | undefined;
   close(): Promise<void>;
 }
 
@@ -36,3 +82,23 @@ export interface HistoryLimits {
   maxAgeMs: number;
 }
 
+/** The push settings every driver enforces the same way. */
+export interface BusOptions extends HistoryLimits {
+  /** An item whose prev-id is not the channel's last id waits this long for its predecessor. */
+  sequenceWaitMs: number;
+  /** Items that may wait per channel; more are dropped. */
+  sequenceMaxPending: number;
+  /** A repeated id within this window is dropped. */
+  dedupWindowMs: number;
+}
+
+/** What every networked driver is built from (create-bus.ts). */
+export interface BusDriverDeps {
+  url: URL;
+  /** Start of every key, channel and subject in the engine (`bus.prefix`). */
+  prefix: string;
+  connectTimeoutMs: number;
+  options: BusOptions;
+  metrics: Metrics;
+  log: Logger;
+}

@@ -28,6 +28,8 @@ export const FLAGS: readonly FlagSpec[] = [
   spec('keep-alive-timeout', 'timeouts.keepAliveIdleMs', 'int', 'ms an idle client connection is kept (default 15000)'),
   spec('upstream-timeout', 'timeouts.upstreamResponseMs', 'int', 'ms to wait for a backend response head (default 60000)'),
   spec('drain-timeout', 'timeouts.drainMs', 'int', 'ms in-flight requests get on shutdown (default 15000)'),
+  spec('bus', 'bus.url', 'string', 'memory | redis://host:port[/db] | nats://host:port (default memory)'),
+  spec('workers', 'workers', 'int', 'processes sharing the ports, a number or auto = one per core (default 1)'),
   spec('log-level', 'log.level', 'string', 'fatal|error|warn|info|debug|trace|silent (default info)'),
 ];
 

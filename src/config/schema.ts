@@ -31,6 +31,27 @@ const backendUrl = z.string().refine(
   { message: 'an http:// origin such as http://127.0.0.1:3000 (no path, query or credentials)' },
 );
 
+/** `memory`, or the URL of the engine several Holdfast processes share channels through. */
+export function parseBusUrl(text: string): { driver: 'memory' } | { driver: 'redis' | 'nats'; url: URL } | null {
+  if (text === 'memory') return { driver: 'memory' };
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return null;
+  }
+  if (url.hostname === '' || url.search !== '' || url.hash !== '') return null;
+  if (url.protocol === 'redis:' || url.protocol === 'rediss:') {
+    return /^\/?(\d{1,2})?$/.test(url.pathname) ? { driver: 'redis', url } : null;
+  }
+  if (url.protocol === 'nats:' || url.protocol === 'tls:') return url.pathname === '' || url.pathname === '/' ? { driver: 'nats', url } : null;
+  return null;
+}
+
+const busUrl = z.string().refine((s) => parseBusUrl(s) !== null, {
+  message: 'memory, redis://host:port[/db] or nats://host:port',
+});
+
 const ms = (min: number) => z.number().int().min(min);
 const count = (min: number) => z.number().int().min(min);
 
@@ -278,6 +299,19 @@ export const publishSchema = z.strictObject({
   iss: z.string().min(1).optional(),
 });
 
+export const busSchema = z.strictObject({
+  /**
+   * What carries publishes between Holdfast processes: `memory` (one process; with `workers` above 1 the
+   * workers share the primary's), `redis://host:port[/db]` (Pub/Sub for live items, Streams for history) or
+   * `nats://host:port` (core NATS for live items, JetStream for history). @default "memory"
+   */
+  url: busUrl.default('memory'),
+  /** Start of every key, channel and subject Holdfast makes in the engine, so several gateways can share one. @default "holdfast" */
+  prefix: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and -').default('holdfast'),
+  /** How long start-up waits for the engine before it gives up with an error naming it. @default 10000 */
+  connectTimeoutMs: ms(100).default(10_000),
+});
+
 export const websocketSchema = z.strictObject({
   /**
    * `passthrough` tunnels the raw bytes to a backend that speaks WebSocket itself; `over-http` terminates the
@@ -339,6 +373,13 @@ export const configSchema = z.strictObject({
   push: pushSchema.prefault({}),
   publish: publishSchema.prefault({}),
   websocket: websocketSchema.prefault({}),
+  bus: busSchema.prefault({}),
+  /**
+   * Processes serving the client and control ports (node:cluster): a number, or `auto` for one per core.
+   * Each worker has its own file-descriptor limit, so this is how one machine holds more than one process
+   * can. @default 1
+   */
+  workers: z.union([z.literal('auto'), count(1).max(256)]).default(1),
 }).superRefine((config, ctx) => {
   checkGroupsAndRoutes(config, ctx);
   const control = parseHostPort(config.control);

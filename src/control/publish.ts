@@ -1,10 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Bus } from '../bus/bus.js';
+import type { Bus, PublishResult } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
-import type { HoldfastError } from '../errors.js';
+import { BusUnavailableError, type HoldfastError } from '../errors.js';
 import { PublishError, parsePublishBody, type PublishItem } from '../grip/publish-items.js';
-import { Sequencer } from '../grip/sequencer.js';
-import type { HoldManager } from '../hold/hold-manager.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { PublishAuth } from './publish-auth.js';
@@ -12,35 +10,26 @@ import { PublishAuth } from './publish-auth.js';
 export interface PublishDeps {
   config: HoldfastConfig;
   bus: Bus;
-  holds: HoldManager;
   metrics: Metrics;
   log: Logger;
 }
 
 /**
  * Pushpin's publish endpoint: `POST /publish` with `{"items": [...]}`. Answers `200 Published` as Pushpin
- * does (JSON when asked), plus `x-holdfast-delivered`, the subscribers on this node that got the items.
+ * does (JSON when asked), plus what Holdfast knows of the outcome:
+ * - `x-holdfast-delivered`: held connections on this node (this process) the items reached;
+ * - `x-holdfast-nodes`: other nodes the engine handed the items to, where the engine says (Redis);
+ * - `x-holdfast-duplicates`, `x-holdfast-queued`, `x-holdfast-dropped`: items not sent now, and why.
+ * Order, de-duplication and history belong to the bus; a bus that cannot take the items is a 503.
  */
 export class PublishEndpoint {
   readonly #deps: PublishDeps;
   readonly #auth: PublishAuth | null;
-  readonly #sequencer: Sequencer;
-  #pendingDeliveries: Promise<number>[] = [];
 
   constructor(deps: PublishDeps) {
     this.#deps = deps;
-    const { publish, push } = deps.config;
+    const { publish } = deps.config;
     this.#auth = publish.key === undefined ? null : new PublishAuth(publish.key, publish.iss);
-    this.#sequencer = new Sequencer(
-      { waitMs: push.sequenceWaitMs, maxPendingPerChannel: push.sequenceMaxPending, dedupWindowMs: push.dedupWindowMs },
-      {
-        lastId: (channel) => deps.bus.lastId(channel),
-        emit: (item) => {
-          this.#pendingDeliveries.push(deps.bus.publish(item));
-        },
-        drop: (_item, reason) => deps.metrics.drops.inc({ reason }),
-      },
-    );
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -68,38 +57,41 @@ export class PublishEndpoint {
       if (err instanceof PublishError) return this.#refuse(req, res, err);
       throw err;
     }
-    const delivered = await this.publish(items);
-    const json = (req.headers.accept ?? '').includes('application/json');
-    res.writeHead(200, {
-      'content-type': json ? 'application/json' : 'text/plain',
-      'x-holdfast-delivered': String(delivered),
-    });
-    res.end(json ? `${JSON.stringify({ message: 'Published', delivered })}\n` : 'Published\n');
-  }
-
-  /** Sequences and publishes items; resolves to deliveries on this node. Also used by the CLI demo. */
-  async publish(items: readonly PublishItem[]): Promise<number> {
-    const { holds, metrics } = this.#deps;
-    // Several items: one write per client for all of them. One item: corking would only add work.
-    const batch = items.length > 1;
-    if (batch) holds.beginBatch();
-    const now = Date.now();
+    let result: PublishResult;
     try {
-      for (const item of items) {
-        metrics.published.inc();
-        this.#sequencer.add(item, now);
-      }
-    } finally {
-      if (batch) holds.endBatch();
+      result = await this.publish(items);
+    } catch (err) {
+      if (err instanceof BusUnavailableError) return this.#refuse(req, res, err, { 'retry-after': '1' });
+      throw err;
     }
-    const deliveries = this.#pendingDeliveries;
-    this.#pendingDeliveries = [];
-    const counts = await Promise.all(deliveries);
-    return counts.reduce((a, b) => a + b, 0);
+    const json = (req.headers.accept ?? '').includes('application/json');
+    const headers: Record<string, string> = {
+      'content-type': json ? 'application/json' : 'text/plain',
+      'x-holdfast-delivered': String(result.delivered),
+    };
+    if (result.remoteNodes !== undefined) headers['x-holdfast-nodes'] = String(result.remoteNodes);
+    const counts = countStatuses(result);
+    if (counts.duplicate > 0) headers['x-holdfast-duplicates'] = String(counts.duplicate);
+    if (counts.queued > 0) headers['x-holdfast-queued'] = String(counts.queued);
+    if (counts.dropped > 0) headers['x-holdfast-dropped'] = String(counts.dropped);
+    res.writeHead(200, headers);
+    if (!json) {
+      res.end('Published\n');
+      return;
+    }
+    const body = {
+      message: 'Published',
+      delivered: result.delivered,
+      ...(result.remoteNodes === undefined ? {} : { nodes: result.remoteNodes }),
+      items: result.statuses.map((status) => ({ status })),
+    };
+    res.end(`${JSON.stringify(body)}\n`);
   }
 
-  close(): void {
-    this.#sequencer.stop();
+  /** Publishes items through the bus (which sequences and de-duplicates them). Also used by the CLI demo. */
+  publish(items: readonly PublishItem[]): Promise<PublishResult> {
+    this.#deps.metrics.published.inc(items.length);
+    return this.#deps.bus.publish(items);
   }
 
   #refuse(req: IncomingMessage, res: ServerResponse, err: HoldfastError, extra: Record<string, string> = {}): void {
@@ -114,6 +106,12 @@ export class PublishEndpoint {
     // An oversized body may still be arriving: do not read it, close after answering.
     if (!req.complete) res.on('finish', () => req.socket.destroy());
   }
+}
+
+function countStatuses(result: PublishResult): Record<'duplicate' | 'queued' | 'dropped', number> {
+  const counts = { duplicate: 0, queued: 0, dropped: 0 };
+  for (const status of result.statuses) if (status !== 'published') counts[status]++;
+  return counts;
 }
 
 function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {

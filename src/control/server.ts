@@ -7,8 +7,8 @@ import type { PublishEndpoint } from './publish.js';
 export interface ControlDeps {
   metrics: Metrics;
   publish: PublishEndpoint;
-  /** True while the edge accepts traffic; false once draining. */
-  isReady(): boolean;
+  /** `ready` while the edge accepts traffic and the bus is up; otherwise what stands in the way. */
+  readiness(): string;
   /** Reload the configuration; throws a ConfigError (nothing changed) when the new one is bad. */
   reload?: () => void;
   /** The client side's head and body deadlines, applied here too (a publisher is a client like any other). */
@@ -109,9 +109,10 @@ export class ControlServer {
       }
       case '/healthz': {
         if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
-        const ready = this.#deps.isReady();
+        const readiness = this.#deps.readiness();
+        const ready = readiness === 'ready';
         res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
-        res.end(req.method === 'HEAD' ? undefined : ready ? 'ok\n' : 'draining\n');
+        res.end(req.method === 'HEAD' ? undefined : ready ? 'ok\n' : `${readiness}\n`);
         return;
       }
       case '/':

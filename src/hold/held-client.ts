@@ -67,7 +67,7 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
   replayBuffer: PublishItem[] | null = null;
   /** Set while a next-link fetch is in flight. */
   fetching = false;
-  /** Corked for a batch of items from one publish request (HoldManager.beginBatch/endBatch). */
+  /** Corked for a batch of items from one publish request (HoldManager.deliver). */
   corked = false;
 
   constructor(host: HoldHost, res: O, origin: HoldOrigin, instruct: Instruct) {

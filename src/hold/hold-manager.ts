@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { Bus } from '../bus/bus.js';
+import type { Bus, BusSink } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
 import { dropHeldClientOnFin } from '../edge/client-fin.js';
 import { releaseParserForStream } from '../edge/stream-takeover.js';
@@ -46,7 +46,7 @@ class HoldLimitError extends HoldfastError {
  * bus subscriptions in step with it, delivers published items, replays history, runs the shared timer
  * wheel, and follows next/gone links through the proxy.
  */
-export class HoldManager implements HoldHost {
+export class HoldManager implements HoldHost, BusSink {
   readonly index = new ChannelIndex<HeldClient>();
   readonly wheel: TimerWheel<HeldClient>;
   readonly maxQueuedBytes: number;
@@ -65,7 +65,7 @@ export class HoldManager implements HoldHost {
     this.#sseHeartbeat =
       push.sseHeartbeatMs > 0 ? { data: Buffer.from(':\n\n'), timeoutSec: push.sseHeartbeatMs / 1000, mode: 'idle' } : null;
     this.wheel = new TimerWheel<HeldClient>(TICK_MS, (client) => client.onDue(Date.now()));
-    deps.bus.setHandler((item) => this.deliver(item));
+    deps.bus.setSink(this);
   }
 
   get heldCount(): number {
@@ -159,8 +159,28 @@ export class HoldManager implements HoldHost {
     }
   }
 
-  /** The bus handler: one published item to every local holder of its channel. */
-  deliver(item: PublishItem): number {
+  /** The bus sink: published items to every local holder of their channels, one write per client. */
+  deliver(items: readonly PublishItem[]): number {
+    if (items.length === 1) return this.#deliverOne(items[0]!);
+    // Several items: one write per client for all of them. One item: corking would only add work.
+    this.#beginBatch();
+    let delivered = 0;
+    try {
+      for (const item of items) delivered += this.#deliverOne(item);
+    } finally {
+      this.#endBatch();
+    }
+    return delivered;
+  }
+
+  /** The bus lost items of `channel` it cannot replay: its SSE clients get the gap event. */
+  gap(channel: string): void {
+    this.index.forEachHolder(channel, (client) => {
+      if (client instanceof StreamHold && client.transport === 'sse') this.#sendGap(client, channel, '');
+    });
+  }
+
+  #deliverOne(item: PublishItem): number {
     let delivered = 0;
     this.index.forEachHolder(item.channel, (client) => {
       if (this.#corked !== null && !client.corked) {
@@ -177,11 +197,11 @@ export class HoldManager implements HoldHost {
   }
 
   /** Items of one publish request go out in one write per client: cork now, uncork in `endBatch`. */
-  beginBatch(): void {
+  #beginBatch(): void {
     this.#corked ??= [];
   }
 
-  endBatch(): void {
+  #endBatch(): void {
     const corked = this.#corked;
     this.#corked = null;
     if (corked === null) return;
@@ -367,14 +387,18 @@ export class HoldManager implements HoldHost {
     if (client.closed) return;
     if (gapChannel !== null && !foundAny && lastEventId !== undefined && client instanceof StreamHold && client.transport === 'sse') {
       // The client's last event is older than our history: say so instead of silently skipping data.
-      const event = this.#deps.config.push.sseGapEvent
-        .replaceAll('{channel}', jsonEscape(gapChannel))
-        .replaceAll('{lastEventId}', jsonEscape(lastEventId));
-      client.write(Buffer.from(event, 'utf8'));
-      this.countDrop('history_gap');
+      this.#sendGap(client, gapChannel, lastEventId);
     }
     if (needsNext && client.nextLink !== null) this.fetchNext(client, 'recover');
     this.#flushReplayBuffer(client, replayedIds);
+  }
+
+  #sendGap(client: StreamHold, channel: string, lastEventId: string): void {
+    const event = this.#deps.config.push.sseGapEvent
+      .replaceAll('{channel}', jsonEscape(channel))
+      .replaceAll('{lastEventId}', jsonEscape(lastEventId));
+    client.write(Buffer.from(event, 'utf8'));
+    this.countDrop('history_gap');
   }
 
   #flushReplayBuffer(client: HeldClient, replayedIds: ReadonlySet<string>): void {

@@ -189,6 +189,28 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['code'] as const,
       registers,
     }),
+    busMessages: new Counter({
+      name: 'holdfast_bus_messages_total',
+      help: 'Messages between this node and the bus engine: out = items this node published, in = items it received for channels it holds',
+      labelNames: ['direction'] as const,
+      registers,
+    }),
+    busUp: new Gauge({
+      name: 'holdfast_bus_up',
+      help: 'Whether the bus is usable (1) or connecting/reconnecting (0), by driver',
+      labelNames: ['driver'] as const,
+      registers,
+    }),
+    busReconnects: new Counter({
+      name: 'holdfast_bus_reconnects_total',
+      help: 'Times the bus connection was lost and established again',
+      registers,
+    }),
+    busSubscriptions: new Gauge({
+      name: 'holdfast_bus_subscriptions',
+      help: 'Channels and wildcard prefixes this node is subscribed to in the bus engine',
+      registers,
+    }),
     requestDuration: new Histogram({
       name: 'holdfast_request_duration_seconds',
       help: 'From request head received to response finished',

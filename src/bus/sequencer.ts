@@ -1,4 +1,5 @@
-import type { PublishItem } from './publish-items.js';
+import type { PublishStatus } from './bus.js';
+import type { PublishItem } from '../grip/publish-items.js';
 
 export interface SequencerOptions {
   /** How long an item waits for its predecessor before it goes out anyway. */
@@ -43,25 +44,25 @@ export class Sequencer {
     this.#sink = sink;
   }
 
-  /** False when the item was dropped as a duplicate. */
-  add(item: PublishItem, nowMs: number): boolean {
+  /** `published` when emitted now (with whatever waited on it), `queued` when it waits for its predecessor. */
+  add(item: PublishItem, nowMs: number): PublishStatus {
     if (item.id !== undefined && this.#options.dedupWindowMs > 0) {
       this.#expireSeen(nowMs);
       const key = `${item.channel}\0${item.id}`;
       if (this.#seen.has(key)) {
         this.#sink.drop(item, 'duplicate');
-        return false;
+        return 'duplicate';
       }
       this.#seen.set(key, nowMs + this.#options.dedupWindowMs);
     }
     if (item.noSeq || item.prevId === undefined) {
       this.#send(item);
-      return true;
+      return 'published';
     }
     const lastId = this.#sink.lastId(item.channel);
     if (lastId === undefined || lastId === item.prevId || this.#options.waitMs === 0) {
       this.#send(item);
-      return true;
+      return 'published';
     }
     let waiting = this.#pending.get(item.channel);
     if (waiting === undefined) {
@@ -70,11 +71,11 @@ export class Sequencer {
     }
     if (waiting.has(item.prevId) || waiting.size >= this.#options.maxPendingPerChannel) {
       this.#sink.drop(item, 'sequence');
-      return true;
+      return 'dropped';
     }
     waiting.set(item.prevId, { item, atMs: nowMs });
     this.#timer ??= setInterval(expirePending, Math.max(100, Math.min(1_000, this.#options.waitMs)), this).unref();
-    return true;
+    return 'queued';
   }
 
   /** Items that waited too long go out now (called by the timer). */
