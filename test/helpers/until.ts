@@ -10,3 +10,21 @@ export async function until(condition: () => boolean, what = 'a condition', maxT
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/**
+ * For waits on another process (Redis, NATS, a child Holdfast): resolves once `condition` holds, checking
+ * every few milliseconds of real time, and fails after `timeoutMs` naming what it waited for. Not for tests
+ * on a fake clock (its pauses are real timers).
+ */
+export async function eventually(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what = 'a condition',
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise<void>((resolve) => setTimeout(resolve, 5));
+  }
+}
