@@ -2,6 +2,7 @@ import type { PublishItem } from '../grip/publish-items.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Bus, BusOptions, BusSink, HistoryResult, PublishResult, PublishStatus } from './bus.js';
 import { ChannelHistory } from './channel-history.js';
+import { Interest } from './interest.js';
 import { Sequencer } from './sequencer.js';
 
 /**
@@ -12,8 +13,7 @@ export class MemoryBus implements Bus {
   readonly driver = 'memory';
   readonly #history: ChannelHistory;
   readonly #sequencer: Sequencer;
-  readonly #channels = new Map<string, number>();
-  readonly #prefixes = new Map<string, number>();
+  readonly #interest = new Interest();
   readonly #metrics: Metrics | null;
   #sink: BusSink = { deliver: () => 0, gap: () => undefined };
   /** Items the sequencer emits while a publish call runs: delivered as that call's batch. */
@@ -63,15 +63,11 @@ export class MemoryBus implements Bus {
   }
 
   subscribe(channel: string, prefix = false): void {
-    const map = prefix ? this.#prefixes : this.#channels;
-    map.set(channel, (map.get(channel) ?? 0) + 1);
+    this.#interest.add(channel, prefix);
   }
 
   unsubscribe(channel: string, prefix = false): void {
-    const map = prefix ? this.#prefixes : this.#channels;
-    const n = (map.get(channel) ?? 0) - 1;
-    if (n <= 0) map.delete(channel);
-    else map.set(channel, n);
+    this.#interest.remove(channel, prefix);
   }
 
   history(channel: string, afterId: string): Promise<HistoryResult> {
@@ -90,16 +86,9 @@ export class MemoryBus implements Bus {
     return Promise.resolve();
   }
 
-  /** Whether a node holding these subscriptions wants the channel. */
-  wants(channel: string): boolean {
-    if (this.#channels.has(channel)) return true;
-    for (const prefix of this.#prefixes.keys()) if (channel.startsWith(prefix)) return true;
-    return false;
-  }
-
   #emit(item: PublishItem): void {
     this.#history.append(item, Date.now());
-    if (!this.wants(item.channel)) return;
+    if (!this.#interest.wants(item.channel)) return;
     // Inside a publish call the item joins that call's batch; a waiting item released by the sequencer's
     // timer goes out on its own.
     if (this.#batch !== null) this.#batch.push(item);
