@@ -36,8 +36,12 @@ export interface PublishResult {
 
 /** The side of a node that holds clients: the bus hands it what arrives for the channels it subscribed to. */
 export interface BusSink {
-  /** Items for channels this node holds, in order; one call is one batch (one write per client). Returns deliveries. */
-  deliver(items: readonly PublishItem[]): number;
+  /**
+   * Items for channels this node holds, in order; one call is one batch (one write per client). Resolves to
+   * the deliveries made. A large fan-out may be written in slices that let other work in between, so this
+   * is asynchronous; calls are delivered in the order they were made.
+   */
+  deliver(items: readonly PublishItem[]): Promise<number>;
   /**
    * Items of `channel` were published while this node could not receive them and history no longer has
    * them (a bus outage longer than history keeps): tell the channel's clients they missed data.
@@ -98,6 +102,8 @@ export interface BusDriverDeps {
   /** Start of every key, channel and subject in the engine (`bus.prefix`). */
   prefix: string;
   connectTimeoutMs: number;
+  /** How long a publish or a history read may wait on the engine before it fails as unavailable. */
+  requestTimeoutMs: number;
   options: BusOptions;
   metrics: Metrics;
   log: Logger;

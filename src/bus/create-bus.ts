@@ -24,7 +24,7 @@ export function createBus(config: HoldfastConfig, metrics: Metrics, log: Logger)
   const parsed = parseBusUrl(config.bus.url);
   const options = busOptions(config);
   if (parsed === null || parsed.driver === 'memory') return Promise.resolve(new MemoryBus(options, metrics));
-  const deps = { url: parsed.url, prefix: config.bus.prefix, connectTimeoutMs: config.bus.connectTimeoutMs, options, metrics, log };
+  const deps = { url: parsed.url, prefix: config.bus.prefix, connectTimeoutMs: config.bus.connectTimeoutMs, requestTimeoutMs: config.bus.requestTimeoutMs, options, metrics, log };
   void deps;
   return Promise.reject(new Error(`bus driver ${parsed.driver} is not built yet`));
 }

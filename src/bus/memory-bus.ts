@@ -15,7 +15,7 @@ export class MemoryBus implements Bus {
   readonly #sequencer: Sequencer;
   readonly #interest = new Interest();
   readonly #metrics: Metrics | null;
-  #sink: BusSink = { deliver: () => 0, gap: () => undefined };
+  #sink: BusSink = { deliver: () => Promise.resolve(0), gap: () => undefined };
   /** Items the sequencer emits while a publish call runs: delivered as that call's batch. */
   #batch: PublishItem[] | null = null;
   #closed = false;
@@ -48,7 +48,7 @@ export class MemoryBus implements Bus {
     this.#sink = sink;
   }
 
-  publish(items: readonly PublishItem[]): Promise<PublishResult> {
+  async publish(items: readonly PublishItem[]): Promise<PublishResult> {
     const now = Date.now();
     const batch: PublishItem[] = [];
     this.#batch = batch;
@@ -58,8 +58,8 @@ export class MemoryBus implements Bus {
     } finally {
       this.#batch = null;
     }
-    const delivered = batch.length === 0 ? 0 : this.#sink.deliver(batch);
-    return Promise.resolve({ statuses, delivered, remoteNodes: undefined });
+    const delivered = batch.length === 0 ? 0 : await this.#sink.deliver(batch);
+    return { statuses, delivered, remoteNodes: undefined };
   }
 
   subscribe(channel: string, prefix = false): void {
@@ -92,7 +92,7 @@ export class MemoryBus implements Bus {
     // Inside a publish call the item joins that call's batch; a waiting item released by the sequencer's
     // timer goes out on its own.
     if (this.#batch !== null) this.#batch.push(item);
-    else this.#sink.deliver([item]);
+    else void this.#sink.deliver([item]);
   }
 }
 

@@ -310,6 +310,11 @@ export const busSchema = z.strictObject({
   prefix: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and -').default('holdfast'),
   /** How long start-up waits for the engine before it gives up with an error naming it. @default 10000 */
   connectTimeoutMs: ms(100).default(10_000),
+  /**
+   * How long a publish or a history read may wait on the engine; then the publish is a 503 and a replay
+   * goes without history. A paused or unreachable engine is found this way. @default 2000
+   */
+  requestTimeoutMs: ms(50).default(2_000),
 });
 
 export const websocketSchema = z.strictObject({

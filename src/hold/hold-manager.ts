@@ -160,8 +160,8 @@ export class HoldManager implements HoldHost, BusSink {
   }
 
   /** The bus sink: published items to every local holder of their channels, one write per client. */
-  deliver(items: readonly PublishItem[]): number {
-    if (items.length === 1) return this.#deliverOne(items[0]!);
+  deliver(items: readonly PublishItem[]): Promise<number> {
+    if (items.length === 1) return Promise.resolve(this.#deliverOne(items[0]!));
     // Several items: one write per client for all of them. One item: corking would only add work.
     this.#beginBatch();
     let delivered = 0;
@@ -170,7 +170,7 @@ export class HoldManager implements HoldHost, BusSink {
     } finally {
       this.#endBatch();
     }
-    return delivered;
+    return Promise.resolve(delivered);
   }
 
   /** The bus lost items of `channel` it cannot replay: its SSE clients get the gap event. */

@@ -37,7 +37,7 @@ export async function startNodes(t: TestContext, factory: NodeFactory, count: nu
     const sink: BusSink = {
       deliver(items) {
         node.received.push(...items);
-        return items.length;
+        return Promise.resolve(items.length);
       },
       gap(channel) {
         node.gaps.push(channel);

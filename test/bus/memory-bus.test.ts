@@ -17,7 +17,7 @@ function recordingSink(perItem = 1): BusSink & { batches: string[][]; gaps: stri
     gaps,
     deliver(items) {
       batches.push(items.map((i) => `${i.channel}:${i.id ?? '-'}`));
-      return items.length * perItem;
+      return Promise.resolve(items.length * perItem);
     },
     gap(channel) {
       gaps.push(channel);
