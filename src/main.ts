@@ -37,7 +37,8 @@ ${FLAGS.map((f) => `  --${`${f.flag} <${f.kind === 'int' ? 'n' : 'value'}>`.padE
       YAML or JSON file with the same settings (see README); flags and env override it
 
 Precedence: built-in defaults < config file < HOLDFAST_* environment < flags.
-Exit codes: 0 after a clean shutdown, 1 on a runtime failure (such as a port in use), 2 on a bad configuration.
+Exit codes: 0 after a clean shutdown, 1 on a runtime failure (such as a port in use), 2 on a bad configuration;
+publish: 3 when the item was a duplicate (its id already published to the channel) and nothing was sent.
 SIGTERM/SIGINT drain gracefully (timeouts.drainMs); a second signal exits at once.
 SIGHUP (or POST /reload on the control listener) reloads backends, groups and routes from the same sources;
 a bad configuration is refused and the running one stays.
@@ -151,7 +152,15 @@ async function publishCommand(args: string[], values: Record<string, string | un
       key: values.key ?? process.env.HOLDFAST_PUBLISH_KEY,
     });
     if (outcome.status !== 200) fail(`publish refused (${outcome.status}): ${outcome.body.trim()}`, 1);
-    process.stdout.write(`published to ${channel}: delivered to ${outcome.delivered} held connection(s) on that node\n`);
+    if (outcome.itemStatus === 'duplicate') {
+      // A duplicate is not an error of the publisher's making, but nothing reached anyone: say so, and exit 3.
+      process.stderr.write(
+        `holdfast: not published: id "${values.id ?? ''}" was already published to ${channel} within push.dedupWindowMs (a duplicate); delivered to 0\n`,
+      );
+      process.exit(3);
+    }
+    const others = outcome.nodes === undefined ? '' : `; the bus handed it to ${outcome.nodes} other node(s)`;
+    process.stdout.write(`published to ${channel}: delivered to ${outcome.delivered} held connection(s) on that node${others}\n`);
   } catch (err) {
     fail(`cannot reach the control listener at ${host}:${control.port}: ${(err as Error).message}`, 1);
   }

@@ -16,7 +16,12 @@ export interface PublishMessageOptions {
 
 export interface PublishOutcome {
   status: number;
+  /** Held connections on the node (machine, with workers) that took the publish. */
   delivered: number;
+  /** Other nodes the bus handed the item to, when the bus knows (Redis). */
+  nodes: number | undefined;
+  /** The item's fate when the answer came from Holdfast: published, queued, duplicate or dropped. */
+  itemStatus: string | undefined;
   body: string;
 }
 
@@ -46,5 +51,23 @@ export async function publishMessage(options: PublishMessageOptions): Promise<Pu
     body: JSON.stringify({ items: [publishItemFor(options)] }),
   });
   const body = await response.text();
-  return { status: response.status, delivered: Number(response.headers.get('x-holdfast-delivered') ?? '0'), body };
+  const nodes = response.headers.get('x-holdfast-nodes');
+  return {
+    status: response.status,
+    delivered: Number(response.headers.get('x-holdfast-delivered') ?? '0'),
+    nodes: nodes === null ? undefined : Number(nodes),
+    itemStatus: response.status === 200 ? itemStatusOf(body) : undefined,
+    body,
+  };
+}
+
+function itemStatusOf(body: string): string | undefined {
+  try {
+    const parsed = JSON.parse(body) as { items?: { status?: unknown }[] };
+    const status = parsed.items?.[0]?.status;
+    return typeof status === 'string' ? status : undefined;
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
+  }
 }

@@ -236,3 +236,27 @@ test('control listener: a slowloris head and a stalled publish body are cut near
   assert.ok(elapsed < 3_000, `a stalled body is cut near requestHeadMs + requestBodyStallMs (${elapsed} ms)`);
   assert.equal((await metricValue(hf, 'holdfast_messages_published_total')) ?? 0, 0);
 });
+
+test('publish: the answer says which items were duplicates, queued for a predecessor or dropped, per item in JSON', async (t) => {
+  const hf = await gateway(t, { push: { sequenceMaxPending: 1 } });
+  const a = await HeldStream.open(t, hf.port, '/out');
+  await heldCount(hf, 1);
+  const first = await publishRaw(hf, { items: [streamItem('out', '1', '1')] });
+  assert.equal(first.headers.get('x-holdfast-duplicates'), null, 'no duplicate header when there is none');
+  const mixed = await publishRaw(
+    hf,
+    { items: [streamItem('out', '1', '1'), streamItem('out', '3', '3', '2'), streamItem('out', '9', '9', '8'), streamItem('out', 'n')] },
+    { accept: 'application/json' },
+  );
+  assert.equal(mixed.status, 200, 'Pushpin answers 200 whatever became of the items; the details are extra');
+  assert.equal(mixed.headers.get('x-holdfast-duplicates'), '1');
+  assert.equal(mixed.headers.get('x-holdfast-queued'), '1');
+  assert.equal(mixed.headers.get('x-holdfast-dropped'), '1');
+  assert.equal(mixed.headers.get('x-holdfast-delivered'), '1', 'only the id-less item went out');
+  assert.deepEqual(
+    (JSON.parse(mixed.text) as { items: { status: string }[] }).items.map((i) => i.status),
+    ['duplicate', 'queued', 'dropped', 'published'],
+  );
+  await a.waitForText('1n');
+  assert.equal(a.body, '1n');
+});

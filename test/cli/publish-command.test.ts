@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startTestHoldfast } from '../helpers/holdfast.js';
+import { holdfast } from '../helpers/cli.js';
+import { HeldStream, heldCount, startGripBackend } from '../hold/push-helpers.js';
+
+test('holdfast publish: says how many held connections got it, and a duplicate id exits 3 saying so', async (t) => {
+  const backend = await startGripBackend(t, (_req, res) => {
+    const instruct = res.grip.startInstruct();
+    instruct.addChannel('cli');
+    instruct.setHoldStream();
+    res.end();
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await HeldStream.open(t, hf.port, '/');
+  await heldCount(hf, 1);
+  const control = `127.0.0.1:${hf.controlAddress.port}`;
+  const first = await holdfast(t, ['publish', 'cli', 'hello', '--id', 'm1', '--control', control]).output;
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(first.stdout, 'published to cli: delivered to 1 held connection(s) on that node\n');
+  await client.waitForText('hello');
+  const again = await holdfast(t, ['publish', 'cli', 'hello again', '--id', 'm1', '--control', control]).output;
+  assert.equal(again.code, 3);
+  assert.equal(again.stdout, '');
+  assert.match(again.stderr, /not published: id "m1" was already published to cli .*duplicate/);
+  // Proof that the duplicate was not delivered: a later message arrives, the duplicate's text never did.
+  const later = await holdfast(t, ['publish', 'cli', 'later', '--control', control]).output;
+  assert.equal(later.code, 0, later.stderr);
+  await client.waitForText('later');
+  assert.ok(!client.body.includes('hello again'), client.body);
+});
