@@ -115,6 +115,8 @@ export function parseInstruct(code: number, reason: string, headers: readonly st
   if (status !== undefined && status !== '') {
     const match = /^(\d{1,3})(?: (.*))?$/.exec(status.trim());
     if (!match || Number(match[1]) < 100) throw new GripInstructError('Grip-Status contains an invalid status code');
+    // A 1xx is interim: a client reading "100 Continue" takes the next answer on its connection as this one's.
+    if (Number(match[1]) < 200) throw new GripInstructError('Grip-Status must be a final status (200-999), not 1xx');
     instruct.response.code = Number(match[1]);
     instruct.response.reason = match[2] ?? '';
     if (!isWritableText(instruct.response.reason)) throw new GripInstructError('Grip-Status contains a control character');
@@ -195,8 +197,10 @@ function parseKeepAliveHeader(value: string): KeepAlive {
   let data: Buffer;
   if (format === 'raw') data = Buffer.from(raw, 'utf8');
   else if (format === 'cstring') data = unescapeCString(raw);
-  else if (format === 'base64') data = Buffer.from(raw, 'base64');
-  else throw new GripInstructError(`no such Grip-Keep-Alive format '${format}'`);
+  else if (format === 'base64') {
+    if (!isBase64(raw)) throw new GripInstructError('Grip-Keep-Alive data is not base64');
+    data = Buffer.from(raw, 'base64');
+  } else throw new GripInstructError(`no such Grip-Keep-Alive format '${format}'`);
   return { data, timeoutSec, mode };
 }
 
@@ -288,8 +292,8 @@ function applyJsonInstruct(instruct: Instruct, body: Buffer): void {
     const r = doc.response;
     if (r.code !== undefined) {
       const code = typeof r.code === 'string' ? Number(r.code) : r.code;
-      if (typeof code !== 'number' || !Number.isInteger(code) || code < 100 || code > 999) {
-        throw new GripInstructError("response contains 'code' with wrong value");
+      if (typeof code !== 'number' || !Number.isInteger(code) || code < 200 || code > 999) {
+        throw new GripInstructError("response contains 'code' with wrong value (a final status, 200-999)");
       }
       instruct.response.code = code;
     }
@@ -347,9 +351,16 @@ export function contentOf(obj: Json, key: string, where: string): Buffer | undef
   }
   if (bin !== undefined) {
     if (typeof bin !== 'string') throw new GripInstructError(`${where} contains '${key}-bin' with wrong type`);
+    // Node's decoder skips what is not base64, so garbage would go out as a few stray bytes: refuse it.
+    if (!isBase64(bin)) throw new GripInstructError(`${where} contains '${key}-bin' that is not base64`);
     return Buffer.from(bin, 'base64');
   }
   return undefined;
+}
+
+/** RFC 4648 base64 (standard alphabet, padding optional as js-grip may omit it); white space is not allowed. */
+function isBase64(text: string): boolean {
+  return /^[A-Za-z0-9+/]*={0,2}$/.test(text) && text.replace(/=+$/, '').length % 4 !== 1 && (!text.includes('=') || text.length % 4 === 0);
 }
 
 function isObject(v: unknown): v is Json {

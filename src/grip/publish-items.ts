@@ -134,8 +134,9 @@ function parseHttpResponse(raw: unknown): HttpResponseFormat {
   let code: number | undefined;
   if (raw.code !== undefined) {
     code = typeof raw.code === 'string' && /^\d+$/.test(raw.code) ? Number(raw.code) : (raw.code as number);
-    if (typeof code !== 'number' || !Number.isInteger(code) || code < 100 || code > 999) {
-      throw itemError("http-response 'code' must be a status code");
+    // A 1xx is interim: a long-poll client would read "100 Continue" and take its next answer as this one.
+    if (typeof code !== 'number' || !Number.isInteger(code) || code < 200 || code > 999) {
+      throw itemError("http-response 'code' must be a final status code (200-999)");
     }
   }
   if (raw.reason !== undefined && typeof raw.reason !== 'string') throw itemError("http-response 'reason' must be a string");
