@@ -26,10 +26,17 @@ export function connectionTokens(rawHeaders: readonly string[]): Set<string> | n
   return tokens;
 }
 
+/**
+ * Fields a `Connection` list cannot remove: Host (the gateway routes on it and the backend needs it; a
+ * client writing `Connection: close, Host` made the backend see our own address) and Content-Length (framing
+ * the proxy checks and rewrites itself). HAProxy and nginx keep both whatever Connection names.
+ */
+const END_TO_END = new Set(['host', 'content-length']);
+
 function addConnectionTokens(tokens: Set<string> | null, value: string): Set<string> | null {
   for (const token of value.split(',')) {
     const t = token.trim().toLowerCase();
-    if (t === '' || t === 'close' || t === 'keep-alive') continue;
+    if (t === '' || t === 'close' || t === 'keep-alive' || END_TO_END.has(t)) continue;
     (tokens ??= new Set()).add(t);
   }
   return tokens;

@@ -47,6 +47,21 @@ test('on the way to the backend: hop-by-hop and Connection-named fields are remo
   assert.equal(seen.headers.host, 'app.test:8080', 'Host is preserved');
 });
 
+test('Host and Content-Length named in Connection still reach the backend, with X-Forwarded-Host', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('POST /named HTTP/1.1\r\nHost: app.test\r\nConnection: close, Host, Content-Length, X-Gone\r\nX-Gone: 1\r\nContent-Length: 5\r\n\r\nhello');
+  const res = await client.readResponse();
+  assert.equal(res.status, 200);
+  const seen = backend.seen[0]!;
+  assert.equal(seen.headers.host, 'app.test', 'the client cannot make the backend lose Host');
+  assert.equal(seen.headers['x-forwarded-host'], 'app.test');
+  assert.equal(seen.headers['content-length'], '5');
+  assert.equal(seen.body.toString(), 'hello');
+  assert.equal(seen.headers['x-gone'], undefined, 'other named fields are still removed');
+});
+
 test('a chunked upload is re-framed by the backend hop, its client framing fields are not forwarded', async (t) => {
   const backend = await startBackend(t);
   const hf = await startTestHoldfast(t, [backend.url]);
