@@ -1,11 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus, PublishResult } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
+import { lingerOnClose } from '../edge/linger.js';
 import { BusUnavailableError, type HoldfastError } from '../errors.js';
 import { PublishError, parsePublishBody, type PublishItem } from '../grip/publish-items.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { PublishAuth } from './publish-auth.js';
+
+/** As the client side's: long enough for a publisher on any network to read its answer. */
+const LINGER_MS = 2_000;
 
 export interface PublishDeps {
   config: HoldfastConfig;
@@ -96,6 +100,14 @@ export class PublishEndpoint {
 
   #refuse(req: IncomingMessage, res: ServerResponse, err: HoldfastError, extra: Record<string, string> = {}): void {
     this.#deps.log.info({ code: err.code }, `publish refused: ${err.message}`);
+    // An oversized body may still be arriving: answer now, close after, and meanwhile read and discard what
+    // comes for up to LINGER_MS. A close with unread input is a reset, and a publisher still writing (curl
+    // reads only after its upload) would never see the 413.
+    if (!req.complete) {
+      res.shouldKeepAlive = false;
+      lingerOnClose(req.socket, LINGER_MS, true);
+      req.resume();
+    }
     const json = (req.headers.accept ?? '').includes('application/json');
     res.writeHead(err.httpStatus, {
       'content-type': json ? 'application/json' : 'text/plain',
@@ -103,8 +115,6 @@ export class PublishEndpoint {
       ...extra,
     });
     res.end(json ? `${JSON.stringify({ error: err.code, message: err.message })}\n` : `${err.message}\n`);
-    // An oversized body may still be arriving: do not read it, close after answering.
-    if (!req.complete) res.on('finish', () => req.socket.destroy());
   }
 }
 
@@ -127,7 +137,6 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
       size += chunk.length;
       if (size > maxBytes) {
         req.off('data', onData);
-        req.pause();
         reject(tooLarge(maxBytes));
         return;
       }

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { HoldfastError } from '../errors.js';
 import type { ExchangeOwner, ProxyExchange } from '../proxy/exchange.js';
 import { rawErrorResponse } from './error-response.js';
+import { endWithLinger, lingerOnClose } from './linger.js';
 import type { TrackedConnection } from './registry.js';
 
 /** What a connection asks of the edge it belongs to. */
@@ -101,16 +102,12 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
 
   /**
    * The response in progress closes the connection while the client may still be sending a body nobody will
-   * read (a backend answered an upload early). Node would end the socket and destroy it the moment its FIN
-   * is flushed; with unread bytes that close sends a RST, and a client still writing then fails on the reset
-   * and never reads the answer waiting for it (an early 413 became an empty, reset connection). So linger
-   * like nginx's lingering_close: FIN after the response, then keep the socket open, no longer reading, for
-   * lingerMs. The client reads its answer and the FIN; its unread bytes just fill the window meanwhile.
+   * read (a backend answered an upload early): linger after it (linger.ts) so the client reads the answer.
    */
   closeAfterResponse(): void {
     this.closing = true;
     this.lingering = true;
-    this.socket.destroySoon = lingerThenDestroy;
+    lingerOnClose(this.socket, this.edge.lingerMs);
   }
 
   /**
@@ -172,10 +169,9 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
       socket.destroy();
       return;
     }
-    socket.end(rawErrorResponse(error));
     // Linger briefly so the client reads the answer before the close (an immediate close with unread
     // input would send RST and lose it), as nginx's lingering_close does.
-    socket.setTimeout(this.edge.lingerMs, socketDestroyOnTimeout);
+    endWithLinger(socket, this.edge.lingerMs, rawErrorResponse(error));
   }
 
   #mayStart(exchange: ProxyExchange): boolean {
@@ -189,17 +185,4 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
     if (exchange.unsafe) this.#unsafeInFlight = true;
     exchange.start();
   }
-}
-
-function socketDestroyOnTimeout(this: Socket): void {
-  this.destroy();
-}
-
-/** In place of Node's socket.destroySoon(), which closes as soon as the FIN is out. */
-function lingerThenDestroy(this: Socket & { [kConnection]?: ClientConnection }): void {
-  this.pause();
-  if (this.writable) this.end();
-  const lingerMs = this[kConnection]?.edge.lingerMs ?? 0;
-  if (lingerMs > 0) this.setTimeout(lingerMs, socketDestroyOnTimeout);
-  else this.destroy();
 }

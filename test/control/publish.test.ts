@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { createSecretKey } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { PublishException, Publisher } from '@fanoutio/grip';
 import { SignJWT } from 'jose';
@@ -183,6 +185,36 @@ test('publish: 413 for a body over publish.maxBodyBytes (declared or streamed) a
   assert.equal(overResponse.headers.get('x-holdfast-error'), 'HF_ERR_PUBLISH_MESSAGE_TOO_LARGE');
   const exact = await publishRaw(hf, { items: [streamItem('c', 'x'.repeat(100))] });
   assert.equal(exact.status, 200);
+});
+
+test('publish: a 413 reaches a publisher that reads only after writing its whole oversized body (curl)', async (t) => {
+  const hf = await gateway(t, { publish: { maxBodyBytes: 2048 } });
+  const client = await HeldStream.open(t, hf.port, '/c');
+  await heldCount(hf, 1);
+  const body = JSON.stringify({ items: [streamItem('c', 'LEAK'.repeat(1_000_000))] });
+  for (const framing of ['length', 'chunked'] as const) {
+    const head =
+      framing === 'length'
+        ? `POST /publish/ HTTP/1.1\r\nHost: control\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`
+        : 'POST /publish/ HTTP/1.1\r\nHost: control\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const request = framing === 'length' ? head + body : `${head}${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    const socket = connect(hf.controlAddress.port, '127.0.0.1');
+    t.after(() => socket.destroy());
+    socket.pause();
+    // Like curl: the whole upload first, then the answer. A reset while writing loses the answer.
+    const writeError = await new Promise<Error | null | undefined>((resolve) => socket.write(request, resolve));
+    assert.equal(writeError ?? null, null, `${framing}: the upload was not cut`);
+    socket.resume();
+    let received = '';
+    socket.setEncoding('latin1').on('data', (s: string) => (received += s));
+    await once(socket, 'end');
+    assert.match(received, /^HTTP\/1\.1 413 /, framing);
+    assert.match(received, /\r\nx-holdfast-error: HF_ERR_PUBLISH_TOO_LARGE\r\n/i, framing);
+    assert.match(received, /\r\nconnection: close\r\n/i, framing);
+  }
+  await publishRaw(hf, { items: [streamItem('c', 'ok')] });
+  await client.waitForText('ok');
+  assert.equal(client.body, 'ok', 'nothing of the refused bodies was published');
 });
 
 test('publish auth: js-grip\'s Bearer key, JWT (control_iss + key) and Basic are accepted; anything else is 401', async (t) => {
