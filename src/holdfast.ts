@@ -48,10 +48,13 @@ export interface RunningHoldfast {
    * A bad configuration throws its ConfigError and changes nothing.
    */
   reload(next?: HoldfastConfig): void;
-  /** Graceful: stop accepting, finish in flight within timeouts.drainMs, then close everything. */
-  drain(): Promise<void>;
-  /** Immediate: cut everything. */
-  close(): Promise<void>;
+  /**
+   * Graceful: stop accepting, finish in flight within timeouts.drainMs, then close everything. Resolves to
+   * the number of requests cut at the deadline (0 for a clean drain).
+   */
+  drain(): Promise<number>;
+  /** Immediate: cut everything; resolves to the requests that were cut. */
+  close(): Promise<number>;
 }
 
 /** The composition root: wires config, logs, metrics, backends, the edge and the control listener. */
@@ -112,7 +115,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   }
   log.info({ listen: address, control: controlAddress, backends: config.backends }, 'holdfast started');
 
-  let stopping: Promise<void> | null = null;
+  let stopping: Promise<number> | null = null;
   return {
     get config() {
       return current;
@@ -135,11 +138,13 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         edge.draining = true;
         holds.drain();
         // WebSockets: terminated sockets tell their backend and close with 1001 now, tunnels at the deadline.
-        await Promise.all([edge.drain(config.timeouts.drainMs), upgrades.drain(config.timeouts.drainMs)]);
+        const [cut] = await Promise.all([edge.drain(config.timeouts.drainMs), upgrades.drain(config.timeouts.drainMs)]);
         await bus.close();
         await forwarder.close();
         await control.close();
-        log.info('drained');
+        if (cut > 0) log.warn({ cutRequests: cut }, 'drained, but requests were cut at the deadline');
+        else log.info('drained');
+        return cut;
       })();
       return stopping;
     },
@@ -150,7 +155,8 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         upgrades.closeAll();
         edge.server.close();
         edge.server.closeAllConnections();
-        await Promise.all([forwarder.destroy(), control.close(), edge.drain(0), bus.close()]);
+        const [, , cut] = await Promise.all([forwarder.destroy(), control.close(), edge.drain(0), bus.close()]);
+        return cut;
       })();
       return stopping;
     },

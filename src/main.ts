@@ -116,7 +116,8 @@ async function main(argv: string[]): Promise<void> {
     if (signals > 1) process.exit(1);
     running.log.info({ signal }, 'shutting down');
     running.drain().then(
-      () => process.exit(0),
+      // Requests cut at the deadline make the exit non-zero: a supervisor should know the drain was not clean.
+      (cut) => process.exit(cut > 0 ? 1 : 0),
       (err: unknown) => {
         running.log.error({ err }, 'drain failed');
         process.exit(1);

@@ -113,7 +113,8 @@ export class Edge implements EdgeContext {
    * Stop accepting, let in-flight requests finish (their responses say `Connection: close`), close idle
    * connections at once, and cut whatever is left when the deadline passes.
    */
-  async drain(deadlineMs: number): Promise<void> {
+  /** Resolves to the number of requests still unanswered at the deadline, whose connections were cut. */
+  async drain(deadlineMs: number): Promise<number> {
     this.draining = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const conn of this.registry.connections()) {
@@ -125,14 +126,25 @@ export class Edge implements EdgeContext {
     });
     const outcome = await Promise.race([closed, deadline]);
     clearTimeout(timer);
+    let cut = 0;
     if (outcome === 'deadline') {
-      this.#deps.log.warn({ open: this.registry.size }, 'drain deadline passed, closing remaining connections');
+      // Say what is being cut: an operator (and the exit code) must know a drain was not clean.
+      const samples: { client: string; method: string | undefined; target: string | undefined }[] = [];
+      for (const conn of this.registry.connections()) {
+        if (conn.pendingResponses === 0) continue;
+        cut += conn.pendingResponses;
+        const req = conn.lastExchange?.req;
+        if (samples.length < 10) samples.push({ client: conn.clientAddress, method: req?.method, target: req?.url });
+      }
+      this.#deps.metrics.drainCutRequests.inc(cut);
+      this.#deps.log.warn({ open: this.registry.size, cutRequests: cut, samples }, 'drain deadline passed, closing remaining connections');
       this.server.closeAllConnections();
       // Node's list misses connections it no longer parses (held streams, see stream-takeover.ts).
       for (const conn of this.registry.connections()) conn.socket.destroy();
       await closed;
     }
     this.#bodyStall.stop();
+    return cut;
   }
 
   #onConnection(rawSocket: Socket): void {

@@ -189,6 +189,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['code'] as const,
       registers,
     }),
+    drainCutRequests: new Counter({
+      name: 'holdfast_drain_cut_requests_total',
+      help: 'Requests still unanswered when the drain deadline passed, whose connections were cut',
+      registers,
+    }),
     busMessages: new Counter({
       name: 'holdfast_bus_messages_total',
       help: 'Messages between this node and the bus engine: out = items this node published, in = items it received for channels it holds',

@@ -128,7 +128,7 @@ test('SIGTERM drains: no new connections, in-flight finishes with Connection: cl
   assert.ok(hf.logs.some((l) => l.msg === 'drained'));
 });
 
-test('a request that outlives the drain deadline is cut and the process exits within the deadline', async (t) => {
+test('a request that outlives the drain deadline is cut, logged and counted, and the process exits 1 within the deadline', async (t) => {
   const backend = await startBackend(t, () => {
     /* never answers */
   });
@@ -145,10 +145,13 @@ test('a request that outlives the drain deadline is cut and the process exits wi
   const tookMs = atMs - signalledAtMs;
   assert.ok(tookMs < drainMs + 2_000, `exited ${Math.round(tookMs)} ms after SIGTERM (deadline ${drainMs} ms)`);
   assert.ok(tookMs >= drainMs - 50, 'the request got its drain time');
-  assert.equal(code, 0);
+  assert.equal(code, 1, 'a drain that cut a request is not a clean exit');
   await busy.waitEnd();
   assert.equal(busy.pending.length, 0, 'no response: the client sees the connection cut');
-  assert.ok(hf.logs.some((l) => l.msg === 'drain deadline passed, closing remaining connections'));
+  const cut = hf.logs.find((l) => l.msg === 'drain deadline passed, closing remaining connections');
+  assert.equal(cut?.cutRequests, 1);
+  assert.deepEqual(cut?.samples, [{ client: '127.0.0.1', method: 'GET', target: '/forever' }]);
+  assert.equal(hf.logs.find((l) => l.msg === 'drained, but requests were cut at the deadline')?.cutRequests, 1);
 });
 
 test('a second signal exits at once', async (t) => {
