@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { z } from 'zod';
 
 /** `host:port`, `:port` or `[v6]:port`, as nginx and HAProxy write a bind address. */
@@ -461,8 +462,13 @@ function checkGroupsAndRoutes(
   }
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+/**
+ * Only what surely binds to loopback: an IPv4 literal in 127.0.0.0/8, `::1`, or `localhost`. A name that
+ * merely starts with "127." (127.evil.example) resolves wherever its owner likes.
+ */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIPv4(host) && host.startsWith('127.');
 }
 
 export type HoldfastConfig = z.infer<typeof configSchema>;

@@ -289,3 +289,28 @@ test('unparseable files are config errors naming the file', (t) => {
     assert.equal(issues.get('(file)')!.value, file);
   }
 });
+
+test('a control listener off loopback needs publish.key; a name that only starts with 127. is not loopback', () => {
+  for (const control of ['0.0.0.0:5561', '10.0.0.5:5561', '127.evil.example:5599', '127.0.0.1.nip.example:5561', '[::]:5561']) {
+    const issues = issuesOf(() => validateConfig({ backends: [BACKEND], control }));
+    assert.ok(issues.has('publish.key'), `${control} must need a key`);
+  }
+  for (const control of ['127.0.0.1:5561', '127.1.2.3:5561', 'localhost:5561', '[::1]:5561']) {
+    assert.equal(validateConfig({ backends: [BACKEND], control }).control, control);
+  }
+  assert.equal(validateConfig({ backends: [BACKEND], control: '0.0.0.0:5561', publish: { key: 'k' } }).publish.key, 'k');
+});
+
+test('bus.url: memory, redis:// and nats:// URLs; anything else is named with its value', () => {
+  for (const url of ['memory', 'redis://127.0.0.1:6379', 'redis://cache.internal:6379/2', 'rediss://cache:6380', 'nats://127.0.0.1:4222']) {
+    assert.equal(validateConfig({ backends: [BACKEND], bus: { url } }).bus.url, url);
+  }
+  for (const url of ['redis', 'http://127.0.0.1:6379', 'redis://127.0.0.1:6379/x', 'nats://h:4222/path', 'redis://:6379', 'memory://', 'nats://h:4222?x=1']) {
+    const issues = issuesOf(() => validateConfig({ backends: [BACKEND], bus: { url } }));
+    assert.equal(issues.get('bus.url')?.value, url, url);
+  }
+  assert.equal(validateConfig({ backends: [BACKEND], workers: 'auto' }).workers, 'auto');
+  for (const workers of [0, -1, 'many', 1.5, 1000]) {
+    assert.ok(issuesOf(() => validateConfig({ backends: [BACKEND], workers: workers as number })).has('workers'), String(workers));
+  }
+});
