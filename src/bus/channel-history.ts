@@ -14,15 +14,23 @@ interface Entry {
 export class ChannelHistory {
   readonly #limits: HistoryLimits;
   readonly #byChannel = new Map<string, Entry[]>();
-  readonly #lastIds = new Map<string, string>();
+  /**
+   * The last id per channel, for prev-id sequencing: kept apart from the entries because it must outlive a
+   * `maxItems: 0` history, and expired by the same age bound, or every channel ever published to with an id
+   * would stay here for good (300,000 channels kept 20.7 MB: issue 15).
+   */
+  readonly #lastIds = new Map<string, { id: string; atMs: number }>();
 
   constructor(limits: HistoryLimits) {
     this.#limits = limits;
   }
 
   append(item: PublishItem, nowMs: number): void {
-    if (item.id !== undefined) this.#lastIds.set(item.channel, item.id);
-    else this.#lastIds.delete(item.channel);
+    if (item.id !== undefined) {
+      // Re-inserted so the map stays in publish order and the sweep can stop at the first fresh entry.
+      this.#lastIds.delete(item.channel);
+      this.#lastIds.set(item.channel, { id: item.id, atMs: nowMs });
+    } else this.#lastIds.delete(item.channel);
     if (this.#limits.maxItems === 0) return;
     let entries = this.#byChannel.get(item.channel);
     if (entries === undefined) {
@@ -44,7 +52,14 @@ export class ChannelHistory {
   }
 
   lastId(channel: string): string | undefined {
-    return this.#lastIds.get(channel);
+    return this.#lastIds.get(channel)?.id;
+  }
+
+  /** Channels with anything kept (entries or a last id): what the sweep must bring back to zero. */
+  get channelCount(): number {
+    const channels = new Set(this.#byChannel.keys());
+    for (const channel of this.#lastIds.keys()) channels.add(channel);
+    return channels.size;
   }
 
   /** Drops expired entries everywhere; called from a shared timer so idle channels do not linger. */
@@ -52,6 +67,10 @@ export class ChannelHistory {
     for (const [channel, entries] of this.#byChannel) {
       this.#trim(entries, nowMs);
       if (entries.length === 0) this.#byChannel.delete(channel);
+    }
+    for (const [channel, last] of this.#lastIds) {
+      if (nowMs - last.atMs <= this.#limits.maxAgeMs) break;
+      this.#lastIds.delete(channel);
     }
   }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ChannelHistory } from '../../src/bus/channel-history.js';
 import { MemoryBus } from '../../src/bus/memory-bus.js';
 import type { BusOptions, BusSink } from '../../src/bus/bus.js';
 import type { PublishItem } from '../../src/grip/publish-items.js';
@@ -119,4 +120,26 @@ test('memory bus: an item that waited out sequenceWaitMs goes out alone through 
   t.mock.timers.tick(1_000);
   assert.deepEqual(sink.batches, [['c:1'], ['c:3']]);
   assert.equal(bus.lastId('c'), '3');
+});
+
+test('memory bus: what it keeps per channel (history and last id) expires with the age bound, however many channels (fake clock)', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_700_000_000_000 });
+  for (const maxItems of [100, 0]) {
+    const history = new ChannelHistory({ maxItems, maxAgeMs: 5_000 });
+    for (let i = 0; i < 10_000; i++) history.append(item(`ch${i}`, String(i)), Date.now());
+    assert.equal(history.channelCount, 10_000, `maxItems ${maxItems}`);
+    t.mock.timers.tick(3_000);
+    history.append(item('fresh', 'f1'), Date.now());
+    t.mock.timers.tick(2_500);
+    history.sweep(Date.now());
+    assert.equal(history.channelCount, 1, `maxItems ${maxItems}: only the channel published within the age bound is left`);
+    assert.equal(history.lastId('fresh'), 'f1');
+    assert.equal(history.lastId('ch1'), undefined);
+  }
+  // The bus sweeps on its own timer.
+  const bus = new MemoryBus(options({ maxAgeMs: 5_000 }));
+  t.after(() => bus.close());
+  for (let i = 0; i < 1_000; i++) await bus.publish([item(`c${i}`, String(i))]);
+  t.mock.timers.tick(11_000);
+  assert.equal(bus.lastId('c1'), undefined);
 });
