@@ -4,7 +4,10 @@ import type { Metrics } from '../observe/metrics.js';
 
 /** Items published after a given id, for replay. */
 export interface HistoryResult {
-  /** Oldest first. */
+  /**
+   * Oldest first: the items after the id when it was found; when it was not, everything the channel's
+   * history still retains (the client announced a gap gets what is left, as nchan does).
+   */
   items: PublishItem[];
   /** False when the id is not in the retained history: older than it, or never seen. */
   found: boolean;

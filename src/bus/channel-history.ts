@@ -48,7 +48,7 @@ export class ChannelHistory {
     for (let i = entries.length - 1; i >= 0; i--) {
       if (entries[i]!.item.id === afterId) return { items: entries.slice(i + 1).map((e) => e.item), found: true };
     }
-    return { items: [], found: false };
+    return { items: entries.map((e) => e.item), found: false };
   }
 
   lastId(channel: string): string | undefined {

@@ -363,8 +363,19 @@ export class HoldManager implements HoldHost, BusSink {
   async #replay(client: HeldClient, lastEventId: string | undefined): Promise<void> {
     const replayedIds = new Set<string>();
     let needsNext = false;
-    let gapChannel: string | null = null;
     let foundAny = false;
+    /** Channels whose history no longer has the client's Last-Event-ID, with what they still retain. */
+    const gaps: { channel: string; retained: PublishItem[] }[] = [];
+    const replay = (items: readonly PublishItem[]): boolean => {
+      for (const item of items) {
+        if (client.closed) return false;
+        if (client.deliverReplayed(item)) {
+          this.#deps.metrics.replayed.inc();
+          if (item.id !== undefined) replayedIds.add(item.id);
+        }
+      }
+      return !client.closed;
+    };
     for (const channel of client.channels) {
       if (channel.name.endsWith('.*')) continue;
       const afterId = channel.prevId ?? lastEventId;
@@ -372,22 +383,22 @@ export class HoldManager implements HoldHost, BusSink {
       const history = await this.#deps.bus.history(channel.name, afterId);
       if (!history.found) {
         if (channel.prevId !== undefined) needsNext = true;
-        else gapChannel ??= channel.name;
+        else gaps.push({ channel: channel.name, retained: history.items });
         continue;
       }
       foundAny = true;
-      for (const item of history.items) {
-        if (client.closed) return;
-        if (client.deliverReplayed(item)) {
-          this.#deps.metrics.replayed.inc();
-          if (item.id !== undefined) replayedIds.add(item.id);
-        }
-      }
+      if (!replay(history.items)) return;
     }
     if (client.closed) return;
-    if (gapChannel !== null && !foundAny && lastEventId !== undefined && client instanceof StreamHold && client.transport === 'sse') {
-      // The client's last event is older than our history: say so instead of silently skipping data.
-      this.#sendGap(client, gapChannel, lastEventId);
+    // The client's last event is older than the history (or from before a restart): say so instead of
+    // silently skipping data, then send what the history still has; clients that track ids skip repeats.
+    // When the id was found in another of its channels, the client's position is known there and the
+    // other channels' retained items would be guesses: they are left out, as before.
+    if (!foundAny && lastEventId !== undefined) {
+      for (const gap of gaps) {
+        if (client instanceof StreamHold && client.transport === 'sse') this.#sendGap(client, gap.channel, lastEventId);
+        if (!replay(gap.retained)) return;
+      }
     }
     if (needsNext && client.nextLink !== null) this.fetchNext(client, 'recover');
     this.#flushReplayBuffer(client, replayedIds);

@@ -127,7 +127,9 @@ export function busContract(driver: string, factory: NodeFactory): void {
     assert.deepEqual(after1.items.map((i) => i.id), ['2', '3']);
     assert.equal(after1.items[0]!.formats['http-stream']?.content?.toString(), '2', 'formats survive the engine');
     assert.deepEqual(await b!.bus.history('h', '3'), { items: [], found: true });
-    assert.equal((await b!.bus.history('h', 'nope')).found, false);
+    const unknown = await b!.bus.history('h', 'nope');
+    assert.equal(unknown.found, false);
+    assert.deepEqual(unknown.items.map((i) => i.id), ['1', '2', '3'], 'not found: everything retained, for the gap replay');
     assert.equal((await b!.bus.history('never-published', '1')).found, false);
   });
 

@@ -99,19 +99,24 @@ test('SSE: ?lastEventId= in the query replays like the header (browsers cannot s
   assert.deepEqual(inbox.events.map((e) => `${e.id}:${e.data}`), ['3:m3', '4:m4', '5:m5']);
 });
 
-test('SSE: a Last-Event-ID older than the history gets the gap event, then live events', async (t) => {
+test('SSE: a Last-Event-ID older than the history gets the gap event, then what history retains, then live events', async (t) => {
   const backend = await sseBackend(t, 'gap');
   const hf = await startTestHoldfast(t, [backend.url], { push: { historyMaxItems: 2 } });
   for (let i = 1; i <= 5; i++) await publishEvent(hf, 'gap', `m${i}`, String(i));
   const es = openEventSource(t, `${hf.url}/events?lastEventId=1`);
   const inbox = new Inbox(es, ['message', 'holdfast-gap']);
-  await inbox.waitCount(1);
+  await inbox.waitCount(3);
   assert.equal(inbox.events[0]!.type, 'holdfast-gap');
   assert.deepEqual(JSON.parse(inbox.events[0]!.data), { channel: 'gap', lastEventId: '1' });
+  // Items 2 and 3 are lost for good; 4 and 5 are still in history and must not be withheld.
+  assert.deepEqual(inbox.events.slice(1), [
+    { type: 'message', id: '4', data: 'm4' },
+    { type: 'message', id: '5', data: 'm5' },
+  ]);
   await heldCount(hf, 1);
   await publishEvent(hf, 'gap', 'm6', '6');
-  await inbox.waitCount(2);
-  assert.deepEqual(inbox.events[1], { type: 'message', id: '6', data: 'm6' });
+  await inbox.waitCount(4);
+  assert.deepEqual(inbox.events[3], { type: 'message', id: '6', data: 'm6' });
   assert.equal(await metricValue(hf, 'holdfast_drops_total', { reason: 'history_gap' }), 1);
 });
 
