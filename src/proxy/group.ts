@@ -109,7 +109,7 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
       this.#take(request, server);
       return server;
     }
-    if (server === null && !this.servers.some((s) => usable(s, nowMs, undefined, false))) {
+    if (server === null && !this.servers.some((s) => usable(s, nowMs, undefined, false) || s.passivelyDown)) {
       return new UpstreamError('HF_ERR_NO_HEALTHY_BACKEND', 503, this.describe(), 'has no server taking traffic');
     }
     if (!this.#queue.push(request, nowMs)) {
@@ -230,14 +230,40 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
     await Promise.all(this.servers.map((s) => s.destroy()));
   }
 
-  /** Sticky pin first (when its server is up), then the balancer. */
+  /**
+   * A server for a request that takes no concurrency slot (a WebSocket handshake or tunnel): the balancer's
+   * choice among servers up, else the all-down fallback.
+   */
+  pickForConnection(request: PickRequest, nowMs: number): Backend | null {
+    return this.balancer.pick(nowMs, request, undefined, false) ?? this.#fallback(nowMs, undefined, false);
+  }
+
+  /** Sticky pin first (when its server is up), then the balancer, then the all-down fallback. */
   #choose(request: GroupRequest, nowMs: number, exclude: ReadonlySet<Backend> | undefined): Backend | null {
     if (this.sticky !== null) {
       const pinned = this.sticky.pinned(request.req.rawHeaders);
       if (pinned !== undefined && pinned.isUp(nowMs) && !exclude?.has(pinned)) return pinned;
     }
     const needCapacity = this.config.algorithm !== 'hash';
-    return this.balancer.pick(nowMs, request, exclude, needCapacity);
+    return this.balancer.pick(nowMs, request, exclude, needCapacity) ?? this.#fallback(nowMs, exclude, needCapacity);
+  }
+
+  /**
+   * nginx's rule: when passive health has every server of the group down, try them anyway rather than
+   * answer 503 for failTimeoutMs. One timeout or refused connection otherwise took a lone backend's whole
+   * site down for 10 s, and its first 200 came seconds after it was back. The least busy such server with
+   * room is tried; its answer brings it back up. Servers held down by active checks stay out: those checks
+   * are the operator's word that the server is unfit.
+   */
+  #fallback(nowMs: number, exclude: ReadonlySet<Backend> | undefined, needCapacity: boolean): Backend | null {
+    if (this.servers.some((s) => usable(s, nowMs, undefined, false))) return null;
+    let best: Backend | null = null;
+    for (const server of this.servers) {
+      if (!server.passivelyDown || server.weight === 0 || exclude?.has(server)) continue;
+      if (needCapacity && !server.hasCapacity) continue;
+      if (best === null || server.outstanding < best.outstanding) best = server;
+    }
+    return best;
   }
 
   #take(request: GroupRequest, server: Backend): void {

@@ -123,6 +123,11 @@ export class Backend {
     return !this.#down || (this.#options.activeChecks === null && nowMs >= this.#downUntilMs);
   }
 
+  /** Down by passive health only (no active checks): the group may still try it when all are down. */
+  get passivelyDown(): boolean {
+    return this.#down && this.#options.activeChecks === null;
+  }
+
   get hasCapacity(): boolean {
     return this.outstanding < this.maxConcurrent;
   }
@@ -161,7 +166,8 @@ export class Backend {
 
   recordSuccess(nowMs: number = Date.now()): void {
     // With active checks, only they bring a server back (a request in flight before the mark-down may finish).
-    if (this.#down && this.#options.activeChecks === null && nowMs >= this.#downUntilMs) this.#markUp(nowMs, 'request');
+    // Passive only: any answer proves it alive, also one tried early because every server was down.
+    if (this.#down && this.#options.activeChecks === null) this.#markUp(nowMs, 'request');
   }
 
   /** One active check's outcome: `fall` bad ones in a row take it out, `rise` good ones bring it back. */

@@ -12,5 +12,5 @@ export interface WsUpstream {
 
 /** A server of the upstream's group, or null when none is taking traffic. */
 export function pickBackend(upstream: WsUpstream): Backend | null {
-  return upstream.group.balancer.pick(Date.now(), upstream.pickRequest, undefined, false);
+  return upstream.group.pickForConnection(upstream.pickRequest, Date.now());
 }

@@ -38,7 +38,7 @@ test('a backend that never answers: 504 HF_ERR_UPSTREAM_TIMEOUT after timeouts.u
   assert.equal(backend.seen[0]!.url, '/slow');
 });
 
-test('a backend marked down by passive health gets 503 with Retry-After until failTimeoutMs, then recovers', async (t) => {
+test('a lone backend marked down by passive health is still tried (nginx), and its first answer brings it back', async (t) => {
   // The first connection dies on its first request without a byte of answer (a health failure); later
   // requests are answered normally.
   let requests = 0;
@@ -47,7 +47,7 @@ test('a backend marked down by passive health gets 503 with Retry-After until fa
     if (requests === 1) return void socket.resetAndDestroy();
     socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n');
   });
-  const hf = await startTestHoldfast(t, [backend.url], { upstream: { maxFails: 1, failTimeoutMs: 5_000 } });
+  const hf = await startTestHoldfast(t, [backend.url], { upstream: { maxFails: 1, failTimeoutMs: 10_000 } });
   // Passive health reads Date.now(); fake only the clock, the sockets stay real.
   t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
   const client = await RawClient.connect(t, hf.port);
@@ -58,25 +58,42 @@ test('a backend marked down by passive health gets 503 with Retry-After until fa
   assert.equal(failed.headers['x-holdfast-error'], 'HF_ERR_UPSTREAM_RESET');
   assert.equal(await metricValue(hf, 'holdfast_backend_up', { backend: backend.url }), 0);
 
-  for (const advanceMs of [0, 2_000, 2_900]) {
-    t.mock.timers.tick(advanceMs);
-    client.write('GET /2 HTTP/1.1\r\nHost: h.test\r\n\r\n');
-    const refused = await client.readResponse();
-    assert.equal(refused.status, 503);
-    assert.equal(refused.headers['x-holdfast-error'], 'HF_ERR_NO_HEALTHY_BACKEND');
-    assert.equal(refused.headers['retry-after'], '1');
-    assert.ok(refused.body.toString().includes(backend.url));
-  }
-  assert.equal(backend.heads.length, 1, 'nothing reached the backend while it was down');
-
-  t.mock.timers.tick(200); // 5_100 ms after the failure
-  client.write('GET /3 HTTP/1.1\r\nHost: h.test\r\n\r\n');
+  // Well inside failTimeoutMs: with every server down, the group tries them anyway instead of a 503.
+  t.mock.timers.tick(100);
+  client.write('GET /2 HTTP/1.1\r\nHost: h.test\r\n\r\n');
   const recovered = await client.readResponse();
   assert.equal(recovered.status, 200);
   assert.equal(recovered.body.toString(), 'ok\n');
   assert.equal(backend.heads.length, 2);
-  assert.match(backend.heads[1]!, /^GET \/3 HTTP\/1\.1/);
-  assert.equal(await metricValue(hf, 'holdfast_backend_up', { backend: backend.url }), 1);
+  assert.match(backend.heads[1]!, /^GET \/2 HTTP\/1\.1/);
+  assert.equal(await metricValue(hf, 'holdfast_backend_up', { backend: backend.url }), 1, 'the answer brought it back up');
+});
+
+test('when passive health has every server of a group down, they are tried anyway instead of a 503', async (t) => {
+  // Each backend resets its first request and answers the rest.
+  const failingFirst = async (name: string) => {
+    let n = 0;
+    return startRawBackend(t, (socket) => {
+      if (++n === 1) return void socket.resetAndDestroy();
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${name.length}\r\n\r\n${name}`);
+    });
+  };
+  const a = await failingFirst('a');
+  const b = await failingFirst('b');
+  const hf = await startTestHoldfast(t, [a.url, b.url], { upstream: { maxFails: 1, failTimeoutMs: 10_000, retries: 0 } });
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+  const client = await RawClient.connect(t, hf.port);
+  const get = async (path: string) => {
+    client.write(`GET ${path} HTTP/1.1\r\nHost: h.test\r\n\r\n`);
+    return client.readResponse();
+  };
+  assert.equal((await get('/1')).status, 502);
+  assert.equal((await get('/2')).status, 502, 'the other server, still up, takes the next request and fails');
+  assert.equal(a.heads.length + b.heads.length, 2);
+  assert.equal(a.heads.length, 1, 'each was tried once: the downed one was skipped while the other was up');
+  const third = await get('/3');
+  assert.equal(third.status, 200, 'both down: tried anyway');
+  assert.equal(await metricValue(hf, 'holdfast_backend_up', { backend: third.body.toString() === 'a' ? a.url : b.url }), 1);
 });
 
 test('a backend that answers garbage: 502 HF_ERR_UPSTREAM_BAD_RESPONSE', async (t) => {

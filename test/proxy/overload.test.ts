@@ -134,3 +134,29 @@ test('a client that leaves while queued is dropped from the queue and never reac
   assert.deepEqual(h.backend.seen.map((s) => s.url), ['/a', '/b']);
   assert.equal(group.active, 0, 'nothing left admitted in the group');
 });
+
+test('a slot freed by a failure wakes the queue even when that failure marked the lone server down', async (t) => {
+  // /1 is held, then its connection reset (a failure that marks the server down and frees its slot); /2
+  // waits in the queue meanwhile and must be sent at once, not left to the queue timeout.
+  const held: { url: string; destroy(): void }[] = [];
+  const backend = await startBackend(t, (req, res) => {
+    if (req.url === '/1') held.push({ url: '/1', destroy: () => res.socket?.destroy() });
+    else res.end(`done ${req.url ?? ''}`);
+  });
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() });
+  const hf = await startTestHoldfast(t, [], {
+    ...overloadConfig(backend.url, { maxLength: 10, timeoutMs: 5_000 }),
+    upstream: { maxFails: 1, failTimeoutMs: 10_000, retries: 0 },
+  });
+  const group: BackendGroup = hf.forwarder.groups.get('web')!;
+  const r1 = await sendGet(t, hf.port, '/1');
+  await until(() => held.length === 1);
+  const r2 = await sendGet(t, hf.port, '/2');
+  await until(() => group.queueLength === 1);
+  held[0]!.destroy();
+  assert.equal((await r1.response).status, 502);
+  const second = await r2.response;
+  assert.equal(second.status, 200, 'the queued request went to the server (down, but the only one) when the slot freed');
+  assert.equal(second.body.toString(), 'done /2');
+  assert.equal(await metricValue(hf, 'holdfast_backend_up', { group: 'web', backend: backend.url }), 1);
+});
