@@ -1,0 +1,61 @@
+import type { PublishItem } from '../grip/publish-items.js';
+import type { BusOptions, HistoryResult, PublishStatus } from './bus.js';
+import { ChannelHistory } from './channel-history.js';
+import { Sequencer } from './sequencer.js';
+
+export interface ChannelLogSink {
+  /** An item recorded in history and ready to go out, in order (synchronously inside `add`, or later from the sequencer's timer). */
+  emit(item: PublishItem): void;
+  /** An item dropped, with the reason for the metrics. */
+  drop(item: PublishItem, reason: 'duplicate' | 'sequence'): void;
+}
+
+/**
+ * What a bus that keeps its state in process memory owns: prev-id order and id de-duplication (Sequencer)
+ * and the per-channel history replay reads. The memory bus wraps it for one process; the cluster hub in the
+ * primary wraps it for every worker of the machine, so neither copies the other's rules.
+ */
+export class ChannelLog {
+  readonly #history: ChannelHistory;
+  readonly #sequencer: Sequencer;
+  readonly #sweepTimer: NodeJS.Timeout;
+
+  constructor(options: BusOptions, sink: ChannelLogSink) {
+    this.#history = new ChannelHistory(options);
+    this.#sequencer = new Sequencer(
+      { waitMs: options.sequenceWaitMs, maxPendingPerChannel: options.sequenceMaxPending, dedupWindowMs: options.dedupWindowMs },
+      {
+        lastId: (channel) => this.#history.lastId(channel),
+        emit: (item) => {
+          this.#history.append(item, Date.now());
+          sink.emit(item);
+        },
+        drop: (item, reason) => sink.drop(item, reason),
+      },
+    );
+    this.#sweepTimer = setInterval(sweepHistory, Math.min(60_000, Math.max(1_000, options.maxAgeMs)), this.#history);
+    this.#sweepTimer.unref();
+  }
+
+  /** Sequences one publish request's items; those ready now are emitted before this returns. */
+  add(items: readonly PublishItem[], nowMs: number): PublishStatus[] {
+    return items.map((item) => this.#sequencer.add(item, nowMs));
+  }
+
+  history(channel: string, afterId: string, nowMs: number): HistoryResult {
+    return this.#history.after(channel, afterId, nowMs);
+  }
+
+  lastId(channel: string): string | undefined {
+    return this.#history.lastId(channel);
+  }
+
+  close(): void {
+    this.#sequencer.stop();
+    clearInterval(this.#sweepTimer);
+  }
+}
+
+function sweepHistory(history: ChannelHistory): void {
+  history.sweep(Date.now());
+}
