@@ -43,7 +43,7 @@ export function spawnCluster(t: TestContext, args: string[]): ClusterChild {
   const matcher = (msg: string, fields: Record<string, unknown>) => (l: LogLine) =>
     l.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v);
   let partial = '';
-  child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
     const lines = (partial + text).split('\n');
     partial = lines.pop() ?? '';
     for (const line of lines) {
@@ -57,7 +57,7 @@ export function spawnCluster(t: TestContext, args: string[]): ClusterChild {
       });
     }
   });
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => (errText += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (errText += text));
   const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   const workerPids = () => logs.filter((l) => l.msg === 'worker ready').map((l) => l.workerPid as number);
   t.after(() => {
