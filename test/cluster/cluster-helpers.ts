@@ -202,14 +202,23 @@ export async function pinnedClient(t: TestContext, url: string): Promise<{ clien
   return { client, localPort: socket.localPort! };
 }
 
-/** An SSE backend: `/events/<channel>` holds the client as a stream on that channel, with a short retry. */
-export async function startSseBackend(t: TestContext): Promise<{ url: string; requests: { url: string; lastEventId: string | undefined }[] }> {
+/**
+ * An SSE backend: `/events/<channel>` holds the client as a stream on that channel, with a short retry.
+ * `reconnectGate` holds back answers to requests carrying Last-Event-ID until it resolves.
+ */
+export async function startSseBackend(
+  t: TestContext,
+  reconnectGate: Promise<void> = Promise.resolve(),
+): Promise<{ url: string; requests: { url: string; lastEventId: string | undefined }[] }> {
   const requests: { url: string; lastEventId: string | undefined }[] = [];
   const server = createServer((req, res) => {
-    requests.push({ url: req.url ?? '', lastEventId: req.headers['last-event-id'] as string | undefined });
+    const lastEventId = req.headers['last-event-id'] as string | undefined;
+    requests.push({ url: req.url ?? '', lastEventId });
     const channel = (req.url ?? '/').split('/')[2] ?? 'none';
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'grip-hold': 'stream', 'grip-channel': channel });
-    res.end('retry: 100\n\n');
+    void (lastEventId === undefined ? Promise.resolve() : reconnectGate).then(() => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'grip-hold': 'stream', 'grip-channel': channel });
+      res.end('retry: 100\n\n');
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => {
