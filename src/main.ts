@@ -48,6 +48,7 @@ Exit codes: 0 after a clean shutdown, 1 on a runtime failure (such as a port in 
 SIGTERM/SIGINT drain gracefully (timeouts.drainMs); a second signal exits at once.
 SIGHUP (or POST /reload on the control listener) reloads backends, groups and routes from the same sources;
 a bad configuration is refused and the running one stays.
+With --workers above 1, send these signals to the primary (the process started): it applies them to every worker.
 `;
 
 function fail(message: string, exitCode: number): never {
