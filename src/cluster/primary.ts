@@ -5,7 +5,7 @@ import { busOptions } from '../bus/create-bus.js';
 import { ClusterHub } from '../bus/cluster-hub.js';
 import type { IpcPort } from '../bus/cluster-messages.js';
 import { parseBusUrl, type HoldfastConfig } from '../config/schema.js';
-import { ClusterUnavailableError, ConfigError, WorkerCrashLoopError } from '../errors.js';
+import { ClusterUnavailableError, ConfigError, HoldfastError, WorkerCrashLoopError } from '../errors.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { parseWorkerToPrimary, toWireError, type Address, type PrimaryToWorker, type WireError, type WorkerToPrimary } from './messages.js';
 
@@ -85,7 +85,7 @@ class Primary {
   #drainTimer: NodeJS.Timeout | null = null;
   #finish!: (outcome: Outcome) => void;
   readonly #onSignal = (signal: NodeJS.Signals) => this.#signal(signal);
-  readonly #onHup = () => void this.#reloadAll().then((answer) => this.#logReload(answer));
+  readonly #onHup = () => void this.#reloadAll().then((answer) => this.#logReload(answer), (err: unknown) => this.#reloadFailed(err));
   readonly #onExit = (worker: Worker, code: number | null, signal: string | null) => this.#exited(worker, code, signal);
 
   constructor(options: PrimaryOptions) {
@@ -134,10 +134,16 @@ class Primary {
         if (!this.#started) this.#stop({ code: message.exitCode, message: message.message });
         return;
       case 'cluster.reload-all':
-        void this.#reloadAll().then((answer) => {
-          this.#logReload(answer);
-          send(worker, { hf: 'cluster.reload-all-result', id: message.id, ...answer });
-        });
+        void this.#reloadAll().then(
+          (answer) => {
+            this.#logReload(answer);
+            send(worker, { hf: 'cluster.reload-all-result', id: message.id, ...answer });
+          },
+          (err: unknown) => {
+            const answer = { applied: 0, workers: this.#readyWorkers().length, error: toWireError(this.#reloadFailed(err)) };
+            send(worker, { hf: 'cluster.reload-all-result', id: message.id, ...answer });
+          },
+        );
         return;
       case 'cluster.metrics':
         this.#metrics().then(
@@ -277,6 +283,12 @@ class Primary {
       return { applied, workers: ready.length, error: toWireError(err) };
     }
     return { applied, workers: ready.length };
+  }
+
+  /** Reading the configuration failed other than as a ConfigError (a bug): logged, answered as unavailable. */
+  #reloadFailed(err: unknown): HoldfastError {
+    this.#log.error({ err }, 'config reload failed');
+    return err instanceof HoldfastError ? err : new ClusterUnavailableError(`reload failed: ${(err as Error).message}`);
   }
 
   #logReload(answer: { applied: number; workers: number; error?: WireError }): void {

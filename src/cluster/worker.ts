@@ -16,6 +16,12 @@ function ignoreSendError(): void {
   // A send racing the primary's exit: the 'disconnect' handler drains this worker anyway.
 }
 
+/** Sends and resolves once the message is written, so a process.exit right after cannot lose it. */
+function sendBeforeExit(message: WorkerToPrimary): Promise<void> {
+  if (process.send === undefined || !process.connected) return Promise.resolve();
+  return new Promise((resolve) => process.send!(message, undefined, {}, () => resolve()));
+}
+
 /** The worker's requests to the primary (reload everyone, aggregate metrics), answered by id. */
 class PrimaryLink implements ClusterControl {
   readonly #pending = new Map<number, (message: PrimaryToWorker) => void>();
@@ -81,7 +87,7 @@ export async function runWorker(readConfig: () => HoldfastConfig): Promise<numbe
     });
   } catch (err) {
     const exitCode = err instanceof ConfigError ? 2 : 1;
-    send({ hf: 'cluster.start-failed', message: err instanceof Error ? err.message : String(err), exitCode });
+    await sendBeforeExit({ hf: 'cluster.start-failed', message: err instanceof Error ? err.message : String(err), exitCode });
     return exitCode;
   }
 
