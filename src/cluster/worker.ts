@@ -13,7 +13,7 @@ function send(message: WorkerToPrimary): void {
 }
 
 function ignoreSendError(): void {
-  // A send racing the primary's exit: the 'disconnect' handler drains this worker anyway.
+  // A send racing the primary's exit: node:cluster exits this worker when the channel drops.
 }
 
 /** Sends and resolves once the message is written, so a process.exit right after cannot lose it. */
@@ -73,7 +73,7 @@ class PrimaryLink implements ClusterControl {
  * One cluster worker: the ordinary Holdfast (edge, proxy, holds, control listener) on the ports the primary
  * shares, with `bus: memory` reaching the primary's hub. Reports ready or why it could not start (the
  * primary prints it: one line, whatever the number of workers), reloads when the primary says, drains on
- * SIGTERM/SIGINT, on the primary's word, or when the primary is gone. Resolves to the exit code.
+ * SIGTERM/SIGINT or on the primary's word. Resolves to the exit code.
  */
 export async function runWorker(readConfig: () => HoldfastConfig): Promise<number> {
   const link = new PrimaryLink();
@@ -112,10 +112,8 @@ export async function runWorker(readConfig: () => HoldfastConfig): Promise<numbe
   process.on('SIGINT', onSignal);
   // SIGHUP is the primary's to handle (it reloads every worker); a stray one to a worker must not kill it.
   process.on('SIGHUP', () => running.log.info('SIGHUP ignored in a worker: send it to the primary'));
-  process.once('disconnect', () => {
-    running.log.warn('the primary is gone, draining');
-    drain();
-  });
+  // No 'disconnect' handler: when the primary dies, node:cluster's own handler exits the worker at once
+  // (lib/internal/cluster/child.js), before any listener of ours could start a drain.
   process.on('message', (raw: unknown) => {
     const message = parsePrimaryToWorker(raw);
     if (message === null) return;

@@ -130,3 +130,11 @@ test('SIGTERM on the primary drains the workers; a second signal stops everythin
   await eventually(() => pids.every((pid) => !alive(pid)), WAIT_MS, 'the workers gone too');
   assert.equal(await inFlight, 'TypeError', 'the in-flight request was cut');
 });
+
+test('a primary killed with SIGKILL leaves no orphans holding the ports: node:cluster exits its workers', async (t) => {
+  const hf = spawnCluster(t, ['--workers', '2', '--listen', '127.0.0.1:0', '--control', '127.0.0.1:0', '--backend', 'http://127.0.0.1:9']);
+  const { pids } = await clusterStarted(hf);
+  hf.process.kill('SIGKILL');
+  await hf.exited;
+  await eventually(() => pids.every((pid) => !alive(pid)), WAIT_MS, 'both workers to exit after losing the primary');
+});
