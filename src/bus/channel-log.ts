@@ -4,8 +4,8 @@ import { ChannelHistory } from './channel-history.js';
 import { Sequencer } from './sequencer.js';
 
 export interface ChannelLogSink {
-  /** An item recorded in history and ready to go out, in order (synchronously inside `add`, or later from the sequencer's timer). */
-  emit(item: PublishItem): void;
+  /** An item that waited for its predecessor and goes out now without it (the sequencer's timer), recorded. */
+  released(item: PublishItem): void;
   /** An item dropped, with the reason for the metrics. */
   drop(item: PublishItem, reason: 'duplicate' | 'sequence'): void;
 }
@@ -19,6 +19,8 @@ export class ChannelLog {
   readonly #history: ChannelHistory;
   readonly #sequencer: Sequencer;
   readonly #sweepTimer: NodeJS.Timeout;
+  /** Items the sequencer emits while `add` runs: that call's batch. */
+  #batch: PublishItem[] | null = null;
 
   constructor(options: BusOptions, sink: ChannelLogSink) {
     this.#history = new ChannelHistory(options);
@@ -28,7 +30,8 @@ export class ChannelLog {
         lastId: (channel) => this.#history.lastId(channel),
         emit: (item) => {
           this.#history.append(item, Date.now());
-          sink.emit(item);
+          if (this.#batch !== null) this.#batch.push(item);
+          else sink.released(item);
         },
         drop: (item, reason) => sink.drop(item, reason),
       },
@@ -37,9 +40,18 @@ export class ChannelLog {
     this.#sweepTimer.unref();
   }
 
-  /** Sequences one publish request's items; those ready now are emitted before this returns. */
-  add(items: readonly PublishItem[], nowMs: number): PublishStatus[] {
-    return items.map((item) => this.#sequencer.add(item, nowMs));
+  /**
+   * Sequences one publish request's items. `ready`: what goes out now, recorded, in order (these items and
+   * any that waited on them), for the caller to deliver as one batch.
+   */
+  add(items: readonly PublishItem[], nowMs: number): { statuses: PublishStatus[]; ready: PublishItem[] } {
+    const ready: PublishItem[] = [];
+    this.#batch = ready;
+    try {
+      return { statuses: items.map((item) => this.#sequencer.add(item, nowMs)), ready };
+    } finally {
+      this.#batch = null;
+    }
   }
 
   history(channel: string, afterId: string, nowMs: number): HistoryResult {

@@ -1,6 +1,6 @@
 import type { PublishItem } from '../grip/publish-items.js';
 import type { Logger } from '../observe/log.js';
-import type { BusOptions, PublishStatus } from './bus.js';
+import type { BusOptions } from './bus.js';
 import { ChannelLog } from './channel-log.js';
 import { parseWorkerToHub, type IpcPort, type WorkerToHub } from './cluster-messages.js';
 import { Interest } from './interest.js';
@@ -39,14 +39,13 @@ export class ClusterHub {
   readonly #deps: ClusterHubDeps;
   readonly #log: ChannelLog;
   readonly #members = new Map<string, Member>();
-  /** Items the sequencer emits while one publish is added: that publish's batch. */
-  #batch: PublishItem[] | null = null;
   #nextDelivery = 1;
 
   constructor(deps: ClusterHubDeps) {
     this.#deps = deps;
     this.#log = new ChannelLog(deps.options, {
-      emit: (item) => this.#emit(item),
+      // Nobody waits for the count of an item the sequencer's timer released.
+      released: (item) => void this.#fanOut([item]),
       drop: () => undefined, // counted by the publishing worker from the statuses it gets back
     });
   }
@@ -112,27 +111,14 @@ export class ClusterHub {
       }
       case 'bus.publish': {
         // A bad item fails the whole request before anything is sequenced: nothing half-published.
-        const items = message.items.map(decodeItem);
-        const batch: PublishItem[] = [];
-        this.#batch = batch;
-        let statuses: PublishStatus[];
-        try {
-          statuses = this.#log.add(items, Date.now());
-        } finally {
-          this.#batch = null;
-        }
-        const delivered = batch.length === 0 ? 0 : await this.#fanOut(batch);
+        const { statuses, ready } = this.#log.add(message.items.map(decodeItem), Date.now());
+        const delivered = ready.length === 0 ? 0 : await this.#fanOut(ready);
         member.port.send({ hf: 'bus.published', id: message.id, statuses, delivered });
         return;
       }
     }
   }
 
-  #emit(item: PublishItem): void {
-    if (this.#batch !== null) this.#batch.push(item);
-    // Released by the sequencer's timer (its predecessor never came): nobody waits for the count.
-    else void this.#fanOut([item]);
-  }
 
   /** Sends each worker the items of the batch it holds, in order, and sums what they delivered. */
   #fanOut(items: readonly PublishItem[]): Promise<number> {

@@ -1,6 +1,6 @@
 import type { PublishItem } from '../grip/publish-items.js';
 import type { Metrics } from '../observe/metrics.js';
-import type { Bus, BusOptions, BusSink, HistoryResult, PublishResult, PublishStatus } from './bus.js';
+import type { Bus, BusOptions, BusSink, HistoryResult, PublishResult } from './bus.js';
 import { ChannelLog } from './channel-log.js';
 import { Interest } from './interest.js';
 
@@ -14,14 +14,14 @@ export class MemoryBus implements Bus {
   readonly #interest = new Interest();
   readonly #metrics: Metrics | null;
   #sink: BusSink = { deliver: () => Promise.resolve(0), gap: () => undefined };
-  /** Items the sequencer emits while a publish call runs: delivered as that call's batch. */
-  #batch: PublishItem[] | null = null;
   #closed = false;
 
   constructor(options: BusOptions, metrics: Metrics | null = null) {
     this.#metrics = metrics;
     this.#log = new ChannelLog(options, {
-      emit: (item) => this.#emit(item),
+      released: (item) => {
+        if (this.#interest.wants(item.channel)) void this.#sink.deliver([item]);
+      },
       drop: (_item, reason) => this.#metrics?.drops.inc({ reason }),
     });
   }
@@ -39,14 +39,8 @@ export class MemoryBus implements Bus {
   }
 
   async publish(items: readonly PublishItem[]): Promise<PublishResult> {
-    const batch: PublishItem[] = [];
-    this.#batch = batch;
-    let statuses: PublishStatus[];
-    try {
-      statuses = this.#log.add(items, Date.now());
-    } finally {
-      this.#batch = null;
-    }
+    const { statuses, ready } = this.#log.add(items, Date.now());
+    const batch = ready.filter((item) => this.#interest.wants(item.channel));
     const delivered = batch.length === 0 ? 0 : await this.#sink.deliver(batch);
     return { statuses, delivered, remoteNodes: undefined };
   }
@@ -74,11 +68,4 @@ export class MemoryBus implements Bus {
     return Promise.resolve();
   }
 
-  #emit(item: PublishItem): void {
-    if (!this.#interest.wants(item.channel)) return;
-    // Inside a publish call the item joins that call's batch; a waiting item released by the sequencer's
-    // timer goes out on its own.
-    if (this.#batch !== null) this.#batch.push(item);
-    else void this.#sink.deliver([item]);
-  }
 }
