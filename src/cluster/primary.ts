@@ -83,6 +83,7 @@ class Primary {
   #stopping: Outcome | null = null;
   #signals = 0;
   #drainTimer: NodeJS.Timeout | null = null;
+  #killed = false;
   #finish!: (outcome: Outcome) => void;
   readonly #onSignal = (signal: NodeJS.Signals) => this.#signal(signal);
   readonly #onHup = () => void this.#reloadAll().then((answer) => this.#logReload(answer), (err: unknown) => this.#reloadFailed(err));
@@ -194,7 +195,8 @@ class Primary {
     this.#readyGauge.set(this.#slots.filter((s) => s.ready).length);
     const fields = { worker: worker.id, workerPid: worker.process.pid, code, signal };
     if (this.#stopping !== null) {
-      if (code !== 0) {
+      // A worker we killed (still starting, a second signal, the deadline) has already decided the outcome.
+      if (code !== 0 && !this.#killed) {
         this.#log.error(fields, 'worker failed while stopping');
         if (this.#stopping.code === 0) this.#stopping = { code: 1, message: `worker ${worker.id} exited with ${signal ?? `code ${code}`} while draining` };
       } else this.#log.info(fields, 'worker exited');
@@ -247,6 +249,7 @@ class Primary {
   }
 
   #kill(): void {
+    this.#killed = true;
     for (const slot of this.#slots) {
       if (slot.restartTimer !== null) clearTimeout(slot.restartTimer);
       slot.worker?.process.kill('SIGKILL');
