@@ -62,25 +62,6 @@ test('a worker killed with SIGKILL is replaced; its clients reconnect and replay
   }, WAIT_MS, 'two workers again, one restart counted');
 });
 
-test('start-up errors with workers: a bad config exits 2 before forking; a port in use exits 1; one line each', async (t) => {
-  const bad = spawnCluster(t, ['--workers', '2', '--backend', 'not a url']);
-  const badExit = await bad.exited;
-  assert.equal(badExit.code, 2);
-  assert.match(bad.stderr(), /^holdfast: invalid configuration:\n {2}backends\.0/);
-  assert.equal(bad.all('starting workers').length, 0, 'validated in the primary, nothing forked');
-
-  const { createServer } = await import('node:net');
-  const taken = createServer();
-  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-  t.after(() => taken.close());
-  const port = (taken.address() as { port: number }).port;
-  const busy = spawnCluster(t, ['--workers', '2', '--listen', `127.0.0.1:${port}`, '--control', '127.0.0.1:0', '--backend', 'http://127.0.0.1:9']);
-  const busyExit = await busy.exited;
-  assert.equal(busyExit.code, 1);
-  assert.equal(busy.stderr(), `holdfast: cannot listen for clients on 127.0.0.1:${port}: address already in use\n`);
-  assert.ok(busy.workerPids().every((pid) => !alive(pid)));
-});
-
 test('a worker that keeps failing at start stops the primary with HF_ERR_WORKER_CRASH_LOOP instead of looping', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-crashloop-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -98,43 +79,4 @@ test('a worker that keeps failing at start stops the primary with HF_ERR_WORKER_
   assert.match(hf.stderr(), /^holdfast: a worker failed 5 times in a row before it was ready; stopping: invalid configuration/);
   assert.equal(hf.all('restarting worker').length, 5, 'the first exit and four failed starts were retried, then it stopped');
   assert.ok(!alive(pids[1]!), 'the healthy worker was drained too');
-});
-
-test('SIGTERM on the primary drains the workers; a second signal stops everything at once with exit 1', async (t) => {
-  const { createServer } = await import('node:http');
-  const seen: string[] = [];
-  // A backend that never answers keeps a request in flight, so the drain lasts until its deadline.
-  const backend = createServer((req) => void seen.push(req.url ?? ''));
-  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    backend.closeAllConnections();
-    backend.close();
-  });
-  const backendUrl = `http://127.0.0.1:${(backend.address() as { port: number }).port}`;
-  const hf = spawnCluster(t, ['--workers', '2', '--listen', '127.0.0.1:0', '--control', '127.0.0.1:0', '--backend', backendUrl, '--drain-timeout', '60000']);
-  const { listenPort, pids } = await clusterStarted(hf);
-  const inFlight = fetch(`http://127.0.0.1:${listenPort}/slow`).then(
-    (res) => res.status,
-    (err: Error) => err.name,
-  );
-  await eventually(() => seen.length === 1, WAIT_MS, 'the request to reach the backend');
-
-  hf.process.kill('SIGTERM');
-  await hf.logged('shutting down: draining every worker');
-  await eventually(() => hf.all('draining').length === 2, WAIT_MS, 'both workers draining');
-  assert.equal(hf.process.exitCode, null, 'still draining: a request is in flight');
-  hf.process.kill('SIGINT');
-  const { code } = await hf.exited;
-  assert.equal(code, 1);
-  assert.match(hf.stderr(), /^holdfast: stopped at once by a second signal\n$/);
-  await eventually(() => pids.every((pid) => !alive(pid)), WAIT_MS, 'the workers gone too');
-  assert.equal(await inFlight, 'TypeError', 'the in-flight request was cut');
-});
-
-test('a primary killed with SIGKILL leaves no orphans holding the ports: node:cluster exits its workers', async (t) => {
-  const hf = spawnCluster(t, ['--workers', '2', '--listen', '127.0.0.1:0', '--control', '127.0.0.1:0', '--backend', 'http://127.0.0.1:9']);
-  const { pids } = await clusterStarted(hf);
-  hf.process.kill('SIGKILL');
-  await hf.exited;
-  await eventually(() => pids.every((pid) => !alive(pid)), WAIT_MS, 'both workers to exit after losing the primary');
 });
