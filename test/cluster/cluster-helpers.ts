@@ -24,6 +24,7 @@ export interface ClusterChild {
   logged(msg: string, fields?: Record<string, unknown>, timeoutMs?: number): Promise<LogLine>;
   /** Lines with this msg so far. */
   all(msg: string): LogLine[];
+  /** The primary's exit, once every process writing to its stdout and stderr has closed them. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Every worker pid the primary reported ready, in order. */
   workerPids(): number[];
@@ -58,7 +59,9 @@ export function spawnCluster(t: TestContext, args: string[]): ClusterChild {
     }
   });
   child.stderr.setEncoding('utf8').on('data', (text: string) => (errText += text));
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  // 'close', not 'exit': it comes after stdout and stderr are read to the end (the workers write there too),
+  // so a test that checks the logs or stderr once the primary is gone sees every line.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   const workerPids = () => logs.filter((l) => l.msg === 'worker ready').map((l) => l.workerPid as number);
   t.after(() => {
     for (const pid of [child.pid, ...workerPids()]) {
