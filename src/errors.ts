@@ -85,3 +85,17 @@ export class BusUnavailableError extends HoldfastError {
     super('HF_ERR_BUS_UNAVAILABLE', 503, `the ${driver} bus is unavailable: ${reason}`, { cause });
   }
 }
+
+/** A cluster worker got no answer from the primary in time, or the primary not from every worker. */
+export class ClusterUnavailableError extends HoldfastError {
+  constructor(reason: string) {
+    super('HF_ERR_CLUSTER_UNAVAILABLE', 503, `the cluster cannot answer: ${reason}`);
+  }
+}
+
+/** A worker slot kept exiting before it was ready: the primary stops instead of restarting it for ever. */
+export class WorkerCrashLoopError extends HoldfastError {
+  constructor(attempts: number, reason: string) {
+    super('HF_ERR_WORKER_CRASH_LOOP', 500, `a worker failed ${attempts} times in a row before it was ready; stopping: ${reason}`);
+  }
+}

@@ -25,6 +25,21 @@ export interface StartOptions {
   defaultMetrics?: boolean;
   /** Reads the configuration again for a reload (SIGHUP, POST /reload): the same file, flags and environment. */
   loadConfig?: () => HoldfastConfig;
+  /** Fields on every log line (a cluster worker's id and pid). */
+  logBindings?: Record<string, unknown>;
+  /**
+   * In a cluster worker: `POST /reload` and `/metrics` on the control port (which any worker may receive)
+   * answer for the whole machine, through the primary (src/cluster/worker.ts).
+   */
+  cluster?: ClusterControl;
+}
+
+/** What a cluster worker's control listener asks the primary for. */
+export interface ClusterControl {
+  /** Reloads every worker; resolves to the answer's text, rejects with the refusal (a ConfigError lists every bad key). */
+  reloadAll(): Promise<string>;
+  /** Every worker's metrics, aggregated, in the Prometheus text format. */
+  metrics(): Promise<string>;
 }
 
 export interface RunningHoldfast {
@@ -59,7 +74,8 @@ export interface RunningHoldfast {
 
 /** The composition root: wires config, logs, metrics, backends, the edge and the control listener. */
 export async function startHoldfast(config: HoldfastConfig, options: StartOptions = {}): Promise<RunningHoldfast> {
-  const log = createLogger(config.log.level, options.logDestination);
+  const rootLog = createLogger(config.log.level, options.logDestination);
+  const log = options.logBindings === undefined ? rootLog : rootLog.child(options.logBindings);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   const forwarder = new Forwarder(config, metrics, log);
   const signer = await GripSigner.create(config.grip.sigIss, config.grip.sigKey);
@@ -96,7 +112,8 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     metrics,
     publish: publisher,
     readiness: () => (edge.draining ? 'draining' : bus.state === 'up' ? 'ready' : `bus ${bus.state}`),
-    reload,
+    reload: options.cluster === undefined ? reload : options.cluster.reloadAll.bind(options.cluster),
+    ...(options.cluster === undefined ? {} : { metricsText: options.cluster.metrics.bind(options.cluster) }),
     timeouts: config.timeouts,
   });
 

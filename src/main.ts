@@ -11,7 +11,9 @@
 //   compete with the event loop for that core and hold requests up for whole scheduler slices (p99 at one
 //   connection 5.9-8.3 ms with them, 1.5 ms without; throughput unchanged: "single-threaded GC").
 // `npm start` and the benches pass the same flags; `node dist/main.js` without them still works, only slower.
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { FLAGS } from './config/flags.js';
@@ -21,6 +23,11 @@ import { publishMessage } from './control/publish-client.js';
 import { createDemoBackend } from './demo/backend.js';
 import { ConfigError, HoldfastError } from './errors.js';
 import { startHoldfast, type RunningHoldfast } from './holdfast.js';
+import { runPrimary } from './cluster/primary.js';
+import { runWorker } from './cluster/worker.js';
+
+/** How `holdfast demo --workers N` hands the primary's demo backend to its workers (not a setting). */
+const DEMO_BACKEND_ENV = 'HOLDFAST_INTERNAL_DEMO_BACKEND';
 
 const HELP = `Holdfast: a realtime reverse proxy for stateless HTTP backends.
 
@@ -42,6 +49,7 @@ publish: 3 when the item was a duplicate (its id already published to the channe
 SIGTERM/SIGINT drain gracefully (timeouts.drainMs); a second signal exits at once.
 SIGHUP (or POST /reload on the control listener) reloads backends, groups and routes from the same sources;
 a bad configuration is refused and the running one stays.
+With --workers above 1, send these signals to the primary (the process started): it applies them to every worker.
 `;
 
 function fail(message: string, exitCode: number): never {
@@ -82,7 +90,10 @@ async function main(argv: string[]): Promise<void> {
   const flags = values as Record<string, string | string[] | boolean | undefined>;
   let demoBackendUrl: string | undefined;
   let controlUrl = '';
-  if (command === 'demo') {
+  if (command === 'demo' && cluster.isWorker) {
+    const demo = process.env[DEMO_BACKEND_ENV];
+    if (demo !== undefined) flags.backend ??= [demo];
+  } else if (command === 'demo') {
     const backend = createDemoBackend(() => controlUrl);
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     demoBackendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
@@ -94,8 +105,34 @@ async function main(argv: string[]): Promise<void> {
   // Reloads read the same sources again: the file (edited), the flags, the environment as it was at start.
   const readConfig = () =>
     loadConfig({ file: (values.config as string | undefined) ?? process.env.HOLDFAST_CONFIG, flags, env: process.env });
+  if (cluster.isWorker) process.exit(await runWorker(readConfig));
+  let config;
   try {
-    running = await startHoldfast(readConfig(), { loadConfig: readConfig });
+    config = readConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+  const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
+  if (workers > 1) {
+    // The primary validated the configuration above, so a bad one still stops before any worker starts.
+    const outcome = await runPrimary({
+      config,
+      readConfig,
+      workers,
+      ...(demoBackendUrl === undefined ? {} : { env: { [DEMO_BACKEND_ENV]: demoBackendUrl } }),
+      onStarted: ({ listen, control }) => {
+        controlUrl = `http://${control.host}:${control.port}`;
+        if (command === 'demo') {
+          process.stderr.write(`\nHoldfast demo (${workers} workers): open http://${listen.host}:${listen.port}/\n  demo backend ${demoBackendUrl ?? ''}, metrics ${controlUrl}/metrics\n  Ctrl-C to stop.\n\n`);
+        }
+      },
+    });
+    if (outcome.code !== 0 && outcome.message !== undefined) fail(outcome.message, outcome.code);
+    process.exit(outcome.code);
+  }
+  try {
+    running = await startHoldfast(config, { loadConfig: readConfig });
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     if (err instanceof HoldfastError) fail(err.message, 1);

@@ -27,7 +27,7 @@ export type PublishStatus = 'published' | 'queued' | 'duplicate' | 'dropped';
 export interface PublishResult {
   /** One per item, in order. */
   statuses: PublishStatus[];
-  /** Held connections on this node (this process) that the published items reached. */
+  /** Held connections on this node that the published items reached (the cluster driver: every worker's). */
   delivered: number;
   /**
    * Other nodes the engine handed the items to, when the engine says so (Redis PUBLISH returns its receiver

@@ -1,8 +1,11 @@
+import cluster from 'node:cluster';
 import type { HoldfastConfig } from '../config/schema.js';
 import { parseBusUrl } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Bus, BusOptions } from './bus.js';
+import { ClusterBus } from './cluster-bus.js';
+import { processPort } from './cluster-messages.js';
 import { MemoryBus } from './memory-bus.js';
 
 export function busOptions(config: HoldfastConfig): BusOptions {
@@ -23,8 +26,19 @@ export function busOptions(config: HoldfastConfig): BusOptions {
 export function createBus(config: HoldfastConfig, metrics: Metrics, log: Logger): Promise<Bus> {
   const parsed = parseBusUrl(config.bus.url);
   const options = busOptions(config);
-  if (parsed === null || parsed.driver === 'memory') return Promise.resolve(new MemoryBus(options, metrics));
+  if (parsed === null || parsed.driver === 'memory') {
+    // With workers, `memory` is the primary's memory: each worker reaches it over IPC (src/cluster/).
+    if (cluster.isWorker) return Promise.resolve(clusterBus(config, metrics, log));
+    return Promise.resolve(new MemoryBus(options, metrics));
+  }
   const deps = { url: parsed.url, prefix: config.bus.prefix, connectTimeoutMs: config.bus.connectTimeoutMs, requestTimeoutMs: config.bus.requestTimeoutMs, options, metrics, log };
   void deps;
   return Promise.reject(new Error(`bus driver ${parsed.driver} is not built yet`));
+}
+
+function clusterBus(config: HoldfastConfig, metrics: Metrics, log: Logger): Bus {
+  const { connectTimeoutMs, requestTimeoutMs } = config.bus;
+  // The hub waits bus.requestTimeoutMs for the other workers' delivery counts (src/cluster/primary.ts);
+  // the worker waits longer, so a slow worker costs the publisher a count, not the answer.
+  return new ClusterBus({ port: processPort(), connectTimeoutMs, requestTimeoutMs: 2 * requestTimeoutMs, metrics, log });
 }

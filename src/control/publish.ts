@@ -21,7 +21,8 @@ export interface PublishDeps {
 /**
  * Pushpin's publish endpoint: `POST /publish` with `{"items": [...]}`. Answers `200 Published` as Pushpin
  * does (JSON when asked), plus what Holdfast knows of the outcome:
- * - `x-holdfast-delivered`: held connections on this node (this process) the items reached;
+ * - `x-holdfast-delivered`: held connections on this node the items reached (a process, or with workers and
+ *   `bus: memory` every worker of the machine);
  * - `x-holdfast-nodes`: other nodes the engine handed the items to, where the engine says (Redis);
  * - `x-holdfast-duplicates`, `x-holdfast-queued`, `x-holdfast-dropped`: items not sent now, and why.
  * Order, de-duplication and history belong to the bus; a bus that cannot take the items is a 503.

@@ -9,8 +9,13 @@ export interface ControlDeps {
   publish: PublishEndpoint;
   /** `ready` while the edge accepts traffic and the bus is up; otherwise what stands in the way. */
   readiness(): string;
-  /** Reload the configuration; throws a ConfigError (nothing changed) when the new one is bad. */
-  reload?: () => void;
+  /**
+   * Reload the configuration; throws (or rejects with) a ConfigError, nothing changed, when the new one is
+   * bad. A cluster worker's reload reloads every worker and resolves to the answer's text.
+   */
+  reload?: () => void | Promise<string>;
+  /** The metrics text to serve instead of this process's registry (a cluster worker: the whole machine's). */
+  metricsText?: () => Promise<string>;
   /** The client side's head and body deadlines, applied here too (a publisher is a client like any other). */
   timeouts: { requestHeadMs: number; requestBodyStallMs: number };
 }
@@ -83,8 +88,9 @@ export class ControlServer {
           res.end('reload is not available\n');
           return;
         }
+        let answer: string | void;
         try {
-          reload();
+          answer = await reload();
         } catch (err) {
           if (!(err instanceof HoldfastError)) throw err;
           // The same error start-up prints: every bad key with its value.
@@ -97,12 +103,20 @@ export class ControlServer {
           return;
         }
         res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
-        res.end('reloaded\n');
+        res.end(answer ?? 'reloaded\n');
         return;
       }
       case '/metrics': {
         if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
-        const body = await this.#deps.metrics.registry.metrics();
+        let body: string;
+        try {
+          body = await (this.#deps.metricsText ?? (() => this.#deps.metrics.registry.metrics()))();
+        } catch (err) {
+          if (!(err instanceof HoldfastError)) throw err;
+          res.writeHead(err.httpStatus, { 'content-type': 'text/plain', 'cache-control': 'no-store', 'x-holdfast-error': err.code });
+          res.end(`${err.message}\n`);
+          return;
+        }
         res.writeHead(200, { 'content-type': this.#deps.metrics.registry.contentType, 'cache-control': 'no-store' });
         res.end(req.method === 'HEAD' ? undefined : body);
         return;

@@ -1,0 +1,68 @@
+// The cluster driver (workers' ClusterBus plus the primary's ClusterHub) over in-process IPC channels with
+// node:cluster's semantics, held to the contract every multi-node driver owes. test/cluster/ runs it for real.
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { pino } from 'pino';
+import type { BusOptions } from '../../src/bus/bus.js';
+import { ClusterBus } from '../../src/bus/cluster-bus.js';
+import { ClusterHub } from '../../src/bus/cluster-hub.js';
+import { BusUnavailableError } from '../../src/errors.js';
+import { createMetrics } from '../../src/observe/metrics.js';
+import { ipcPair } from '../helpers/ipc-pair.js';
+import { busContract, item, startNodes, subscribed } from './contract.js';
+
+const options: BusOptions = { maxItems: 100, maxAgeMs: 60_000, sequenceWaitMs: 5_000, sequenceMaxPending: 100, dedupWindowMs: 60_000 };
+const log = pino({ level: 'silent' });
+
+/** One hub per test (the contract makes a unique prefix per test), one IPC channel per worker. */
+const hubs = new Map<string, ClusterHub>();
+const links = new WeakMap<ClusterBus, () => void>();
+
+function clusterNode(t: TestContext, prefix: string): Promise<ClusterBus> {
+  let hub = hubs.get(prefix);
+  if (hub === undefined) {
+    const created = new ClusterHub({ options, deliveryTimeoutMs: 1_000, log });
+    hubs.set(prefix, created);
+    t.after(() => {
+      created.close();
+      hubs.delete(prefix);
+    });
+    hub = created;
+  }
+  const pair = ipcPair();
+  hub.attach(`w${Math.random()}`, pair.a);
+  const bus = new ClusterBus({ port: pair.b, connectTimeoutMs: 1_000, requestTimeoutMs: 2_000, metrics: createMetrics({ defaultMetrics: false }), log });
+  links.set(bus, () => pair.disconnect());
+  t.after(() => pair.disconnect());
+  return Promise.resolve(bus);
+}
+
+// Every worker of the machine is one node: `delivered` counts them all.
+busContract('cluster', clusterNode, { deliveredCountsEveryNode: true });
+
+test('cluster bus: delivered counts every worker holding the channel; a worker that goes away loses its interest, not the history', async (t) => {
+  const [a, b, c] = await startNodes(t, clusterNode, 3);
+  b!.bus.subscribe('all');
+  c!.bus.subscribe('all');
+  a!.bus.subscribe('all');
+  await subscribed(a!, b!, 'all');
+  await subscribed(a!, c!, 'all');
+  for (const node of [a, b, c]) node!.received.length = 0;
+  const result = await a!.bus.publish([item('all', '1')]);
+  assert.equal(result.delivered, 3, 'one each on three workers (the test sinks count one per item)');
+  assert.deepEqual([a, b, c].map((n) => n!.received.map((i) => i.id)), [['1'], ['1'], ['1']]);
+
+  links.get(c!.bus as ClusterBus)!();
+  assert.equal(c!.bus.state, 'closed');
+  await assert.rejects(c!.bus.publish([item('all', 'x')]), BusUnavailableError);
+  const after = await a!.bus.publish([item('all', '2')]);
+  assert.equal(after.delivered, 2, 'the gone worker is no longer counted');
+  assert.deepEqual((await b!.bus.history('all', '1')).items.map((i) => i.id), ['2']);
+});
+
+test('cluster bus: start fails with BusUnavailableError when no hub answers', async (t) => {
+  const pair = ipcPair();
+  t.after(() => pair.disconnect());
+  const bus = new ClusterBus({ port: pair.b, connectTimeoutMs: 100, requestTimeoutMs: 100, metrics: createMetrics({ defaultMetrics: false }), log });
+  await assert.rejects(bus.start(), (err: unknown) => err instanceof BusUnavailableError && err.code === 'HF_ERR_BUS_UNAVAILABLE');
+});
