@@ -68,8 +68,11 @@ export class RedisBus implements Bus {
   readonly driver = 'redis';
   readonly #deps: BusDriverDeps;
   readonly #names: RedisNames;
-  /** Tags this node's messages so it can skip its own when Pub/Sub brings them back. */
-  readonly #nodeId = randomUUID().slice(0, 12);
+  /**
+   * Tags this node's messages so it can skip its own when Pub/Sub brings them back; also its connections'
+   * names in `CLIENT LIST` (`holdfast-<id>` and `holdfast-<id>-sub`), so an operator can tell nodes apart.
+   */
+  readonly nodeId = randomUUID().slice(0, 12);
   /** The URL without credentials, for logs and errors. */
   readonly #where: string;
   readonly #cmd: ScriptRedis;
@@ -110,9 +113,9 @@ export class RedisBus implements Bus {
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0,
     };
-    this.#cmd = new Redis(deps.url.toString(), { ...base, commandTimeout: deps.requestTimeoutMs, connectionName: `holdfast-${this.#nodeId}` }) as ScriptRedis;
+    this.#cmd = new Redis(deps.url.toString(), { ...base, commandTimeout: deps.requestTimeoutMs, connectionName: `holdfast-${this.nodeId}` }) as ScriptRedis;
     this.#cmd.defineCommand('holdfastPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
-    this.#sub = new Redis(deps.url.toString(), { ...base, autoResubscribe: false, connectionName: `holdfast-${this.#nodeId}-sub` });
+    this.#sub = new Redis(deps.url.toString(), { ...base, autoResubscribe: false, connectionName: `holdfast-${this.nodeId}-sub` });
     for (const conn of [this.#cmd, this.#sub]) {
       conn.on('error', (err: Error) => {
         this.#lastError = err;
@@ -263,13 +266,15 @@ export class RedisBus implements Bus {
 
   async #run(item: PublishItem, options: RunOptions): Promise<PublishScriptReply> {
     // Deadline in Redis's clock: past it the script refuses, because the node has answered 503 by then.
-    const deadline = Date.now() + this.#clockOffsetMs + this.#deps.requestTimeoutMs;
+    // A tenth early, so the clock estimate's error and the reply's trip err towards refusing: a refusal
+    // the node would still have accepted is a 503 the publisher retries; the other way is a false 503.
+    const deadline = Date.now() + this.#clockOffsetMs + Math.floor(this.#deps.requestTimeoutMs * 0.9);
     const { options: o } = this.#deps;
     const reply = await this.#cmd.holdfastPublish(
       this.#names.history(item.channel),
       this.#names.dedup(item.channel),
       this.#names.channel(item.channel),
-      this.#nodeId,
+      this.nodeId,
       item.id ?? '',
       item.noSeq ? '' : (item.prevId ?? ''),
       encodeItem(item),
@@ -439,7 +444,7 @@ export class RedisBus implements Bus {
     if (item === null) return;
     if (item.id !== undefined) this.#release(channel, item.id);
     // This node's own items were delivered here when they were published.
-    if (received.node === this.#nodeId || !this.#interest.wants(channel)) return;
+    if (received.node === this.nodeId || !this.#interest.wants(channel)) return;
     this.#deps.metrics.busMessages.inc({ direction: 'in' });
     this.#sink.deliver([item]).catch((err: unknown) => this.#deps.log.warn({ err, channel }, 'delivering a bus item failed'));
   }
@@ -506,6 +511,8 @@ export class RedisBus implements Bus {
     if (reconnect) {
       this.#deps.metrics.busReconnects.inc();
       this.#deps.log.info({ bus: this.#where, subscriptions: exact.length + patterns.length }, 'bus connection back; subscriptions renewed');
+    } else {
+      this.#deps.log.info({ bus: this.#where, node: this.nodeId }, 'bus connected');
     }
     this.#everUp = true;
     this.#onUp?.();
