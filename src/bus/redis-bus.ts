@@ -28,6 +28,24 @@ interface ChannelState {
   baseline: string | undefined;
   /** Live messages held back while a catch-up after a reconnect reads the stream, so order holds. */
   buffer: Received[] | null;
+  /**
+   * The stream entry up to which this node has delivered the channel (items received, and its own items
+   * delivered directly). Its own next item whose predecessor is past this waits in `held` until that
+   * predecessor, published on another node, arrives: so this node's clients, too, see stream order.
+   */
+  deliveredTo: string | undefined;
+  /** This node's own items waiting for an earlier item of another node, oldest first. */
+  held: HeldLocal[];
+}
+
+interface HeldLocal {
+  /** The stream entry before it: it goes once `deliveredTo` reaches this. */
+  after: string;
+  entryId: string;
+  item: PublishItem;
+  resolve: (delivered: number) => void;
+  /** Bounds the wait (requestTimeoutMs): a predecessor that never arrives (a lost connection) holds nothing up. */
+  timer: NodeJS.Timeout;
 }
 
 interface Received {
@@ -164,6 +182,7 @@ export class RedisBus implements Bus {
     const replies = await Promise.allSettled(items.map((item) => this.#run(item, { skipDedup: false, force })));
     const statuses: PublishStatus[] = [];
     const local: PublishItem[] = [];
+    const heldBack: Promise<number>[] = [];
     const released: string[] = [];
     let remoteNodes = 0;
     let failure: unknown = null;
@@ -180,7 +199,11 @@ export class RedisBus implements Bus {
       if (kind === 'published') {
         statuses.push('published');
         remoteNodes = Math.max(remoteNodes, reply.value[2] - this.#ownSubscriptions(item.channel));
-        if (this.#interest.wants(item.channel)) local.push(item);
+        if (this.#interest.wants(item.channel)) {
+          const held = this.#holdBackIfBehind(item, reply.value[3], reply.value[1]);
+          if (held === null) local.push(item);
+          else heldBack.push(held);
+        }
         if (item.id !== undefined) released.push(item.channel, item.id);
       } else if (kind === 'duplicate') {
         statuses.push('duplicate');
@@ -194,7 +217,8 @@ export class RedisBus implements Bus {
     }
     // Items that did go out were delivered everywhere else: deliver them here too, even when another item
     // of the request failed and the publisher gets a 503.
-    const delivered = local.length === 0 ? 0 : await this.#sink.deliver(local);
+    let delivered = local.length === 0 ? 0 : await this.#sink.deliver(local);
+    for (const n of await Promise.all(heldBack)) delivered += n;
     for (let i = 0; i < released.length; i += 2) this.#release(released[i]!, released[i + 1]!);
     if (failure !== null) throw this.#unavailable(errorReason(failure), failure);
     return { statuses, delivered, remoteNodes };
@@ -257,6 +281,7 @@ export class RedisBus implements Bus {
     this.#pending.stop();
     if (this.#resyncTimer !== null) clearTimeout(this.#resyncTimer);
     this.#deps.metrics.busUp.set({ driver: 'redis' }, 0);
+    for (const channel of this.#channels.keys()) this.flushHeld(channel);
     this.#sub.disconnect();
     this.#cmd.disconnect();
     await this.#retries;
@@ -340,6 +365,52 @@ export class RedisBus implements Bus {
   }
 
   /**
+   * This node's own item, just published as `entryId` after `prevEntry`: null when it can be delivered to
+   * local clients now; else (another node's item before it is still on its way here over Pub/Sub) a
+   * promise of its deliveries once that item arrived.
+   */
+  #holdBackIfBehind(item: PublishItem, prevEntry: string, entryId: string): Promise<number> | null {
+    const state = this.#channels.get(item.channel);
+    if (state === undefined) return null;
+    const behind =
+      state.held.length > 0 ||
+      (prevEntry !== '' && state.deliveredTo !== undefined && compareEntryIds(prevEntry, state.deliveredTo) > 0);
+    if (!behind) {
+      this.#advance(state, entryId);
+      return null;
+    }
+    return new Promise<number>((resolve) => {
+      const timer = setTimeout(flushHeldLocal, this.#deps.requestTimeoutMs, this, item.channel);
+      timer.unref();
+      state.held.push({ after: prevEntry, entryId, item, resolve, timer });
+    });
+  }
+
+  /** The channel has been delivered up to `entryId`: this node's own items waiting for that go now. */
+  #advance(state: ChannelState, entryId: string): void {
+    if (state.deliveredTo === undefined || compareEntryIds(entryId, state.deliveredTo) > 0) state.deliveredTo = entryId;
+    while (state.held.length > 0 && compareEntryIds(state.held[0]!.after, state.deliveredTo) <= 0) {
+      this.#releaseHeld(state, state.held.shift()!);
+    }
+  }
+
+  /** Delivers every held item of `channel` now, in order (its wait ran out, or the channel is dropped). */
+  flushHeld(channel: string): void {
+    const state = this.#channels.get(channel);
+    if (state === undefined) return;
+    for (const held of state.held.splice(0)) this.#releaseHeld(state, held);
+  }
+
+  #releaseHeld(state: ChannelState, held: HeldLocal): void {
+    clearTimeout(held.timer);
+    if (state.deliveredTo === undefined || compareEntryIds(held.entryId, state.deliveredTo) > 0) state.deliveredTo = held.entryId;
+    this.#sink.deliver([held.item]).then(held.resolve, (err: unknown) => {
+      this.#deps.log.warn({ err, channel: held.item.channel }, 'delivering a published item failed');
+      held.resolve(0);
+    });
+  }
+
+  /**
    * How many of the PUBLISH's receivers were this node's own subscriptions: Redis counts one per matching
    * subscription, the channel's and each matching pattern's. `remoteNodes` is the rest: subscriptions of
    * other nodes, which is their number unless one holds the channel both exactly and by a wildcard prefix
@@ -356,7 +427,7 @@ export class RedisBus implements Bus {
   /** Subscribes to an exact channel in Redis if it is newly held or watched. */
   #want(channel: string): void {
     if (this.#channels.has(channel)) return;
-    this.#channels.set(channel, { lastReceived: undefined, baseline: undefined, buffer: null });
+    this.#channels.set(channel, { lastReceived: undefined, baseline: undefined, buffer: null, deliveredTo: undefined, held: [] });
     this.#updateGauge();
     if (this.#sub.status !== 'ready') return;
     const generation = this.#generation;
@@ -371,6 +442,7 @@ export class RedisBus implements Bus {
   /** Unsubscribes from an exact channel that is neither held nor watched any more, dropping its state. */
   #unwant(channel: string): void {
     if (this.#held.has(channel) || this.#pending.has(channel) || !this.#channels.has(channel)) return;
+    this.flushHeld(channel);
     this.#channels.delete(channel);
     this.#updateGauge();
     if (this.#sub.status === 'ready') this.#sub.unsubscribe(this.#names.channel(channel)).catch((err: unknown) => this.#subscribeFailed(err));
@@ -391,6 +463,7 @@ export class RedisBus implements Bus {
     const state = this.#channels.get(channel);
     if (state === undefined || last === undefined) return;
     state.baseline ??= last[0];
+    state.deliveredTo ??= last[0];
     const lastId = entryFields(last[1]).id;
     if (lastId !== '') this.#release(channel, lastId);
   }
@@ -428,6 +501,7 @@ export class RedisBus implements Bus {
     }
     state.lastReceived = received.entryId;
     this.#handle(channel, received);
+    this.#advance(state, received.entryId);
   }
 
   #canonicalPattern(channel: string): string | undefined {
@@ -540,6 +614,7 @@ export class RedisBus implements Bus {
             const f = entryFields(fields);
             state.lastReceived = entryId;
             this.#handle(channel, { node: f.node, entryId, encoded: f.item });
+            this.#advance(state, entryId);
           }
         }
       }
@@ -550,6 +625,7 @@ export class RedisBus implements Bus {
         if (state.lastReceived !== undefined && compareEntryIds(received.entryId, state.lastReceived) <= 0) continue;
         state.lastReceived = received.entryId;
         this.#handle(channel, received);
+        this.#advance(state, received.entryId);
       }
     }
     // An item that waits on this channel may have missed its predecessor while the connection was down;
@@ -564,6 +640,10 @@ export class RedisBus implements Bus {
   #unavailable(reason: string, cause?: unknown): BusUnavailableError {
     return new BusUnavailableError('redis', `${this.#where} ${reason}`, cause);
   }
+}
+
+function flushHeldLocal(bus: RedisBus, channel: string): void {
+  bus.flushHeld(channel);
 }
 
 /** A short reason: the errno code where there is one (ECONNREFUSED), else the message. */

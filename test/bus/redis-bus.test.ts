@@ -7,7 +7,7 @@ import { BusUnavailableError } from '../../src/errors.js';
 import type { Metrics } from '../../src/observe/metrics.js';
 import { eventually } from '../helpers/until.js';
 import { busContract, item, subscribed, type ContractNode } from './contract.js';
-import { cleanUpPrefix, freePort, makeRedisBus, redisClient, uniquePrefix, type RedisBusSetup } from './redis-helpers.js';
+import { SlowSubscriberRelay, cleanUpPrefix, freePort, makeRedisBus, redisClient, uniquePrefix, type RedisBusSetup } from './redis-helpers.js';
 
 busContract('redis', (t, prefix) => {
   cleanUpPrefix(t, prefix);
@@ -168,4 +168,31 @@ test('redis bus: start() against a closed port rejects with HF_ERR_BUS_UNAVAILAB
   assert.equal(bus.state, 'connecting');
   assert.equal(await metricValue(metrics.busUp, { driver: 'redis' }), 0);
   await assert.rejects(bus.publish([item('x', '1')]), { code: 'HF_ERR_BUS_UNAVAILABLE' });
+});
+
+test('redis bus: a node delivers its own item after another node\'s earlier one that is still on its way (stream order everywhere)', async (t) => {
+  const prefix = uniquePrefix();
+  cleanUpPrefix(t, prefix);
+  const relay = await SlowSubscriberRelay.start(t);
+  const [b] = await nodes(t, prefix, 1);
+  const [a] = await nodes(t, prefix, 1, { url: relay.url });
+  a!.bus.subscribe('order');
+  await subscribed(b!, a!, 'order');
+  // B's item is published, but its Pub/Sub message to A trails behind (held in the relay) when A publishes.
+  relay.hold();
+  await b!.bus.publish([item('order', 'r1')]);
+  let answered = false;
+  const mine = a!.bus.publish([item('order', 'x')]).then((result) => {
+    answered = true;
+    return result;
+  });
+  const redis = await redisClient(t);
+  await eventually(async () => {
+    const [last] = await redis.xrevrange(`${prefix}:h:order`, '+', '-', 'COUNT', 1);
+    return last?.[1].includes('x') === true;
+  }, 5_000, "A's item to be in the stream");
+  relay.release();
+  assert.equal((await mine).delivered, 1, 'delivered once its predecessor arrived');
+  assert.ok(answered);
+  assert.deepEqual(a!.received.filter((i) => i.id !== undefined).map((i) => i.id), ['r1', 'x'], 'stream order, not publish-answer order');
 });

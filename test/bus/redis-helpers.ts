@@ -2,7 +2,7 @@
 // run, so every test uses its own key prefix), or a private redis-server for fault tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import type { BusOptions } from '../../src/bus/bus.js';
@@ -135,5 +135,54 @@ export class PrivateRedis {
 
   resume(): void {
     this.#child?.kill('SIGCONT');
+  }
+}
+
+/**
+ * A TCP relay in front of Redis that can hold back what Redis sends to subscriber connections (those that
+ * sent SUBSCRIBE), to make a node's Pub/Sub messages trail its command replies on purpose.
+ */
+export class SlowSubscriberRelay {
+  url = '';
+  #holding = false;
+  readonly #held: { socket: Socket; chunk: Buffer }[] = [];
+
+  static async start(t: TestContext, target = { host: '127.0.0.1', port: 6379 }): Promise<SlowSubscriberRelay> {
+    const relay = new SlowSubscriberRelay();
+    const sockets = new Set<Socket>();
+    const server = createServer((client) => relay.#relay(client, connect(target.port, target.host), sockets));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    relay.url = `redis://127.0.0.1:${(server.address() as { port: number }).port}`;
+    t.after(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    return relay;
+  }
+
+  hold(): void {
+    this.#holding = true;
+  }
+
+  release(): void {
+    this.#holding = false;
+    for (const { socket, chunk } of this.#held.splice(0)) socket.write(chunk);
+  }
+
+  #relay(client: Socket, upstream: Socket, sockets: Set<Socket>): void {
+    sockets.add(client).add(upstream);
+    let subscriber = false;
+    client.on('data', (chunk: Buffer) => {
+      if (/subscribe/i.test(chunk.toString('latin1'))) subscriber = true;
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (subscriber && this.#holding) this.#held.push({ socket: client, chunk });
+      else client.write(chunk);
+    });
+    for (const [one, other] of [[client, upstream], [upstream, client]] as const) {
+      one.on('close', () => other.destroy());
+      one.on('error', () => other.destroy());
+    }
   }
 }
