@@ -73,9 +73,9 @@ interface RunOptions {
  * - Order, de-dup and history live in Redis: one Lua script per item (redis-scripts.ts) checks and records
  *   them and PUBLISHes, so every node receives a channel's items in stream order.
  * - The publishing node delivers to its own holders directly (`delivered` is exact when the publish
- *   answers) and skips its own items when Pub/Sub brings them back. One consequence: two items published at
- *   the same moment on two nodes without prev-id may reach the two nodes' clients in different orders; with
- *   prev-id they cannot.
+ *   answers) and skips its own items when Pub/Sub brings them back. If another node's item came just
+ *   before its own in the stream and has not reached it yet, its own waits for that one (bounded by
+ *   `requestTimeoutMs`), so every node's clients see stream order, the order replay reads.
  * - Two connections: commands (no offline queue and a command timeout, so a down or paused Redis fails a
  *   publish within `requestTimeoutMs` as 503 instead of queueing it) and the subscriber, whose
  *   subscriptions this driver renews itself after a reconnect so it can then read what it missed.
