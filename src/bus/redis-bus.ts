@@ -106,6 +106,7 @@ export class RedisBus implements Bus {
   #sink: BusSink = { deliver: () => Promise.resolve(0), gap: () => undefined };
   #state: BusState = 'connecting';
   #everUp = false;
+  #warnedStart = false;
   /** Bumped on every loss of a connection, so a renewal that was under way when it happened stands down. */
   #generation = 0;
   #lastError: Error | null = null;
@@ -137,6 +138,11 @@ export class RedisBus implements Bus {
     for (const conn of [this.#cmd, this.#sub]) {
       conn.on('error', (err: Error) => {
         this.#lastError = err;
+        // Start-up retries until connectTimeoutMs: say so once, so a slow start is not a silent one.
+        if (!this.#everUp && !this.#warnedStart && this.#state === 'connecting' && this.#onUp !== null) {
+          this.#warnedStart = true;
+          this.#deps.log.warn({ bus: this.#where, reason: errorReason(err), retryingForMs: this.#deps.connectTimeoutMs }, 'bus not reachable yet; retrying');
+        }
       });
       conn.on('close', () => this.#down());
       conn.on('ready', () => this.#maybeUp());
@@ -650,7 +656,7 @@ function flushHeldLocal(bus: RedisBus, channel: string): void {
 function errorReason(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
-    return typeof code === 'string' ? `${code}: ${err.message}` : err.message;
+    return typeof code === 'string' && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
   }
   return String(err);
 }
