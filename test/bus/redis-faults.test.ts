@@ -95,8 +95,10 @@ test('redis faults: Redis restarted mid-traffic: clients stay, publishes in the 
   assert.equal((await fetch(`${a.controlUrl}/healthz`)).status, 503, 'not ready while the bus is down');
   assert.equal(await metricValue(b, 'holdfast_bus_up', { driver: 'redis' }), 0);
 
+  const restartedAt = performance.now();
   await redis.restart();
   await busState(nodes, 'up');
+  t.diagnostic(`both nodes up ${Math.round(performance.now() - restartedAt)} ms after redis-server was restarted`);
   probe = await redisClient(t, redis.url);
   await subscribers(probe, prefix, 'feed', 1);
   await subscribers(probe, prefix, 'ticks', 1);
@@ -141,6 +143,7 @@ test('redis faults: Redis paused (SIGSTOP): a publish is 503 within requestTimeo
   // requestTimeoutMs is 300: the answer comes from the command timeout, not from a hang (bound generous
   // for a loaded machine; without the timeout it would wait for the resume below, forever).
   assert.ok(elapsed < 3_000, `answered after ${Math.round(elapsed)} ms`);
+  t.diagnostic(`publish during SIGSTOP answered 503 after ${Math.round(elapsed)} ms (requestTimeoutMs 300)`);
   assert.equal(stream.closed, false);
 
   redis.resume();
