@@ -1,5 +1,6 @@
 import type { PublishStatus } from './bus.js';
 import type { PublishItem } from '../grip/publish-items.js';
+import { PendingItems } from './pending-items.js';
 
 export interface SequencerOptions {
   /** How long an item waits for its predecessor before it goes out anyway. */
@@ -19,11 +20,6 @@ export interface SequencerSink {
   drop(item: PublishItem, reason: 'duplicate' | 'sequence'): void;
 }
 
-interface Pending {
-  item: PublishItem;
-  atMs: number;
-}
-
 /**
  * Publish ordering as Pushpin does it (src/handler/sequencer.cpp): an item whose prev-id is not its
  * channel's last id waits for its predecessor, then everything that waited on it follows in order; one that
@@ -33,15 +29,14 @@ interface Pending {
 export class Sequencer {
   readonly #options: SequencerOptions;
   readonly #sink: SequencerSink;
-  /** channel -> (prev-id -> item waiting for it) */
-  readonly #pending = new Map<string, Map<string, Pending>>();
+  readonly #pending: PendingItems;
   /** `channel\0id` -> expiry, insertion ordered so expiry is a walk from the front. */
   readonly #seen = new Map<string, number>();
-  #timer: NodeJS.Timeout | null = null;
 
   constructor(options: SequencerOptions, sink: SequencerSink) {
     this.#options = options;
     this.#sink = sink;
+    this.#pending = new PendingItems({ waitMs: options.waitMs, maxPerChannel: options.maxPendingPerChannel }, (p) => this.#send(p.item));
   }
 
   /** `published` when emitted now (with whatever waited on it), `queued` when it waits for its predecessor. */
@@ -64,53 +59,31 @@ export class Sequencer {
       this.#send(item);
       return 'published';
     }
-    let waiting = this.#pending.get(item.channel);
-    if (waiting === undefined) {
-      waiting = new Map();
-      this.#pending.set(item.channel, waiting);
-    }
-    if (waiting.has(item.prevId) || waiting.size >= this.#options.maxPendingPerChannel) {
+    if (!this.#pending.add(item, item.prevId, nowMs)) {
       this.#sink.drop(item, 'sequence');
       return 'dropped';
     }
-    waiting.set(item.prevId, { item, atMs: nowMs });
-    this.#timer ??= setInterval(expirePending, Math.max(100, Math.min(1_000, this.#options.waitMs)), this).unref();
     return 'queued';
   }
 
   /** Items that waited too long go out now (called by the timer). */
   expire(nowMs: number): void {
-    for (const [, waiting] of this.#pending) {
-      for (const [prevId, pending] of waiting) {
-        if (nowMs - pending.atMs < this.#options.waitMs) continue;
-        waiting.delete(prevId);
-        this.#send(pending.item);
-      }
-    }
-    for (const [channel, waiting] of this.#pending) if (waiting.size === 0) this.#pending.delete(channel);
-    if (this.#pending.size === 0 && this.#timer !== null) {
-      clearInterval(this.#timer);
-      this.#timer = null;
-    }
+    this.#pending.expire(nowMs);
   }
 
   stop(): void {
-    if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = null;
+    this.#pending.stop();
   }
 
   #send(item: PublishItem): void {
     this.#sink.emit(item);
-    const waiting = this.#pending.get(item.channel);
-    let id = item.id;
-    while (waiting !== undefined && id !== undefined) {
-      const next = waiting.get(id);
+    // Everything that waited on it follows, in chain order.
+    for (let id = item.id; id !== undefined; ) {
+      const next = this.#pending.take(item.channel, id);
       if (next === undefined) break;
-      waiting.delete(id);
       this.#sink.emit(next.item);
       id = next.item.id;
     }
-    if (waiting?.size === 0) this.#pending.delete(item.channel);
   }
 
   #expireSeen(nowMs: number): void {
@@ -119,8 +92,4 @@ export class Sequencer {
       this.#seen.delete(key);
     }
   }
-}
-
-function expirePending(sequencer: Sequencer): void {
-  sequencer.expire(Date.now());
 }

@@ -61,10 +61,17 @@ function ids(node: ContractNode, channel?: string): (string | undefined)[] {
  */
 export async function subscribed(publisher: ContractNode, subscriber: ContractNode, channel: string): Promise<void> {
   let n = 0;
+  // Unique to this call, so a probe left over from an earlier call is never taken for one of these.
+  const tag = `probe-${randomUUID().slice(0, 8)}-`;
+  const content = (i: PublishItem) => i.formats['http-stream']?.content?.toString();
   await eventually(async () => {
-    await publisher.bus.publish([{ ...item(channel, undefined, undefined, `probe${n++}`), noSeq: true }]);
-    return subscriber.received.some((i) => i.channel === channel);
+    await publisher.bus.publish([{ ...item(channel, undefined, undefined, `${tag}${n++}`), noSeq: true }]);
+    return subscriber.received.some((i) => i.channel === channel && content(i)?.startsWith(tag) === true);
   }, 5_000, `subscription to ${channel} to become live`);
+  // Probes sent after the first one that arrived may still be on their way (a publish can answer before
+  // its message reaches the other node): once one arrived, every later one will, so wait for the last.
+  const last = `${tag}${n - 1}`;
+  await eventually(() => subscriber.received.some((i) => i.channel === channel && content(i) === last), 5_000, `the last probe on ${channel}`);
   subscriber.received.length = 0;
 }
 
@@ -107,11 +114,7 @@ export function busContract(driver: string, factory: NodeFactory, semantics: { d
     b!.bus.subscribe('scores.', true);
     b!.bus.subscribe('gone');
     await subscribed(a!, b!, 'gone');
-    await eventually(async () => {
-      await a!.bus.publish([{ ...item('scores.probe'), noSeq: true }]);
-      return b!.received.length > 0;
-    }, 5_000, 'the prefix subscription to become live');
-    b!.received.length = 0;
+    await subscribed(a!, b!, 'scores.probe');
     b!.bus.unsubscribe('gone');
     // Give the engine the unsubscribe: the next publish to a held channel must arrive after it.
     await a!.bus.publish([item('scores.a.b', 's1')]);

@@ -1,60 +1,13 @@
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
 import { mock, test, type TestContext } from 'node:test';
-import { WebSocketMessageFormat, type WebSocketContext } from '@fanoutio/grip';
-import { ServeGrip } from '@fanoutio/serve-grip';
+import { WebSocketMessageFormat } from '@fanoutio/grip';
 import { WebSocket } from 'ws';
 import { deadPort, startBackend, type RecordingBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
 import { publisherFor, publishRaw } from '../hold/push-helpers.js';
 import { decodeEvents, type WsEvent } from '../../src/ws/websocket-events.js';
-import { WsClient, clientFrame, handshake, until } from './ws-helpers.js';
-
-type ContextHandler = (ws: WebSocketContext) => void;
-
-/**
- * A WebSocket-over-HTTP backend written with @fanoutio/serve-grip: every POST gets a WebSocketContext;
- * `onOpen` runs on OPEN, `onMessage` on each message, CLOSE is answered with a close (code 0, js-grip's
- * default), DISCONNECT ends quietly.
- */
-async function startWsOverHttpBackend(
-  t: TestContext,
-  onOpen: ContextHandler,
-  onMessage: (ws: WebSocketContext, message: string) => void = (ws, m) => ws.send(`echo:${m}`),
-): Promise<RecordingBackend> {
-  // The recording backend reads each body first; serve-grip then reads it again from a copy of the request.
-  const serveGrip = new ServeGrip({ grip: { control_uri: 'http://127.0.0.1:9/', verify_iss: 'pushpin', verify_key: 'changeme' } });
-  return startBackend(t, async (original, res, body) => {
-    const req = Object.assign(Readable.from([body]), {
-      headers: original.headers,
-      method: original.method,
-      url: original.url,
-    }) as unknown as IncomingMessage;
-    if (!(await serveGrip.run(req, res))) return;
-    const ws = req.grip?.wsContext;
-    if (ws === undefined || ws === null) {
-      res.statusCode = 400;
-      res.end('not websocket-over-http\n');
-      return;
-    }
-    if (ws.isOpening()) onOpen(ws);
-    try {
-      while (ws.canRecv()) {
-        const message = ws.recv();
-        if (message === null) {
-          ws.close();
-          break;
-        }
-        onMessage(ws, message);
-      }
-    } catch {
-      // DISCONNECT: the client is gone; nothing to answer.
-    }
-    res.end();
-  });
-}
+import { WsClient, clientFrame, handshake, startWsOverHttpBackend, until } from './ws-helpers.js';
 
 /** Events of every POST the backend received, in order. */
 function eventsSeen(backend: RecordingBackend): WsEvent[][] {
