@@ -4,6 +4,7 @@ import type { HoldfastConfig } from '../config/schema.js';
 import { ClientRequestError, HoldfastError, ListenError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
+import { RateLimitedLog } from '../observe/rate-limited-log.js';
 import { kExchange, type ProxyExchange } from '../proxy/exchange.js';
 import type { Forwarder } from '../proxy/forwarder.js';
 import { BodyStallWatch } from './body-stall.js';
@@ -45,6 +46,8 @@ export class Edge implements EdgeContext {
   readonly #maxRequestsPerConnection: number;
   readonly #keepAliveIdleMs: number;
   readonly #maxHeaderFields: number;
+  /** At a limit refusals come in floods: one line a second per error code, with the count. */
+  readonly #refusals: RateLimitedLog;
 
   constructor(deps: EdgeDeps) {
     this.#deps = deps;
@@ -58,6 +61,7 @@ export class Edge implements EdgeContext {
     this.#bodyStall = new BodyStallWatch(timeouts.requestBodyStallMs, (exchange) => this.#onBodyStall(exchange));
     this.#keepAliveIdleMs = timeouts.keepAliveIdleMs;
     this.#maxHeaderFields = limits.maxHeaderFields;
+    this.#refusals = new RateLimitedLog(deps.log, 'warn', 'connections refused at a limit (answered 503)');
     this.server = createServer({
       keepAliveTimeout: advertisedKeepAliveMs(timeouts.keepAliveIdleMs),
       headersTimeout: timeouts.requestHeadMs,
@@ -133,6 +137,7 @@ export class Edge implements EdgeContext {
       await closed;
     }
     this.#bodyStall.stop();
+    this.#refusals.flush();
   }
 
   #onConnection(rawSocket: Socket): void {
@@ -151,8 +156,8 @@ export class Edge implements EdgeContext {
       if (result.reclaimed !== null) metrics.clientConnectionsReclaimed.inc();
     } else {
       conn.refusal = result.error;
-      metrics.clientConnectionsRejected.inc({ limit: result.limit });
-      this.#deps.log.warn({ client: conn.clientAddress, code: result.error.code }, 'connection refused at limit');
+      metrics.clientConnectionsRejected.inc({ limit: result.limit, code: result.error.code });
+      this.#refusals.note(result.error.code, { code: result.error.code, limit: result.limit, lastClient: conn.clientAddress });
     }
   }
 

@@ -22,10 +22,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     clientConnectionsRejected: new Counter({
       name: 'holdfast_client_connections_rejected_total',
-      help: 'Client connections answered 503 because a connection limit was reached',
-      labelNames: ['limit'] as const,
+      help: 'Client connections answered 503 because a connection limit was reached, by limit (global, per-client) and error code',
+      labelNames: ['limit', 'code'] as const,
       registers,
     }),
+
     clientConnectionsReclaimed: new Counter({
       name: 'holdfast_client_connections_reclaimed_total',
       help: 'Idle keep-alive client connections closed to admit a new one at a limit',
