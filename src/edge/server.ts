@@ -25,6 +25,8 @@ export interface EdgeDeps {
   log: Logger;
   /** WebSocket upgrades (src/ws); without it every upgrade request is served as plain HTTP. */
   upgrades?: UpgradeRouter;
+  /** The client connection cap in force: limits.maxConnections, lowered to fit the open-files limit (fd-budget.ts). */
+  maxConnections: number;
 }
 
 /**
@@ -57,7 +59,7 @@ export class Edge implements EdgeContext {
     this.#accessLog = deps.config.log.access && deps.log.isLevelEnabled('info');
     this.#responseClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => deps.metrics.responsesTotal.labels({ class: c }));
     this.#maxRequestsPerConnection = limits.maxRequestsPerConnection;
-    this.registry = new ConnectionRegistry(limits);
+    this.registry = new ConnectionRegistry({ maxConnections: deps.maxConnections, maxConnectionsPerClient: limits.maxConnectionsPerClient });
     this.#bodyStall = new BodyStallWatch(timeouts.requestBodyStallMs, (exchange) => this.#onBodyStall(exchange));
     this.#keepAliveIdleMs = timeouts.keepAliveIdleMs;
     this.#maxHeaderFields = limits.maxHeaderFields;

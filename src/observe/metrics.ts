@@ -26,7 +26,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['limit', 'code'] as const,
       registers,
     }),
-
+    clientConnectionsMax: new Gauge({
+      name: 'holdfast_client_connections_max',
+      help: 'Client connections allowed at once: limits.maxConnections, or less when the open-files limit cannot hold it',
+      registers,
+    }),
     clientConnectionsReclaimed: new Counter({
       name: 'holdfast_client_connections_reclaimed_total',
       help: 'Idle keep-alive client connections closed to admit a new one at a limit',
