@@ -25,6 +25,8 @@ export class SlicedDeliveries<C> {
   readonly #jobs: Job<C>[] = [];
   /** Index of the first job not yet finished. */
   #head = 0;
+  /** Inside a visit: a fan-out started from there (nothing does today) must queue, not cut in. */
+  #visiting = false;
 
   constructor(sliceSize: number, log: Logger) {
     this.sliceSize = sliceSize;
@@ -39,7 +41,7 @@ export class SlicedDeliveries<C> {
   /** Calls `visit` once for each of `clients`, summing what it returns; resolves once all were visited. */
   run(clients: readonly C[], visit: (client: C) => number): Promise<number> {
     const job: Job<C> = { clients, visit, resolve: noop, next: 0, delivered: 0 };
-    if (this.pending === 0 && clients.length <= this.sliceSize) {
+    if (this.pending === 0 && !this.#visiting && clients.length <= this.sliceSize) {
       this.#visit(job, clients.length);
       return Promise.resolve(job.delivered);
     }
@@ -47,7 +49,9 @@ export class SlicedDeliveries<C> {
       job.resolve = resolve;
       this.#jobs.push(job);
       // Nothing ran before it: its first slice goes now. Otherwise a slice is already scheduled.
-      if (this.pending === 1) this.#slice();
+      if (this.pending > 1) return;
+      if (this.#visiting) setImmediate(() => this.#slice());
+      else this.#slice();
     });
   }
 
@@ -73,6 +77,7 @@ export class SlicedDeliveries<C> {
 
   #visit(job: Job<C>, end: number): void {
     const { clients, visit } = job;
+    this.#visiting = true;
     for (let i = job.next; i < end; i++) {
       try {
         job.delivered += visit(clients[i]!);
@@ -81,6 +86,7 @@ export class SlicedDeliveries<C> {
         this.#log.error({ err }, 'a delivery to one client failed');
       }
     }
+    this.#visiting = false;
     job.next = end;
   }
 }
