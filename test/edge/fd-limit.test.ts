@@ -13,7 +13,7 @@ import { createLogger } from '../../src/observe/log.js';
 import { LogSink } from '../helpers/holdfast.js';
 import { validateConfig } from '../../src/config/load.js';
 import { HeldStream, startGripBackend } from '../hold/push-helpers.js';
-import { eventually } from '../helpers/until.js';
+import { eventually, within } from '../helpers/until.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FD_LIMIT = 256;
@@ -69,19 +69,6 @@ async function rawConnect(t: TestContext, port: number): Promise<Socket> {
     socket.once('error', reject);
   });
   return socket;
-}
-
-/** A bounded wait on a promise settled by real I/O. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 test('fd budget: the soft open-files limit is read from /proc/self/limits; the reserve is pools + bus + control + process', () => {

@@ -4,7 +4,7 @@ import { test, type TestContext } from 'node:test';
 import { parsePublishBody, type PublishItem } from '../../src/grip/publish-items.js';
 import { ChannelIndex } from '../../src/hold/channel-index.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
-import { eventually } from '../helpers/until.js';
+import { eventually, within } from '../helpers/until.js';
 import { HeldStream, heldCount, startGripBackend, streamItem } from './push-helpers.js';
 
 /**
@@ -38,19 +38,6 @@ async function holdClients(t: TestContext, hf: TestHoldfast, n: number): Promise
     await heldCount(hf, i + 1);
   }
   return clients;
-}
-
-/** A bounded wait on a promise that real I/O settles (these waits never depend on setImmediate). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** One HTTP/1.1 exchange on a raw socket to the control listener: resolves to the whole answer (sized or chunked). */
