@@ -8,6 +8,7 @@ import { ControlServer } from './control/server.js';
 import { GripSigner } from './grip/sig.js';
 import { HoldManager } from './hold/hold-manager.js';
 import { LinkFetcher } from './hold/links.js';
+import { clientConnectionCap } from './edge/fd-budget.js';
 import { Edge } from './edge/server.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
@@ -90,7 +91,9 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(forwarder, signer) });
   forwarder.holds = holds;
   const upgrades = new UpgradeRouter({ config, forwarder, metrics, log, signer, holds });
-  const edge = new Edge({ config, forwarder, metrics, log, upgrades });
+  const maxConnections = clientConnectionCap(config, log);
+  metrics.clientConnectionsMax.set(maxConnections);
+  const edge = new Edge({ config, forwarder, metrics, log, upgrades, maxConnections });
   const publisher = new PublishEndpoint({ config, bus, metrics, log });
   let current = config;
   const reload = (next?: HoldfastConfig): void => {
@@ -130,7 +133,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     await forwarder.destroy();
     throw err;
   }
-  log.info({ listen: address, control: controlAddress, backends: config.backends }, 'holdfast started');
+  log.info({ listen: address, control: controlAddress, backends: config.backends, maxConnections }, 'holdfast started');
 
   let stopping: Promise<number> | null = null;
   return {

@@ -229,6 +229,7 @@ export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = 
     name: 'holdfast',
     proc,
     port,
+    controlPort,
     pids: () => [proc.pid],
     cpuPids: () => [proc.pid],
     publish: (items) => publishGrip(controlPort, items),

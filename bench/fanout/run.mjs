@@ -32,6 +32,7 @@ import {
   waitForPort,
   wsPayload,
 } from './peers.mjs';
+import { startHealthzProbe, summarizeProbe } from './healthz-probe.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const benchDir = resolve(here, '..');
@@ -62,6 +63,7 @@ const { values: opts } = parseArgs({
     remeasure: { type: 'string', default: '2' },
     'heap-snapshot': { type: 'boolean', default: false },
     record: { type: 'boolean', default: false },
+    healthz: { type: 'boolean', default: false },
   },
 });
 
@@ -352,6 +354,8 @@ async function runLatency(name, n, tr) {
     const h0 = hostBusySeconds();
     const o0 = ownSeconds(s);
     const start = Date.now();
+    // --healthz: a control-listener health check every 10 ms through the measured phase (Holdfast only).
+    const healthzProbe = opts.healthz && s.controlPort !== undefined ? startHealthzProbe(s.controlPort, 10) : null;
     const pubs = [];
     for (let seq = 1; seq <= M; seq++) {
       const wait = start + (seq - 1) * interval - Date.now();
@@ -373,6 +377,11 @@ async function runLatency(name, n, tr) {
       }
       if (Date.now() - lastProgress > 5000 || Date.now() > hardDeadline) break;
       await sleep(500);
+    }
+    if (healthzProbe !== null) {
+      row.healthz = summarizeProbe(await healthzProbe.stop());
+      const h = row.healthz;
+      log(`  /healthz during the measured phase: ${h.count} checks, p50 ${h.p50.toFixed(2)} ms, p99 ${h.p99.toFixed(2)} ms, max ${h.max.toFixed(2)} ms${h.failure ? `; FAILED: ${h.failure}` : ''}${h.unanswered ? '; one unanswered at the end' : ''}`);
     }
     row.cpuMs = (serverCpu_(s) - cpuBefore) * 1000;
     row.foreignPct = (100 * Math.max(0, hostBusySeconds() - h0 - (ownSeconds(s) - o0))) / ((Date.now() - start) / 1000);
@@ -614,6 +623,10 @@ async function main() {
     ? ' "(ws)" rows: N WebSocket subscribers of `/ws/fan`, WebSocket-over-HTTP with a GRIP backend that subscribes each socket to the channel in its OPEN answer (`c:{"type":"subscribe",...}`), each message one published `ws-message` item, one text frame `<seq> <t0>`.'
     : '';
   if (rows.length) md += `${M} messages ${interval} ms apart to N ${transports.includes('sse') ? 'SSE ' : ''}subscribers on one channel.${ws} Latency = publish call to bytes read by the subscriber process, over every (subscriber, message); probe = min(${opts.probe}, N/10) subscribers in a normal-priority process (the bulk runs at nice 10).\n\n${table(rows)}\n\n`;
+  for (const r of rows) {
+    const h = r.healthz;
+    if (h !== undefined) md += `${r.peer} at ${r.n}: \`GET /healthz\` on the control listener every 10 ms through the measured phase (bench/fanout/healthz-probe.mjs): ${h.count} checks, round trip p50 ${h.p50.toFixed(2)} ms, p99 ${h.p99.toFixed(2)} ms, max ${h.max.toFixed(2)} ms${h.failure ? `, FAILED: ${h.failure}` : ''}.\n\n`;
+  }
   for (const tp of tps) md += `Holdfast sustained delivery${tp.transport === 'ws' ? ' (WebSocket, ws-message items)' : ' (SSE)'}: ${tp.n} subscribers, ${tp.items} items in publishes of ${tp.batch} (${tp.conc} in flight): ${tp.received}/${tp.expected} delivered in ${tp.seconds.toFixed(2)} s = **${Math.round(tp.rate)} deliveries/s**; server CPU ${tp.cpuS.toFixed(2)} s (${Math.round(tp.ratePerCpuS)} deliveries per CPU-second); other processes on the host used ${tp.foreignPct.toFixed(0)}% of a core meanwhile.\n\n`;
   md += `Targets:\n${targets(rows, tps)}\n`;
   console.log(md);

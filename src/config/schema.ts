@@ -281,6 +281,12 @@ export const pushSchema = z.strictObject({
    * `{channel}` and `{lastEventId}` are replaced. @default "event: holdfast-gap\ndata: {\"channel\":\"{channel}\",\"lastEventId\":\"{lastEventId}\"}\n\n"
    */
   sseGapEvent: z.string().default('event: holdfast-gap\ndata: {"channel":"{channel}","lastEventId":"{lastEventId}"}\n\n'),
+  /**
+   * Held clients a publish is written to per turn of the event loop; a larger fan-out continues after other
+   * work (control requests, timers, other sockets) had its turn, in order. Smaller slices answer `/healthz`
+   * sooner during a broadcast, larger ones cost a little less per delivery (bench/RESULTS.md). @default 1000
+   */
+  deliverSliceSize: count(1).default(1_000),
   /** Extension: `Grip-Channel: scores.*` subscribes to every channel under `scores.`. @default false */
   wildcardChannels: z.boolean().default(false),
 });

@@ -4,6 +4,7 @@ import type { HoldfastConfig } from '../config/schema.js';
 import { ClientRequestError, HoldfastError, ListenError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
+import { RateLimitedLog } from '../observe/rate-limited-log.js';
 import { kExchange, type ProxyExchange } from '../proxy/exchange.js';
 import type { Forwarder } from '../proxy/forwarder.js';
 import { BodyStallWatch } from './body-stall.js';
@@ -24,6 +25,8 @@ export interface EdgeDeps {
   log: Logger;
   /** WebSocket upgrades (src/ws); without it every upgrade request is served as plain HTTP. */
   upgrades?: UpgradeRouter;
+  /** The client connection cap in force: limits.maxConnections, lowered to fit the open-files limit (fd-budget.ts). */
+  maxConnections: number;
 }
 
 /**
@@ -45,6 +48,8 @@ export class Edge implements EdgeContext {
   readonly #maxRequestsPerConnection: number;
   readonly #keepAliveIdleMs: number;
   readonly #maxHeaderFields: number;
+  /** At a limit refusals come in floods: one line a second per error code, with the count. */
+  readonly #refusals: RateLimitedLog;
 
   constructor(deps: EdgeDeps) {
     this.#deps = deps;
@@ -54,10 +59,11 @@ export class Edge implements EdgeContext {
     this.#accessLog = deps.config.log.access && deps.log.isLevelEnabled('info');
     this.#responseClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => deps.metrics.responsesTotal.labels({ class: c }));
     this.#maxRequestsPerConnection = limits.maxRequestsPerConnection;
-    this.registry = new ConnectionRegistry(limits);
+    this.registry = new ConnectionRegistry({ maxConnections: deps.maxConnections, maxConnectionsPerClient: limits.maxConnectionsPerClient });
     this.#bodyStall = new BodyStallWatch(timeouts.requestBodyStallMs, (exchange) => this.#onBodyStall(exchange));
     this.#keepAliveIdleMs = timeouts.keepAliveIdleMs;
     this.#maxHeaderFields = limits.maxHeaderFields;
+    this.#refusals = new RateLimitedLog(deps.log, 'warn', 'connections refused at a limit (answered 503)');
     this.server = createServer({
       keepAliveTimeout: advertisedKeepAliveMs(timeouts.keepAliveIdleMs),
       headersTimeout: timeouts.requestHeadMs,
@@ -144,6 +150,7 @@ export class Edge implements EdgeContext {
       await closed;
     }
     this.#bodyStall.stop();
+    this.#refusals.flush();
     return cut;
   }
 
@@ -163,8 +170,8 @@ export class Edge implements EdgeContext {
       if (result.reclaimed !== null) metrics.clientConnectionsReclaimed.inc();
     } else {
       conn.refusal = result.error;
-      metrics.clientConnectionsRejected.inc({ limit: result.limit });
-      this.#deps.log.warn({ client: conn.clientAddress, code: result.error.code }, 'connection refused at limit');
+      metrics.clientConnectionsRejected.inc({ limit: result.limit, code: result.error.code });
+      this.#refusals.note(result.error.code, { code: result.error.code, limit: result.limit, lastClient: conn.clientAddress });
     }
   }
 

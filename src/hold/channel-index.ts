@@ -43,14 +43,27 @@ export class ChannelIndex<C> {
     return true;
   }
 
-  /** Calls `visit` for every holder of `channel`, exact holders first, then each matching prefix's. */
-  forEachHolder(channel: string, visit: (client: C) => void): void {
-    const exact = this.#exact.get(channel);
-    if (exact !== undefined) for (const c of exact) visit(c);
-    if (this.#prefixes.size === 0) return;
-    for (const [prefix, set] of this.#prefixes) {
-      if (channel.startsWith(prefix)) for (const c of set) visit(c);
+  /**
+   * The holders of any of `channels` right now, each once (a client holding `scores.1` and `scores.*` is one
+   * recipient), as an array of its own: a delivery that goes out in slices walks this snapshot, not the live
+   * sets, so clients that subscribe while it runs are not reached by it (they had no part in the publish and
+   * get the item from history if they ask for it) and clients that leave are skipped by their `closed` flag.
+   */
+  snapshot(channels: Iterable<string>): C[] {
+    const sets = new Set<Set<C>>();
+    for (const channel of channels) {
+      const exact = this.#exact.get(channel);
+      if (exact !== undefined) sets.add(exact);
+      if (this.#prefixes.size === 0) continue;
+      for (const [prefix, set] of this.#prefixes) if (channel.startsWith(prefix)) sets.add(set);
     }
+    if (sets.size <= 1) {
+      for (const only of sets) return Array.from(only);
+      return [];
+    }
+    const union = new Set<C>();
+    for (const set of sets) for (const c of set) union.add(c);
+    return [...union];
   }
 
   holders(channel: string): number {

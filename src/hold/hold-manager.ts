@@ -13,6 +13,7 @@ import { GripResponseReader, type GripReaderOwner } from './grip-reader.js';
 import type { HeldClient, HoldHost, HoldOrigin } from './held-client.js';
 import type { LinkFetcher, LinkResponse } from './links.js';
 import { ResponseHold } from './response-hold.js';
+import { SlicedDeliveries } from './sliced-deliveries.js';
 import { StreamHold } from './stream-hold.js';
 import { TimerWheel } from './timer-wheel.js';
 
@@ -54,8 +55,8 @@ export class HoldManager implements HoldHost, BusSink {
   readonly #deps: HoldManagerDeps;
   readonly #held = new Set<HeldClient>();
   readonly #sseHeartbeat: KeepAlive | null;
-  #corked: HeldClient[] | null = null;
   readonly #deliveryTally = new Map<string, number>();
+  readonly #deliveries: SlicedDeliveries<HeldClient>;
   #tallyFlushQueued = false;
 
   constructor(deps: HoldManagerDeps) {
@@ -65,6 +66,7 @@ export class HoldManager implements HoldHost, BusSink {
     this.#sseHeartbeat =
       push.sseHeartbeatMs > 0 ? { data: Buffer.from(':\n\n'), timeoutSec: push.sseHeartbeatMs / 1000, mode: 'idle' } : null;
     this.wheel = new TimerWheel<HeldClient>(TICK_MS, (client) => client.onDue(Date.now()));
+    this.#deliveries = new SlicedDeliveries(push.deliverSliceSize, deps.log);
     deps.bus.setSink(this);
   }
 
@@ -159,58 +161,26 @@ export class HoldManager implements HoldHost, BusSink {
     }
   }
 
-  /** The bus sink: published items to every local holder of their channels, one write per client. */
+  /**
+   * The bus sink: published items to every local holder of their channels, one write per client. Who
+   * receives is decided now (a snapshot of the channels' holders, see ChannelIndex.snapshot); the writes go
+   * out in slices of `push.deliverSliceSize` clients per turn of the event loop, so a broadcast to 20k
+   * sockets no longer keeps the control listener, timers and other clients waiting for its whole length.
+   * Deliveries run one after another in call order, so no client sees a later publish before an earlier one.
+   */
   deliver(items: readonly PublishItem[]): Promise<number> {
-    if (items.length === 1) return Promise.resolve(this.#deliverOne(items[0]!));
-    // Several items: one write per client for all of them. One item: corking would only add work.
-    this.#beginBatch();
-    let delivered = 0;
-    try {
-      for (const item of items) delivered += this.#deliverOne(item);
-    } finally {
-      this.#endBatch();
-    }
-    return Promise.resolve(delivered);
+    const clients = this.index.snapshot(items.map((item) => item.channel));
+    // One item: corking would only add work. Several: one write per client for all of them.
+    const visit = items.length === 1 ? receiveOne.bind(null, items[0]!) : receiveBatch.bind(null, items);
+    return this.#deliveries.run(clients, visit);
   }
 
-  /** The bus lost items of `channel` it cannot replay: its SSE clients get the gap event. */
+  /** The bus lost items of `channel` it cannot replay: its SSE clients get the gap event (in turn with deliveries). */
   gap(channel: string): void {
-    this.index.forEachHolder(channel, (client) => {
-      if (client instanceof StreamHold && client.transport === 'sse') this.#sendGap(client, channel, '');
+    void this.#deliveries.run(this.index.snapshot([channel]), (client) => {
+      if (client instanceof StreamHold && client.transport === 'sse' && !client.closed) this.#sendGap(client, channel, '');
+      return 0;
     });
-  }
-
-  #deliverOne(item: PublishItem): number {
-    let delivered = 0;
-    this.index.forEachHolder(item.channel, (client) => {
-      if (this.#corked !== null && !client.corked) {
-        const socket = client.corkTarget();
-        if (socket !== null && !socket.destroyed) {
-          client.corked = true;
-          socket.cork();
-          this.#corked.push(client);
-        }
-      }
-      delivered += client.receive(item);
-    });
-    return delivered;
-  }
-
-  /** Items of one publish request go out in one write per client: cork now, uncork in `endBatch`. */
-  #beginBatch(): void {
-    this.#corked ??= [];
-  }
-
-  #endBatch(): void {
-    const corked = this.#corked;
-    this.#corked = null;
-    if (corked === null) return;
-    for (const client of corked) {
-      client.corked = false;
-      client.corkTarget()?.uncork();
-      // Uncorking writes what the socket takes at once; what is left is this client's real queue.
-      client.checkSlowConsumer();
-    }
   }
 
   /** GRIP over WebSocket: a held socket's backend subscribes it to channels one control message at a time. */
@@ -452,6 +422,32 @@ function relayPlain(res: ServerResponse, instruct: Instruct, draining: boolean):
   if (instruct.response.reason) res.writeHead(instruct.response.code, instruct.response.reason, headers);
   else res.writeHead(instruct.response.code, headers);
   res.end(res.req.method === 'HEAD' ? undefined : instruct.response.body);
+}
+
+function receiveOne(item: PublishItem, client: HeldClient): number {
+  return client.receive(item);
+}
+
+/** The items of one publish request to one client, corked so they leave in one write. */
+function receiveBatch(items: readonly PublishItem[], client: HeldClient): number {
+  const socket = client.corkTarget();
+  const cork = socket !== null && !socket.destroyed && !client.corked;
+  if (cork) {
+    client.corked = true;
+    socket.cork();
+  }
+  let delivered = 0;
+  try {
+    for (const item of items) delivered += client.receive(item);
+  } finally {
+    if (cork) {
+      client.corked = false;
+      socket.uncork();
+      // Uncorking writes what the socket takes at once; what is left is this client's real queue.
+      client.checkSlowConsumer();
+    }
+  }
+  return delivered;
 }
 
 function jsonEscape(text: string): string {

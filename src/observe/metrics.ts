@@ -22,8 +22,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     clientConnectionsRejected: new Counter({
       name: 'holdfast_client_connections_rejected_total',
-      help: 'Client connections answered 503 because a connection limit was reached',
-      labelNames: ['limit'] as const,
+      help: 'Client connections answered 503 because a connection limit was reached, by limit (global, per-client) and error code',
+      labelNames: ['limit', 'code'] as const,
+      registers,
+    }),
+    clientConnectionsMax: new Gauge({
+      name: 'holdfast_client_connections_max',
+      help: 'Client connections allowed at once: limits.maxConnections, or less when the open-files limit cannot hold it',
       registers,
     }),
     clientConnectionsReclaimed: new Counter({

@@ -134,6 +134,6 @@ export class Forwarder {
 }
 
 /** `backends: [...]`: round-robin at weight 1 with nginx-style passive health; every other group default. */
-function shortcutGroup(backends: readonly string[]): GroupConfig {
+export function shortcutGroup(backends: readonly string[]): GroupConfig {
   return groupSchema.parse({ servers: backends.map((url) => ({ url })) });
 }

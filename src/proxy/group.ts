@@ -27,6 +27,13 @@ export interface GroupRequest extends PickRequest {
   dequeued(outcome: Backend | HoldfastError): void;
 }
 
+/** Requests (so pooled connections) one server of the group may have at once. */
+export function serverConnectionCap(config: GroupConfig, upstream: HoldfastConfig['upstream']): number {
+  return config.maxConcurrentPerServer === 0
+    ? upstream.maxConnectionsPerBackend
+    : Math.min(config.maxConcurrentPerServer, upstream.maxConnectionsPerBackend);
+}
+
 /**
  * A backend group: its servers (each a pool with a concurrency cap and health), the balancer, the bounded
  * queue for requests no server has room for, active health checks, stickiness and the compression policy.
@@ -58,10 +65,7 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
     this.#metrics = deps.metrics;
     const { upstream } = deps.config;
     this.retries = upstream.retries;
-    const maxConcurrent =
-      config.maxConcurrentPerServer === 0
-        ? upstream.maxConnectionsPerBackend
-        : Math.min(config.maxConcurrentPerServer, upstream.maxConnectionsPerBackend);
+    const maxConcurrent = serverConnectionCap(config, upstream);
     const check = config.healthCheck;
     this.servers = config.servers.map(
       (server) =>

@@ -96,6 +96,48 @@ test('at limits.maxConnections with nothing idle the newcomer gets 503 HF_ERR_CO
   );
 });
 
+test('refusals at limits.maxConnections: one log line per second with the count, counted by code in metrics', async (t) => {
+  const { backend, arrived, release } = await holdingBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url], { limits: { maxConnections: 2 }, log: { level: 'warn' } });
+  t.after(release);
+  const busy = [await RawClient.connect(t, hf.port), await RawClient.connect(t, hf.port)];
+  for (const c of busy) c.write('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n');
+  await arrived(2);
+  // Only the window timer is faked; the sockets are real.
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() });
+  const refuseSome = async (n: number) => {
+    const newcomers = await Promise.all(Array.from({ length: n }, () => RawClient.connect(t, hf.port)));
+    for (const c of newcomers) c.write('GET /refused HTTP/1.1\r\nHost: x\r\n\r\n');
+    for (const c of newcomers) {
+      await c.waitEnd();
+      const res = await c.readResponse();
+      assert.equal(res.status, 503);
+      assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_CONNECTION_LIMIT');
+    }
+  };
+  const refusalLines = () => hf.logs.lines.filter((l) => l.kind === 'HF_ERR_CONNECTION_LIMIT');
+
+  await refuseSome(25);
+  assert.equal(refusalLines().length, 0, 'no line per refusal');
+  t.mock.timers.tick(1_000);
+  assert.equal(refusalLines().length, 1);
+  assert.equal(refusalLines()[0]!.count, 25);
+  assert.equal(refusalLines()[0]!.limit, 'global');
+
+  await refuseSome(3);
+  t.mock.timers.tick(1_000);
+  assert.deepEqual(
+    refusalLines().map((l) => l.count),
+    [25, 3],
+  );
+  assert.equal(await metricValue(hf, 'holdfast_client_connections_rejected_total', { limit: 'global', code: 'HF_ERR_CONNECTION_LIMIT' }), 28);
+  assert.deepEqual(
+    backend.seen.map((r) => r.url),
+    ['/hold', '/hold'],
+    'no refused request was forwarded',
+  );
+});
+
 test('a refused connection frees nothing it never held: once a busy one closes, a newcomer is admitted', async (t) => {
   const { backend, arrived, release } = await holdingBackend(t);
   const hf = await startTestHoldfast(t, [backend.url], { limits: { maxConnections: 1 }, log: { level: 'silent' } });

@@ -28,3 +28,19 @@ export async function eventually(
     await new Promise<void>((resolve) => setTimeout(resolve, 5));
   }
 }
+
+/**
+ * A bounded wait on a promise that real I/O settles (a socket event, an answer): rejects naming `what` after
+ * `ms` of real time. For tests that fake setImmediate, where `until` cannot turn.
+ */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
