@@ -20,11 +20,14 @@ export function busOptions(config: HoldfastConfig): BusOptions {
  * The bus `bus.url` names. Drivers for an engine load only when their URL is used, so a one-process
  * Holdfast never loads a Redis or NATS client.
  */
-export function createBus(config: HoldfastConfig, metrics: Metrics, log: Logger): Promise<Bus> {
+export async function createBus(config: HoldfastConfig, metrics: Metrics, log: Logger): Promise<Bus> {
   const parsed = parseBusUrl(config.bus.url);
   const options = busOptions(config);
-  if (parsed === null || parsed.driver === 'memory') return Promise.resolve(new MemoryBus(options, metrics));
+  if (parsed === null || parsed.driver === 'memory') return new MemoryBus(options, metrics);
   const deps = { url: parsed.url, prefix: config.bus.prefix, connectTimeoutMs: config.bus.connectTimeoutMs, requestTimeoutMs: config.bus.requestTimeoutMs, options, metrics, log };
-  void deps;
-  return Promise.reject(new Error(`bus driver ${parsed.driver} is not built yet`));
+  if (parsed.driver === 'nats') {
+    const { NatsBus } = await import('./nats-bus.js');
+    return new NatsBus(deps);
+  }
+  throw new Error(`bus driver ${parsed.driver} is not built yet`);
 }
