@@ -53,6 +53,13 @@ interface Cursor {
   early: Set<number>;
 }
 
+interface SubscriptionEntry {
+  sub: Subscription | null;
+  refs: number;
+  /** The server has it (a flush after SUB came back): what the subscriptions gauge counts. */
+  confirmed: boolean;
+}
+
 type StoreResult = { status: 'published'; entry: Entry } | { status: 'duplicate' } | { status: 'moved' };
 
 /**
@@ -79,7 +86,7 @@ export class NatsBus implements Bus {
   readonly #interest = new Interest();
   readonly #waits: PrevIdWaits;
   /** NATS subscriptions by subject, counted: held channels, prefixes and channels watched for a predecessor share them. */
-  readonly #subs = new Map<string, { sub: Subscription | null; refs: number }>();
+  readonly #subs = new Map<string, SubscriptionEntry>();
   readonly #cursors = new Map<string, Cursor>();
   readonly #lastStored = new Map<string, LastStored>();
   /** Per-channel task chains: deliveries, catch-ups and releases of one channel happen one after another. */
@@ -152,7 +159,7 @@ export class NatsBus implements Bus {
       return;
     }
     this.#nc = nc;
-    for (const [subject, entry] of this.#subs) entry.sub ??= this.#natsSubscribe(subject);
+    for (const [subject, entry] of this.#subs) if (entry.sub === null) this.#activate(subject, entry);
     void this.#watchStatus(nc);
     this.#setState('up');
     log.info({ bus: redact(url), stream: this.#stream, node: this.#nodeId }, 'nats bus: connected');
@@ -500,13 +507,37 @@ export class NatsBus implements Bus {
   // --- subscriptions ------------------------------------------------------------------------------------
 
   #ref(subject: string): void {
-    const entry = this.#subs.get(subject);
-    if (entry !== undefined) {
-      entry.refs++;
+    const known = this.#subs.get(subject);
+    if (known !== undefined) {
+      known.refs++;
       return;
     }
-    this.#subs.set(subject, { sub: this.#nc === null ? null : this.#natsSubscribe(subject), refs: 1 });
-    this.#deps.metrics.busSubscriptions.set(this.#subs.size);
+    const entry: SubscriptionEntry = { sub: null, refs: 1, confirmed: false };
+    this.#subs.set(subject, entry);
+    if (this.#nc !== null) this.#activate(subject, entry);
+  }
+
+  /**
+   * SUB is sent now; the gauge counts it once the server answered a flush sent after it, so
+   * holdfast_bus_subscriptions says what the engine really has (and a test can wait for it).
+   */
+  #activate(subject: string, entry: SubscriptionEntry): void {
+    const nc = this.#nc!;
+    entry.sub = this.#natsSubscribe(subject);
+    nc.flush().then(
+      () => {
+        if (this.#subs.get(subject) !== entry) return;
+        entry.confirmed = true;
+        this.#countSubscriptions();
+      },
+      (err: unknown) => this.#deps.log.warn({ subject, err: reason(err) }, 'nats bus: a subscription was not confirmed'),
+    );
+  }
+
+  #countSubscriptions(): void {
+    let n = 0;
+    for (const entry of this.#subs.values()) if (entry.confirmed) n++;
+    this.#deps.metrics.busSubscriptions.set(n);
   }
 
   #unref(subject: string): void {
@@ -515,7 +546,7 @@ export class NatsBus implements Bus {
     if (--entry.refs > 0) return;
     this.#subs.delete(subject);
     if (entry.sub !== null && this.#nc !== null && !this.#nc.isClosed()) entry.sub.unsubscribe();
-    this.#deps.metrics.busSubscriptions.set(this.#subs.size);
+    this.#countSubscriptions();
   }
 
   #natsSubscribe(subject: string): Subscription {
