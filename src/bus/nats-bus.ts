@@ -335,7 +335,7 @@ export class NatsBus implements Bus {
       }
     } catch (err) {
       // The item stays queued: its wait runs out and it goes out then, or is logged as lost if the bus is down.
-      this.#deps.log.warn({ channel: item.channel, err: reason(err) }, 'nats bus: could not re-check a waiting item');
+      this.#warn({ channel: item.channel, err: reason(err) }, 'nats bus: could not re-check a waiting item');
     }
     return 'queued';
   }
@@ -350,7 +350,7 @@ export class NatsBus implements Bus {
         if (result.status === 'published') await this.#stored(result.entry, stored);
       } catch (err) {
         this.#deps.metrics.drops.inc({ reason: 'sequence' });
-        this.#deps.log.warn({ channel: item.channel, id: item.id, why, err: reason(err) }, 'nats bus: a waiting item was lost');
+        this.#warn({ channel: item.channel, id: item.id, why, err: reason(err) }, 'nats bus: a waiting item was lost');
         return 0;
       }
       return this.#accept(item.channel, stored);
@@ -370,7 +370,7 @@ export class NatsBus implements Bus {
       if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(prev)) throw new Error('no sequence headers');
       item = decodeItem(payload);
     } catch (err) {
-      this.#deps.log.warn({ err: reason(err) }, 'nats bus: ignored a message that is not a Holdfast item');
+      this.#warn({ err: reason(err) }, 'nats bus: ignored a message that is not a Holdfast item');
       return;
     }
     this.#deps.metrics.busMessages.inc({ direction: 'in' });
@@ -426,7 +426,7 @@ export class NatsBus implements Bus {
     try {
       entries = await this.#fetch(channel, afterSeq, beforeSeq);
     } catch (err) {
-      this.#deps.log.warn({ channel, err: reason(err) }, 'nats bus: could not fetch missed items; reporting a gap');
+      this.#warn({ channel, err: reason(err) }, 'nats bus: could not fetch missed items; reporting a gap');
       return { entries: [], lastSeq: afterSeq, gap: true };
     }
     let lastSeq = afterSeq;
@@ -463,7 +463,7 @@ export class NatsBus implements Bus {
           this.#cursors.set(channel, { seq: last?.seq ?? 0, firm: false, early: new Set() });
         }
       } catch (err) {
-        this.#deps.log.warn({ channel, err: reason(err) }, 'nats bus: no baseline for a new subscription');
+        this.#warn({ channel, err: reason(err) }, 'nats bus: no baseline for a new subscription');
       }
       return 0;
     });
@@ -530,7 +530,7 @@ export class NatsBus implements Bus {
         entry.confirmed = true;
         this.#countSubscriptions();
       },
-      (err: unknown) => this.#deps.log.warn({ subject, err: reason(err) }, 'nats bus: a subscription was not confirmed'),
+      (err: unknown) => this.#warn({ subject, err: reason(err) }, 'nats bus: a subscription was not confirmed'),
     );
   }
 
@@ -555,7 +555,7 @@ export class NatsBus implements Bus {
 
   #onSubscriptionMessage(err: Error | null, msg: Msg): void {
     if (err !== null) {
-      this.#deps.log.warn({ err: reason(err) }, 'nats bus: subscription error');
+      this.#warn({ err: reason(err) }, 'nats bus: subscription error');
       return;
     }
     this.#onLive(msg);
@@ -593,6 +593,11 @@ export class NatsBus implements Bus {
     }
   }
 
+  /** After close, whatever the client still settles (a flush, a task) is not news, and the log may be gone. */
+  #warn(fields: Record<string, unknown>, message: string): void {
+    if (this.#state !== 'closed') this.#deps.log.warn(fields, message);
+  }
+
   #setState(state: BusState): void {
     this.#state = state;
     this.#deps.metrics.busUp.set({ driver: 'nats' }, state === 'up' ? 1 : 0);
@@ -615,7 +620,7 @@ export class NatsBus implements Bus {
     const run = previous.then(task);
     const tail = run.then(
       () => undefined,
-      (err: unknown) => this.#deps.log.warn({ channel, err: reason(err) }, 'nats bus: delivery task failed'),
+      (err: unknown) => this.#warn({ channel, err: reason(err) }, 'nats bus: delivery task failed'),
     );
     this.#chains.set(channel, tail);
     void tail.then(() => {

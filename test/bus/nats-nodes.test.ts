@@ -5,75 +5,19 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
-import { HttpResponseFormat, HttpStreamFormat, Item, Publisher, WebSocketMessageFormat, type GripInstruct } from '@fanoutio/grip';
-import { ServeGrip } from '@fanoutio/serve-grip';
+import { HttpResponseFormat, HttpStreamFormat, Item, Publisher, WebSocketMessageFormat } from '@fanoutio/grip';
 import { EventSource } from 'eventsource';
-import { startBackend, type RecordingBackend } from '../helpers/backend.js';
+import type { RecordingBackend } from '../helpers/backend.js';
+import { startEveryTransportBackend } from './transport-backend.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
 import { dropStreamAfter, freePort, SHARED_NATS } from '../helpers/nats.js';
 import { RawClient } from '../helpers/raw.js';
 import { eventually } from '../helpers/until.js';
 import { HeldStream, publisherFor, publishRaw } from '../hold/push-helpers.js';
 import { WsClient } from '../ws/ws-helpers.js';
-
-type GripRes = { grip: { startInstruct(): GripInstruct } };
-
-/**
- * One backend for every transport, written with @fanoutio/serve-grip: `/events?ch=` holds an SSE stream,
- * `/stream?ch=` a plain HTTP stream, `/poll?ch=` a long-poll, and POSTs to `/ws?ch=` are WebSocket-over-HTTP
- * (accept and subscribe on OPEN). The recording backend reads each body first; serve-grip reads a copy.
- */
-async function startEveryTransportBackend(t: TestContext): Promise<RecordingBackend> {
-  const serveGrip = new ServeGrip({ grip: { control_uri: 'http://127.0.0.1:9/', verify_iss: 'pushpin', verify_key: 'changeme' } });
-  return startBackend(t, async (original, res, body) => {
-    const req = Object.assign(Readable.from([body]), { headers: original.headers, method: original.method, url: original.url }) as unknown as IncomingMessage;
-    if (!(await serveGrip.run(req, res))) return;
-    const url = new URL(original.url ?? '/', 'http://backend');
-    const channel = url.searchParams.get('ch') ?? 'feed';
-    const grip = (res as unknown as GripRes).grip;
-    if (url.pathname === '/ws') {
-      const ws = req.grip?.wsContext;
-      if (ws === undefined || ws === null) {
-        res.statusCode = 400;
-        res.end('not websocket-over-http\n');
-        return;
-      }
-      if (ws.isOpening()) {
-        ws.accept();
-        ws.subscribe(channel);
-      }
-      while (ws.canRecv()) {
-        if (ws.recv() === null) {
-          ws.close();
-          break;
-        }
-      }
-      res.end();
-      return;
-    }
-    const instruct = grip.startInstruct();
-    instruct.addChannel(channel);
-    if (url.pathname === '/poll') {
-      instruct.setHoldLongPoll(60);
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('timed out\n');
-      return;
-    }
-    instruct.setHoldStream();
-    if (url.pathname === '/events') {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.end('retry: 20\n\n');
-    } else {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('[start]\n');
-    }
-  });
-}
 
 /** `count` Holdfast instances on one NATS prefix in this process, each with its own bus connection. */
 async function startNodes(t: TestContext, count: number, backend: RecordingBackend, prefix = `hfn${randomUUID().slice(0, 8)}`): Promise<TestHoldfast[]> {

@@ -68,6 +68,7 @@ export class PrivateNats {
   readonly port: number;
   readonly storeDir: string;
   #child: ChildProcess | null = null;
+  readonly #closeFirst: { close(): Promise<void> }[] = [];
 
   private constructor(port: number, storeDir: string) {
     this.port = port;
@@ -77,11 +78,20 @@ export class PrivateNats {
   static async start(t: TestContext): Promise<PrivateNats> {
     const nats = new PrivateNats(await freePort(), mkdtempSync(join(tmpdir(), 'hf-nats-')));
     t.after(async () => {
+      // After-hooks run in the order they were registered, so this one comes before the nodes' own: close
+      // them first (close is idempotent), so no client is mid-close when the server dies (nats.js can then
+      // raise a write-after-end from its socket).
+      for (const node of nats.#closeFirst) await node.close();
       await nats.stop();
       rmSync(nats.storeDir, { recursive: true, force: true });
     });
     await nats.run();
     return nats;
+  }
+
+  /** Nodes (buses, Holdfast instances) to close before the server is killed after the test. */
+  closesFirst(...nodes: { close(): Promise<void> }[]): void {
+    this.#closeFirst.push(...nodes);
   }
 
   get url(): string {
