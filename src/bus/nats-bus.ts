@@ -149,7 +149,7 @@ export class NatsBus implements Bus {
       this.#js = jetstream(nc, { timeout: requestTimeoutMs });
     } catch (err) {
       await nc.close();
-      const why = err instanceof Error && /jetstream not enabled|no responders|503/i.test(err.message)
+      const why = err instanceof Error && /jetstream (is )?not enabled|no responders|503/i.test(err.message)
         ? `JetStream is not enabled there (run nats-server with -js): ${reason(err)}`
         : `cannot set up the history stream ${this.#stream}: ${reason(err)}`;
       throw new BusUnavailableError('nats', `${redact(url)}: ${why}`, err);
@@ -484,12 +484,17 @@ export class NatsBus implements Bus {
     return last;
   }
 
-  /** Stored entries of a channel with afterSeq < seq < beforeSeq, oldest first, at most what the stream keeps per channel. */
+  /**
+   * Stored entries of a channel with afterSeq < seq < beforeSeq, oldest first: at most what the stream keeps
+   * per channel. That limit is the stream's (another node may have set it), not this node's maxItems, so the
+   * walk ends at beforeSeq or the channel's end; the cap only guards against a runaway loop.
+   */
   async #fetch(channel: string, afterSeq: number, beforeSeq: number): Promise<Entry[]> {
     const subject = this.#historySubject(channel);
     const out: Entry[] = [];
     let seq = afterSeq;
-    for (let i = 0; i <= Math.max(1, this.#deps.options.maxItems); i++) {
+    const cap = 10 * Math.max(1, this.#deps.options.maxItems) + 1_000;
+    for (let i = 0; i < cap; i++) {
       let msg: StoredMsg | null;
       try {
         msg = await this.#jsm!.direct.getMessage(this.#stream, { seq: seq + 1, next_by_subj: subject });

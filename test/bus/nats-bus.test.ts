@@ -11,7 +11,8 @@ import { decodeChannel, decodeToken, encodeChannel, prefixSubject } from '../../
 import { encodeItem } from '../../src/bus/item-codec.js';
 import { busOptions, dropStreamAfter, freePort, natsNode, type NatsNode } from '../helpers/nats.js';
 import { eventually } from '../helpers/until.js';
-import { metricValue } from '../helpers/holdfast.js';
+import { LogSink, metricValue } from '../helpers/holdfast.js';
+import { createLogger } from '../../src/observe/log.js';
 import type { BusOptions } from '../../src/bus/bus.js';
 
 busContract('nats', (t, prefix) => {
@@ -201,4 +202,20 @@ test('nats bus: a live message whose previous sequence was not seen is preceded 
   await eventually(() => b!.received.length === 4, 5_000, 'x5 at b');
   assert.deepEqual(b!.received.map((i) => i.id), ['x1', 'x2', 'x3', 'x5'], 'the late x2 is not delivered twice');
   assert.deepEqual(b!.gaps, ['race'], 'the lost x4 is reported as a gap');
+});
+
+test('nats bus: a history stream made with other limits is updated to this configuration, and the log says so', async (t) => {
+  const prefix = uniquePrefix();
+  dropStreamAfter(t, prefix);
+  const first = natsNode(t, prefix, { options: busOptions({ maxItems: 3 }) });
+  await first.start();
+  const logs = new LogSink();
+  const second = natsNode(t, prefix, { options: busOptions({ maxItems: 5, maxAgeMs: 60_000 }), log: createLogger('info', logs) });
+  await second.start();
+  const line = await logs.waitFor({ msg: 'nats bus: the history stream had other limits; updating it to this configuration' });
+  assert.deepEqual(line.from, { max_msgs_per_subject: 3, max_age: 300_000 * 1e6 });
+  assert.deepEqual(line.to, { max_msgs_per_subject: 5, max_age: 60_000 * 1e6 });
+  for (const id of ['1', '2', '3', '4', '5', '6']) await second.publish([item('lim', id)]);
+  assert.deepEqual((await first.history('lim', '2')).items.map((i) => i.id), ['3', '4', '5', '6'], 'five kept now, read whole by a node configured for three');
+  assert.equal((await first.history('lim', '1')).found, false);
 });

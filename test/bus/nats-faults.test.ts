@@ -170,3 +170,15 @@ test('nats faults: a node cut off from NATS refuses publishes, then catches its 
   await eventually(() => ids('kept').length === 4, 5_000, 'k4');
   assert.deepEqual(ids('kept'), ['k1', 'k2', 'k3', 'k4']);
 });
+
+test('nats faults: a NATS without JetStream is a clear start error', async (t) => {
+  const nats = await PrivateNats.start(t, { jetstream: false });
+  const bus = natsNode(t, `hff${randomUUID().slice(0, 8)}`, { url: nats.url });
+  nats.closesFirst(bus);
+  await assert.rejects(bus.start(), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'HF_ERR_BUS_UNAVAILABLE');
+    assert.match(err.message, /JetStream is not enabled/);
+    assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${nats.port}`));
+    return true;
+  });
+});

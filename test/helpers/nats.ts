@@ -63,20 +63,23 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A private nats-server with JetStream on file storage in a temp dir; killed (by its own pid) after the test. */
+/** A private nats-server (JetStream on file storage in a temp dir, unless told otherwise); killed (by its own pid) after the test. */
 export class PrivateNats {
   readonly port: number;
   readonly storeDir: string;
   #child: ChildProcess | null = null;
   readonly #closeFirst: { close(): Promise<void> }[] = [];
 
-  private constructor(port: number, storeDir: string) {
+  private constructor(port: number, storeDir: string, jetstream: boolean) {
     this.port = port;
     this.storeDir = storeDir;
+    this.#jetstream = jetstream;
   }
 
-  static async start(t: TestContext): Promise<PrivateNats> {
-    const nats = new PrivateNats(await freePort(), mkdtempSync(join(tmpdir(), 'hf-nats-')));
+  readonly #jetstream: boolean;
+
+  static async start(t: TestContext, options: { jetstream?: boolean } = {}): Promise<PrivateNats> {
+    const nats = new PrivateNats(await freePort(), mkdtempSync(join(tmpdir(), 'hf-nats-')), options.jetstream ?? true);
     t.after(async () => {
       // After-hooks run in the order they were registered, so this one comes before the nodes' own: close
       // them first (close is idempotent), so no client is mid-close when the server dies (nats.js can then
@@ -104,7 +107,8 @@ export class PrivateNats {
 
   /** Starts (or restarts) the server on the same port and store; resolves once it accepts connections. */
   async run(): Promise<void> {
-    const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], { stdio: 'ignore' });
+    const js = this.#jetstream ? ['-js', '-sd', this.storeDir] : [];
+    const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), ...js], { stdio: 'ignore' });
     this.#child = child;
     await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}`);
