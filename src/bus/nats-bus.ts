@@ -77,6 +77,12 @@ type StoreResult = { status: 'published'; entry: Entry } | { status: 'duplicate'
  * What is lost when: core NATS is at-most-once, so a live message lost in flight is found on the channel's
  * next message (or after a reconnect) and fetched from the stream; what the stream dropped (count, age) is a
  * gap. `remoteNodes` is undefined: a core publish has no receiver count.
+ *
+ * A publish that fails (BusUnavailableError, a 503) is not always a publish that did nothing: a store that
+ * timed out may still be written by a stalled server, and the items of a request before the failing one
+ * were published. Retrying with the same ids is safe (Nats-Msg-Id de-duplication); items without an id
+ * may then go out twice. A prev-id item that waits is reported `queued` before JetStream has judged its id,
+ * so a repeated id that waits is dropped silently when it is finally stored.
  */
 export class NatsBus implements Bus {
   readonly driver = 'nats';
@@ -173,11 +179,18 @@ export class NatsBus implements Bus {
     this.#assertUp();
     const statuses: PublishStatus[] = [];
     const stored: Entry[] = [];
-    for (const item of items) statuses.push(await this.#publishOne(item, stored));
+    let failure: Error | null = null;
+    try {
+      for (const item of items) statuses.push(await this.#publishOne(item, stored));
+    } catch (err) {
+      failure = err instanceof Error ? err : new Error(String(err));
+    }
+    // Items stored before a failure went out to the other nodes: this node's clients get them too.
     let delivered = 0;
     for (const [channel, entries] of groupByChannel(stored)) {
       if (this.#interest.wants(channel)) delivered += await this.#inOrder(channel, () => this.#accept(channel, entries));
     }
+    if (failure !== null) throw failure;
     return { statuses, delivered, remoteNodes: undefined };
   }
 
