@@ -219,3 +219,22 @@ test('nats bus: a history stream made with other limits is updated to this confi
   assert.deepEqual((await first.history('lim', '2')).items.map((i) => i.id), ['3', '4', '5', '6'], 'five kept now, read whole by a node configured for three');
   assert.equal((await first.history('lim', '1')).found, false);
 });
+
+test('nats bus: two nodes publishing to one channel at once: every holder gets every item once, in the one order the stream stored', async (t) => {
+  const { list: [a, b, c, d] } = await nodes(t, 4, { maxItems: 200 });
+  for (const n of [a!, b!, c!, d!]) n.bus.subscribe('hot');
+  await subscribed(a!, c!, 'hot');
+  await subscribed(b!, d!, 'hot');
+  // Probes are id-less and may still arrive at the nodes that subscribed() did not wait on: count ids only.
+  const ids = (n: ContractNode) => n.received.filter((x) => x.id !== undefined).map((x) => x.id!);
+  const burst = (node: ContractNode, tag: string) =>
+    Promise.all(Array.from({ length: 40 }, (_, i) => node.bus.publish([item('hot', `${tag}${i}`)])));
+  const results = (await Promise.all([burst(a!, 'a'), burst(b!, 'b')])).flat();
+  assert.ok(results.every((r) => r.statuses[0] === 'published'));
+  for (const n of [a!, b!, c!, d!]) await eventually(() => ids(n).length >= 80, 10_000, 'all 80 at every holder');
+  const order = ids(c!);
+  assert.equal(new Set(order).size, 80, 'each once');
+  for (const n of [a!, b!, d!]) assert.deepEqual(ids(n), order, 'the same order on every node, publishers included');
+  const stored = await d!.bus.history('hot', order[0]!);
+  assert.deepEqual([order[0], ...stored.items.map((i) => i.id)], order, "the stream's order");
+});
