@@ -343,7 +343,9 @@ export class NatsBus implements Bus {
     h.set(NODE_HEADER, this.#nodeId);
     h.set(SEQ_HEADER, String(entry.seq));
     h.set(PREV_HEADER, String(entry.prev));
-    this.#nc!.publish(this.#liveSubject(entry.item.channel), entry.payload, { headers: h });
+    // Closed while the store was in flight: the item is stored; other nodes find it on the channel's next message.
+    if (this.#nc === null) return;
+    this.#nc.publish(this.#liveSubject(entry.item.channel), entry.payload, { headers: h });
     this.#deps.metrics.busMessages.inc({ direction: 'out' });
   }
 
@@ -359,6 +361,7 @@ export class NatsBus implements Bus {
     }
     this.#watch(item.channel);
     try {
+      this.#assertUp();
       await this.#nc!.flush();
       const last = await this.#readLast(item.channel);
       if ((last === null || last.id === undefined || last.id === item.prevId) && this.#waits.remove(item)) {
