@@ -160,7 +160,8 @@ async function spawnHoldfast(t: TestContext, backendUrl: string, configFile: str
     if (proc.exitCode !== null) throw new Error(`holdfast exited with ${proc.exitCode}: ${stderr}`);
     const res = await fetch(`${child.controlUrl}/healthz`).catch(() => null);
     return res?.status === 200;
-  }, 30_000, `holdfast on ${port} to be ready (bus up)`);
+  // tsx compiles the sources in each child: on a loaded 2-core machine a start takes tens of seconds.
+  }, 90_000, `holdfast on ${port} to be ready (bus up)`);
   return child;
 }
 
@@ -178,7 +179,8 @@ test('nats nodes: two Holdfast child processes (--bus nats://...) share a channe
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const configFile = join(dir, 'holdfast.json');
   writeFileSync(configFile, JSON.stringify({ bus: { prefix } }));
-  const [a, b] = await Promise.all([spawnHoldfast(t, backend.url, configFile), spawnHoldfast(t, backend.url, configFile)]);
+  const a = await spawnHoldfast(t, backend.url, configFile);
+  const b = await spawnHoldfast(t, backend.url, configFile);
   const sse = sseInbox(t, `${b.url}/events?ch=proc`);
   await eventually(async () => (await childMetric(b, 'holdfast_bus_subscriptions')) === 1, 10_000, 'B subscribed on the bus');
   const publisher = new Publisher({ control_uri: a.controlUrl });
