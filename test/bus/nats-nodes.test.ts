@@ -182,12 +182,12 @@ test('nats nodes: two Holdfast child processes (--bus nats://...) share a channe
   const a = await spawnHoldfast(t, backend.url, configFile);
   const b = await spawnHoldfast(t, backend.url, configFile);
   const sse = sseInbox(t, `${b.url}/events?ch=proc`);
-  await eventually(async () => (await childMetric(b, 'holdfast_bus_subscriptions')) === 1, 10_000, 'B subscribed on the bus');
+  await eventually(async () => (await childMetric(b, 'holdfast_bus_subscriptions')) === 1, 30_000, 'B subscribed on the bus');
   const publisher = new Publisher({ control_uri: a.controlUrl });
   await publisher.publishHttpStream('proc', 'data: across\n\n', 'p1');
   await publisher.publish('proc', new Item(new HttpResponseFormat({ body: 'ignored by SSE' })));
   await publisher.publishHttpStream('proc', 'data: processes\n\n', 'p2');
-  await eventually(() => sse.events.length === 2, 10_000, 'both events on B');
+  await eventually(() => sse.events.length === 2, 30_000, 'both events on B');
   assert.deepEqual(sse.events, [{ id: 'p1', data: 'across' }, { id: 'p2', data: 'processes' }]);
   assert.equal(await childMetric(a, 'holdfast_bus_subscriptions'), 0);
   assert.ok((await childMetric(b, 'holdfast_bus_messages_total{direction="in"}')) >= 2);
