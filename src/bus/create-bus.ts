@@ -36,7 +36,8 @@ export async function createBus(config: HoldfastConfig, metrics: Metrics, log: L
     const { RedisBus } = await import('./redis-bus.js');
     return new RedisBus(deps);
   }
-  throw new Error(`bus driver ${parsed.driver} is not built yet`);
+  const { NatsBus } = await import('./nats-bus.js');
+  return new NatsBus(deps);
 }
 
 function clusterBus(config: HoldfastConfig, metrics: Metrics, log: Logger): Bus {
