@@ -68,7 +68,7 @@ export class PrivateNats {
   readonly port: number;
   readonly storeDir: string;
   #child: ChildProcess | null = null;
-  readonly #closeFirst: { close(): Promise<void> }[] = [];
+  readonly #closeFirst: { close(): Promise<unknown> }[] = [];
 
   private constructor(port: number, storeDir: string, jetstream: boolean) {
     this.port = port;
@@ -93,7 +93,7 @@ export class PrivateNats {
   }
 
   /** Nodes (buses, Holdfast instances) to close before the server is killed after the test. */
-  closesFirst(...nodes: { close(): Promise<void> }[]): void {
+  closesFirst(...nodes: { close(): Promise<unknown> }[]): void {
     this.#closeFirst.push(...nodes);
   }
 
