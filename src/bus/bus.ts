@@ -35,6 +35,11 @@ export interface PublishResult {
    * a NATS core publish has no receiver count.
    */
   remoteNodes: number | undefined;
+  /**
+   * With workers: how many of this machine's workers holding the channels had not reported their count when
+   * the answer was due (`delivered` lacks theirs; the items still reach their clients). Absent elsewhere.
+   */
+  unreportedWorkers?: number;
 }
 
 /** The side of a node that holds clients: the bus hands it what arrives for the channels it subscribed to. */

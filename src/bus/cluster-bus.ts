@@ -82,7 +82,7 @@ export class ClusterBus implements Bus {
       else if (status === 'dropped') this.#deps.metrics.drops.inc({ reason: 'sequence' });
     }
     // Every worker of this machine is this node: `delivered` is their sum, and there are no other nodes.
-    return { statuses: answer.statuses, delivered: answer.delivered, remoteNodes: undefined };
+    return { statuses: answer.statuses, delivered: answer.delivered, remoteNodes: undefined, unreportedWorkers: answer.unreported };
   }
 
   subscribe(channel: string, prefix = false): void {

@@ -112,18 +112,23 @@ export class ClusterHub {
       case 'bus.publish': {
         // A bad item fails the whole request before anything is sequenced: nothing half-published.
         const { statuses, ready } = this.#log.add(message.items.map(decodeItem), Date.now());
-        const delivered = ready.length === 0 ? 0 : await this.#fanOut(ready);
-        member.port.send({ hf: 'bus.published', id: message.id, statuses, delivered });
+        const { delivered, unreported } = ready.length === 0 ? { delivered: 0, unreported: 0 } : await this.#fanOut(ready);
+        member.port.send({ hf: 'bus.published', id: message.id, statuses, delivered, unreported });
         return;
       }
     }
   }
 
 
-  /** Sends each worker the items of the batch it holds, in order, and sums what they delivered. */
-  #fanOut(items: readonly PublishItem[]): Promise<number> {
+  /**
+   * Sends each worker the items of the batch it holds, in order, and sums what they delivered. A worker
+   * that has not reported within the delivery timeout (a large fan-out on a busy machine) is counted as
+   * unreported, never as 0 deliveries: the items are published and reach its clients all the same, so the
+   * publish is answered as published with the count known and how many workers it lacks.
+   */
+  #fanOut(items: readonly PublishItem[]): Promise<{ delivered: number; unreported: number }> {
     const encoded = new Map<PublishItem, string>();
-    const counts: Promise<number>[] = [];
+    const counts: Promise<number | null>[] = [];
     for (const member of this.#members.values()) {
       const mine = items.filter((item) => member.interest.wants(item.channel));
       if (mine.length === 0) continue;
@@ -134,16 +139,23 @@ export class ClusterHub {
       });
       counts.push(this.#deliver(member, text));
     }
-    return Promise.all(counts).then((n) => n.reduce((a, b) => a + b, 0));
+    return Promise.all(counts).then((reports) => ({
+      delivered: reports.reduce<number>((sum, n) => sum + (n ?? 0), 0),
+      unreported: reports.filter((n) => n === null).length,
+    }));
   }
 
-  #deliver(member: Member, items: string[]): Promise<number> {
+  /** Resolves to the worker's delivery count, or null when it did not report in time. */
+  #deliver(member: Member, items: string[]): Promise<number | null> {
     const id = this.#nextDelivery++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         member.waiting.delete(id);
-        this.#deps.log.warn({ worker: member.name, timeoutMs: this.#deps.deliveryTimeoutMs }, 'a worker did not report its deliveries in time; counted 0');
-        resolve(0);
+        this.#deps.log.warn(
+          { worker: member.name, timeoutMs: this.#deps.deliveryTimeoutMs },
+          'a worker did not report its deliveries in time; the publish is answered without its count',
+        );
+        resolve(null);
       }, this.#deps.deliveryTimeoutMs);
       member.waiting.set(id, (count) => {
         clearTimeout(timer);

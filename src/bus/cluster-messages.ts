@@ -16,7 +16,7 @@ export type WorkerToHub =
 
 export type HubToWorker =
   | { hf: 'bus.welcome' }
-  | { hf: 'bus.published'; id: number; statuses: PublishStatus[]; delivered: number }
+  | { hf: 'bus.published'; id: number; statuses: PublishStatus[]; delivered: number; unreported: number }
   | { hf: 'bus.history-result'; id: number; items: string[]; found: boolean }
   | { hf: 'bus.failed'; id: number; reason: string }
   | { hf: 'bus.deliver'; id: number; items: string[] };
@@ -73,8 +73,8 @@ export function parseHubToWorker(message: unknown): HubToWorker | null {
     case 'bus.welcome':
       return { hf: m.hf };
     case 'bus.published':
-      return isId(m.id) && isId(m.delivered) && Array.isArray(m.statuses) && m.statuses.every(isStatus)
-        ? { hf: m.hf, id: m.id, statuses: m.statuses, delivered: m.delivered }
+      return isId(m.id) && isId(m.delivered) && isId(m.unreported) && Array.isArray(m.statuses) && m.statuses.every(isStatus)
+        ? { hf: m.hf, id: m.id, statuses: m.statuses, delivered: m.delivered, unreported: m.unreported }
         : null;
     case 'bus.history-result':
       return isId(m.id) && isStrings(m.items) && typeof m.found === 'boolean' ? { hf: m.hf, id: m.id, items: m.items, found: m.found } : null;

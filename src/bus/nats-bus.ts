@@ -230,7 +230,8 @@ export class NatsBus implements Bus {
     for (let i = entries.length - 1; i >= 0; i--) {
       if (entries[i]!.item.id === afterId) return { items: entries.slice(i + 1).map((e) => e.item), found: true };
     }
-    return { items: [], found: false };
+    // Not found: everything retained, for the client that is told of a gap (bus.ts).
+    return { items: entries.map((e) => e.item), found: false };
   }
 
   async close(): Promise<void> {

@@ -268,16 +268,20 @@ export class RedisBus implements Bus {
     } catch (err) {
       throw this.#unavailable(errorReason(err), err);
     }
+    let after = -1;
     for (let i = entries.length - 1; i >= 0; i--) {
-      if (entryFields(entries[i]![1]).id !== afterId) continue;
-      const items: PublishItem[] = [];
-      for (const [, fields] of entries.slice(i + 1)) {
-        const item = this.#decode(fields);
-        if (item !== null) items.push(item);
+      if (entryFields(entries[i]![1]).id === afterId) {
+        after = i;
+        break;
       }
-      return { items, found: true };
     }
-    return { items: [], found: false };
+    // Not found: everything retained, for the client that is told of a gap (bus.ts).
+    const items: PublishItem[] = [];
+    for (const [, fields] of entries.slice(after + 1)) {
+      const item = this.#decode(fields);
+      if (item !== null) items.push(item);
+    }
+    return { items, found: after >= 0 };
   }
 
   async close(): Promise<void> {

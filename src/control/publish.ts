@@ -75,6 +75,8 @@ export class PublishEndpoint {
       'x-holdfast-delivered': String(result.delivered),
     };
     if (result.remoteNodes !== undefined) headers['x-holdfast-nodes'] = String(result.remoteNodes);
+    // `delivered` is then a lower bound: say so rather than answer a count that looks final.
+    if ((result.unreportedWorkers ?? 0) > 0) headers['x-holdfast-delivered-incomplete'] = String(result.unreportedWorkers);
     const counts = countStatuses(result);
     if (counts.duplicate > 0) headers['x-holdfast-duplicates'] = String(counts.duplicate);
     if (counts.queued > 0) headers['x-holdfast-queued'] = String(counts.queued);

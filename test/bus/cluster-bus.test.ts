@@ -66,3 +66,32 @@ test('cluster bus: start fails with BusUnavailableError when no hub answers', as
   const bus = new ClusterBus({ port: pair.b, connectTimeoutMs: 100, requestTimeoutMs: 100, metrics: createMetrics({ defaultMetrics: false }), log });
   await assert.rejects(bus.start(), (err: unknown) => err instanceof BusUnavailableError && err.code === 'HF_ERR_BUS_UNAVAILABLE');
 });
+
+test('cluster bus: a worker too busy to report its count in time leaves the publish published, with the count marked incomplete', async (t) => {
+  const hub = new ClusterHub({ options, deliveryTimeoutMs: 50, log });
+  t.after(() => hub.close());
+  const node = (slow: boolean) => {
+    const pair = ipcPair();
+    hub.attach(`w${Math.random()}`, pair.a);
+    t.after(() => pair.disconnect());
+    const bus = new ClusterBus({ port: pair.b, connectTimeoutMs: 1_000, requestTimeoutMs: 5_000, metrics: createMetrics({ defaultMetrics: false }), log });
+    let got = 0;
+    // The slow worker's fan-out never finishes within the hub's delivery timeout (a 14k broadcast on a busy box).
+    bus.setSink({ deliver: (items) => (slow ? new Promise<number>(() => {}) : Promise.resolve((got += items.length))), gap: () => {} });
+    return { bus, got: () => got };
+  };
+  const fast = node(false);
+  const slow = node(true);
+  await Promise.all([fast.bus.start(), slow.bus.start()]);
+  t.after(() => Promise.all([fast.bus.close(), slow.bus.close()]));
+  fast.bus.subscribe('busy');
+  slow.bus.subscribe('busy');
+  // Subscriptions travel over IPC; a history read after them is answered after they were applied.
+  await fast.bus.history('busy', 'x');
+  await slow.bus.history('busy', 'x');
+  const result = await fast.bus.publish([item('busy', '1')]);
+  assert.deepEqual(result.statuses, ['published'], 'never a 503 for items that were published');
+  assert.equal(result.delivered, 1, 'the fast worker counted');
+  assert.equal(result.unreportedWorkers, 1, 'the slow one is said to be missing, not counted as 0');
+  assert.equal(fast.got(), 1);
+});

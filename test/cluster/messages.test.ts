@@ -8,11 +8,12 @@ import { fromWireError, parsePrimaryToWorker, parseWorkerToPrimary, toWireError 
 
 test('bus IPC messages: valid ones parse, malformed and foreign ones are null', () => {
   assert.deepEqual(parseWorkerToHub({ hf: 'bus.publish', id: 3, items: ['{}'] }), { hf: 'bus.publish', id: 3, items: ['{}'] });
-  assert.deepEqual(parseHubToWorker({ hf: 'bus.published', id: 1, statuses: ['published', 'duplicate'], delivered: 2 }), {
+  assert.deepEqual(parseHubToWorker({ hf: 'bus.published', id: 1, statuses: ['published', 'duplicate'], delivered: 2, unreported: 1 }), {
     hf: 'bus.published',
     id: 1,
     statuses: ['published', 'duplicate'],
     delivered: 2,
+    unreported: 1,
   });
   const malformed: [string, unknown][] = [
     ['not an object', 'bus.hello'],
@@ -28,8 +29,9 @@ test('bus IPC messages: valid ones parse, malformed and foreign ones are null', 
   ];
   for (const [name, message] of malformed) assert.equal(parseWorkerToHub(message), null, name);
   const malformedFromHub: [string, unknown][] = [
-    ['unknown status', { hf: 'bus.published', id: 1, statuses: ['sent'], delivered: 0 }],
-    ['delivered negative', { hf: 'bus.published', id: 1, statuses: [], delivered: -1 }],
+    ['unknown status', { hf: 'bus.published', id: 1, statuses: ['sent'], delivered: 0, unreported: 0 }],
+    ['delivered negative', { hf: 'bus.published', id: 1, statuses: [], delivered: -1, unreported: 0 }],
+    ['unreported missing', { hf: 'bus.published', id: 1, statuses: [], delivered: 0 }],
     ['found not boolean', { hf: 'bus.history-result', id: 1, items: [], found: 1 }],
     ['reason missing', { hf: 'bus.failed', id: 1 }],
     ['a worker-side kind', { hf: 'bus.publish', id: 1, items: [] }],
