@@ -32,6 +32,7 @@ let mode = 'latency'; // or 'throughput': only counts and order per connection
 let window = 128; // connections in flight (connecting or waiting for the head) at once
 let limit = 0; // connections allowed so far (the probe process is raised gradually)
 let transport = 'sse'; // or 'ws'
+let localAddress; // source address of every socket (127.0.0.2, ...: past the ephemeral ports of one address)
 
 let sockets = [];
 let closing = false;
@@ -266,6 +267,7 @@ function openOne(i) {
   const sock = net.connect({
     host,
     port,
+    ...(localAddress === undefined ? {} : { localAddress }),
     noDelay: true,
     onread: { buffer: readBuf, callback: (n, buf) => parse(i, buf, n) },
   });
@@ -325,6 +327,7 @@ process.on('message', (msg) => {
     case 'connect':
       ({ host, port, path, total, messages, mode, window } = msg);
       transport = msg.transport ?? 'sse';
+      localAddress = msg.localAddress;
       tpTotal = msg.tpTotal ?? 0;
       limit = msg.gradual ? 0 : total;
       alloc();
