@@ -186,7 +186,7 @@ async function runPeer(p) {
   log(`\n== ${p.peer}: ${p.n} SSE subscribers, ${layout(p)}, ${M} messages ${intervalMs} ms apart`);
   for (const note of p.notes) log(`  note: ${note}`);
   const row = { peer: p.peer, layout: layout(p), n: p.n, asked: N, notes: p.notes, workers: p.workers, nodes: p.nodes };
-  row.loadBefore = p.n >= 20_000 ? await waitForQuiet(Number(opts['max-load']), Number(opts['load-wait']), log) : load1();
+  row.loadBefore = p.n >= 10_000 ? await waitForQuiet(Number(opts['max-load']), Number(opts['load-wait']), log) : load1();
   const dir = join(runDir, `${p.peer}-${p.n}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -208,6 +208,13 @@ async function runPeer(p) {
     }
     await sleep(1500);
     const idle = treeStats(server.pids());
+    // A build may accept --workers and still start one process: say what ran, by counting the tree.
+    const expectedProcs = p.kind === 'nchan' ? 1 + p.workers : p.nodes * (p.workers > 1 ? 1 + p.workers : 1);
+    if (idle.count !== expectedProcs) {
+      const note = `asked for ${layout(p)} (${expectedProcs} processes); ${idle.count} processes were running`;
+      log(`  note: ${note}`);
+      row.notes = [...row.notes, note];
+    }
     const kIdle = kernelMemory();
     row.processes = idle.count;
     row.rssIdleKiB = idle.rssKiB;
