@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { adoptChild, freePort, rssKiB, sleep, sseLine, stopAll, stopProcess, waitForPort } from '../fanout/peers.mjs';
 import { call, clients, closeClients, connectAll, killClients, statusAll, sum } from './clients.mjs';
 import { hostBusySeconds, kernelMemory, load1, waitForQuiet } from './host.mjs';
+import { buildRef } from '../lib/build-ref.mjs';
 import { brokerPids, holdfastFeatures, readCounter, startHoldfastCluster, startNchanWorkers, treeStats } from './servers.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -40,6 +41,7 @@ const { values: opts } = parseArgs({
     'max-load': { type: 'string', default: '3' },
     'load-wait': { type: 'string', default: '300' },
     'main-js': { type: 'string', default: join(repoDir, 'dist', 'main.js') },
+    ref: { type: 'string' },
     record: { type: 'boolean', default: false },
   },
 });
@@ -62,7 +64,8 @@ if (!(N > 0 && M > 0)) throw new Error('--subscribers and --messages: positive n
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 const log = (...a) => console.error(...a);
 
-const features = holdfastFeatures(opts['main-js']);
+let features = { workers: false, bus: false };
+let holdfastVersion = 'dist/ built from it';
 let backend = null;
 let server = null;
 
@@ -428,6 +431,12 @@ function git(args) {
 
 async function main() {
   mkdirSync(runDir, { recursive: true });
+  if (opts.ref) {
+    const b = buildRef(repoDir, runDir, opts.ref);
+    opts['main-js'] = b.mainJs;
+    holdfastVersion = `Holdfast built from ${opts.ref} = ${b.sha} (--ref)`;
+  }
+  features = holdfastFeatures(opts['main-js']);
   const started = new Date().toISOString();
   log(`Holdfast ${opts['main-js']}: --workers ${features.workers ? 'available' : 'NOT available'}, --bus ${features.bus ? 'available' : 'NOT available'}; ${cores} cores, load ${load1()}`);
   const rows = [];
@@ -459,7 +468,7 @@ async function main() {
   const notes = rows.flatMap((r) => (r.notes ?? []).map((n) => `- ${r.peer}: ${n}.`));
   let md =
     `\n## ${started.slice(0, 10)}: scale, one publish to ${N} held SSE subscribers\n\n` +
-    `\`${cmd}\` (started ${started}; commit ${commit}${dirty}, Holdfast from dist/ built from it; --workers ${features.workers ? 'available' : 'not in this build'}, --bus ${features.bus ? 'available' : 'not in this build'}; ` +
+    `\`${cmd}\` (started ${started}; commit ${commit}${dirty}, ${opts.ref ? holdfastVersion : `Holdfast from ${opts['main-js'] === join(repoDir, 'dist', 'main.js') ? holdfastVersion : opts['main-js']}`}; --workers ${features.workers ? 'available' : 'not in this build'}, --bus ${features.bus ? 'available' : 'not in this build'}; ` +
     `${cores} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; servers on cores ${opts['server-cpu']}, clients unpinned, bulk client processes at nice 10; load before each peer: ${rows.filter((r) => r.loadBefore !== undefined).map((r) => `${r.peer} ${r.loadBefore.toFixed(2)}`).join(', ')})\n\n` +
     `The machine was shared: other developers ran test suites on it during the run, so it was not quiet ("other load" is the CPU of processes outside this run, in % of one core, during the measured messages).\n` +
     `${M} messages ${intervalMs} ms apart on one channel; latency from the publish request to the subscriber process parsing the event, over every (subscriber, message); probe = ${opts.probe} subscribers in a normal-priority process. ` +
