@@ -96,7 +96,7 @@ async function startBackend() {
   const child = fork(join(benchDir, 'fanout', 'backend.mjs'), [String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const proc = adoptChild('backend', child);
   backend = { port, proc };
-  await waitForPort(port, 5000, proc);
+  await waitForPort(port, 30_000, proc); // a loaded shared machine can take seconds to start a process
 }
 
 // ---------------------------------------------------------------------------------------------- plan
