@@ -437,6 +437,9 @@ async function main() {
     holdfastVersion = `Holdfast built from ${opts.ref} = ${b.sha} (--ref)`;
   }
   features = holdfastFeatures(opts['main-js']);
+  // Read at the start: the run takes minutes and the branch may get commits meanwhile.
+  const commit = git(['rev-parse', '--short=12', 'HEAD']);
+  const dirty = git(['status', '--porcelain', '--', 'src', 'bench/scale', 'bench/fanout', 'bench/lib']) !== '' ? ' (with uncommitted changes)' : '';
   const started = new Date().toISOString();
   log(`Holdfast ${opts['main-js']}: --workers ${features.workers ? 'available' : 'NOT available'}, --bus ${features.bus ? 'available' : 'NOT available'}; ${cores} cores, load ${load1()}`);
   const rows = [];
@@ -462,8 +465,6 @@ async function main() {
     await cleanup();
     await stopAll();
   }
-  const commit = git(['rev-parse', '--short=12', 'HEAD']);
-  const dirty = git(['status', '--porcelain', '--', 'src']) !== '' ? ' (src/ has uncommitted changes)' : '';
   const cmd = `node bench/scale/run.mjs ${process.argv.slice(2).join(' ')}`.trim();
   const notes = rows.flatMap((r) => (r.notes ?? []).map((n) => `- ${r.peer}: ${n}.`));
   let md =
