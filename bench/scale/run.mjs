@@ -370,7 +370,7 @@ const fmtN = (x) => (x === null || x === undefined ? 'n/a' : Number.isInteger(x)
 function tables(rows) {
   const out = [];
   out.push(
-    '| peer | layout | subscribers | connect (s) | connect rate (subs/s) | server CPU / subscribe (us) | delivered / expected | p50 (ms) | p99 (ms) | probe p99 (ms) | slowest last delivery (ms) | server CPU / delivery (us) | server RSS held (MiB) | KB / conn (RSS) | KB / conn (PSS) | kernel slab / conn (B) | other load (% core) |',
+    '| peer | layout | subscribers | connect (s) | connect rate (subs/s) | server CPU / subscribe (us) | delivered / expected | p50 (ms) | p99 (ms) | probe p99 (ms) | slowest last delivery (ms) | server CPU / delivery (us) | server RSS idle -> held (MiB) | KB / conn (RSS) | KB / conn (PSS) | kernel slab / conn (B) | other load (% core) |',
     '|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const r of rows) {
@@ -382,7 +382,7 @@ function tables(rows) {
     out.push(
       `| ${r.peer} | ${r.layout} (${r.processes} processes) | ${r.heads}${r.heads < r.n ? ` of ${r.n}` : ''} | ${fmt(r.connectMs / 1000, 1)} | ${fmt(r.connectRate)} | ${fmt(r.connectCpuUs)} | ` +
         `${r.delivered} / ${r.expected}${r.missing ? ` (**${r.missing} missing**)` : ''} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.probeP99)} | ${fmt(lastMax)} | ${fmt(r.cpuUsPerDelivery, 2)} | ` +
-        `${fmt(r.rssHeldKiB / 1024)} | ${fmt(r.kbPerConnRss, 2)} | ${fmt(r.kbPerConnPss, 2)} | ${fmt(r.kernelSlabBytesPerConn)} | ${fmt(r.foreignPct)} |`,
+        `${fmt(r.rssIdleKiB / 1024)} -> ${fmt(r.rssHeldKiB / 1024)} | ${fmt(r.kbPerConnRss, 2)} | ${fmt(r.kbPerConnPss, 2)} | ${fmt(r.kernelSlabBytesPerConn)} | ${fmt(r.foreignPct)} |`,
     );
   }
   out.push('', 'Per message (latency = publish request written to the subscriber process reading the event, over all subscribers):', '');
