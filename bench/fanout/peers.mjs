@@ -188,7 +188,7 @@ export async function waitServingWebSocket(port, path, timeoutMs, proc) {
  * limits are raised because every subscriber comes from 127.0.0.1 (default 1000 per client address, 10000
  * in all); nothing else is tuned.
  */
-export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = [], wsPath = null, extraArgs = [], maxConnections = 30000, name = 'holdfast' }) {
+export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = [], wsPath = null, extraArgs = [], maxConnections = 30000, name = 'holdfast', readyTimeoutMs = 15_000 }) {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const controlPort = await freePort();
@@ -222,10 +222,10 @@ export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = 
     cwd: dir,
     env: holdfastEnv(mainJs),
   });
-  await waitForPort(port, 15_000, proc);
-  await waitForPort(controlPort, 15_000, proc);
-  await waitServing(port, '/sub/ready', 15_000, proc);
-  if (wsPath !== null) await waitServingWebSocket(port, `${wsPath}/ready`, 15_000, proc);
+  await waitForPort(port, readyTimeoutMs, proc);
+  await waitForPort(controlPort, readyTimeoutMs, proc);
+  await waitServing(port, '/sub/ready', readyTimeoutMs, proc);
+  if (wsPath !== null) await waitServingWebSocket(port, `${wsPath}/ready`, readyTimeoutMs, proc);
   return {
     name,
     proc,

@@ -100,6 +100,7 @@ export async function readCounter(controlPort, name, labels = '') {
  * `--workers` / `--bus` are passed only when asked for, so a build without them runs the memory-bus,
  * one-process configuration unchanged.
  */
+// 90 s to serve: a primary forking 7 workers on 2 cores at load 12 did not open its port within 15 s.
 export async function startHoldfastCluster({ dirOf, cpu, backendPort, mainJs, nodes, workers, bus, maxConnections }) {
   const started = [];
   try {
@@ -107,7 +108,7 @@ export async function startHoldfastCluster({ dirOf, cpu, backendPort, mainJs, no
       const extraArgs = [];
       if (workers > 1) extraArgs.push('--workers', String(workers));
       if (bus !== 'memory') extraArgs.push('--bus', bus);
-      started.push(await startHoldfast({ dir: dirOf(k), cpu, backendPort, mainJs, extraArgs, maxConnections, name: `holdfast-node${k}` }));
+      started.push(await startHoldfast({ dir: dirOf(k), cpu, backendPort, mainJs, extraArgs, maxConnections, name: `holdfast-node${k}`, readyTimeoutMs: 90_000 }));
     }
   } catch (err) {
     await Promise.all(started.map((s) => stopTree(s.proc)));
