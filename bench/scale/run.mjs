@@ -84,7 +84,10 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
     if (interrupted) return;
     interrupted = true;
     log(`\n${sig}: stopping everything this run started`);
+    // Twice, and stopAll() last: a server being started when the signal came is spawned after the first pass.
     cleanup()
+      .then(() => sleep(1500))
+      .then(() => cleanup())
       .then(() => stopAll())
       .finally(() => process.exit(130));
   });
