@@ -150,7 +150,7 @@ async function warmUp(cl, timeoutMs = 120_000) {
   while (Date.now() < deadline) {
     k++;
     const r = await server.publish(CHANNEL, `w${k}`, sseLine(0, nowUs()));
-    if (r.status < 200 || r.status >= 300) log(`  warm-up publish: ${r.status} ${r.error ?? ''}`);
+    if (r.status < 200 || r.status >= 300) log(`  warm-up publish: ${r.status} after ${r.ms.toFixed(0)} ms ${r.error ?? ''}`);
     let lastProgress = Date.now();
     while (Date.now() - lastProgress < 3000 && Date.now() < deadline) {
       await sleep(200);
@@ -347,7 +347,7 @@ async function runPeer(p) {
     for (const m of row.msgs) {
       log(
         `  msg ${m.seq}: ${m.delivered}/${m.expected}${m.delivered < m.expected ? ` (MISSING ${m.expected - m.delivered})` : ''}, last delivery ${m.last.toFixed(0)} ms, p50 ${m.p50.toFixed(0)} p99 ${m.p99.toFixed(0)} ms; ` +
-          `publish answer ${m.answer.status} in ${m.answer.ms.toFixed(0)} ms${m.answer.delivered !== null ? `, x-holdfast-delivered ${m.answer.delivered}` : ''}${m.answer.nodes !== null ? `, x-holdfast-nodes ${m.answer.nodes}` : ''}`,
+          `publish answer ${m.answer.status} in ${m.answer.ms.toFixed(0)} ms${m.answer.error ? ` (${m.answer.error})` : ''}${m.answer.delivered !== null ? `, x-holdfast-delivered ${m.answer.delivered}` : ''}${m.answer.nodes !== null ? `, x-holdfast-nodes ${m.answer.nodes}` : ''}`,
       );
     }
     log(
@@ -395,7 +395,7 @@ function tables(rows) {
     for (const m of r.msgs) {
       out.push(
         `| ${r.peer} | ${m.seq} | ${m.delivered} / ${m.expected}${m.delivered < m.expected ? ` (**${m.expected - m.delivered} missing**)` : ''} | ${fmt(m.last)} | ${fmt(m.p50)} | ${fmt(m.p99)} | ` +
-          `${m.answer.status} in ${fmt(m.answer.ms)} ms | ${m.answer.delivered ?? (r.peer === 'nchan' ? '-' : 'n/a')} | ${m.answer.nodes ?? (r.peer === 'nchan' ? '-' : 'n/a')} |`,
+          `${m.answer.status} in ${fmt(m.answer.ms)} ms${m.answer.error ? ` (${m.answer.error.replaceAll('|', '/').replaceAll('\n', ' ')})` : ''} | ${m.answer.delivered ?? (r.peer === 'nchan' ? '-' : 'n/a')} | ${m.answer.nodes ?? (r.peer === 'nchan' ? '-' : 'n/a')} |`,
       );
     }
   }

@@ -5,7 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { httpGet } from '../lib/processes.mjs';
-import { cpuSeconds, descendants, killPid, post, rssKiB, sleep, startHoldfast, startNchan, stopProcess } from '../fanout/peers.mjs';
+import http from 'node:http';
+import { cpuSeconds, descendants, killPid, rssKiB, sleep, startHoldfast, startNchan, stopProcess } from '../fanout/peers.mjs';
 
 /**
  * What this build of Holdfast accepts, read from its `--help`: `--workers` and `--bus` are being built
@@ -95,6 +96,37 @@ export async function readCounter(controlPort, name, labels = '') {
 }
 
 /**
+ * POST on a fresh connection (no keep-alive agent: a pooled socket the server closed while idle would turn a
+ * publish into a reset that is not the server's answer). Resolves { status, ms, headers, error }; status 0 =
+ * no answer, `error` says why; bounded by `timeoutMs`.
+ */
+export function postFresh(port, path, body, contentType, timeoutMs = 120_000) {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const req = http.request(
+      { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': contentType, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.once('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8').slice(0, 200);
+          resolve({ status: res.statusCode, ms: performance.now() - started, headers: res.headers, error: res.statusCode >= 300 ? `${res.headers['x-holdfast-error'] ?? ''} ${text}`.trim() : null });
+        });
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    req.once('error', (err) => resolve({ status: 0, ms: performance.now() - started, headers: {}, error: `${err.code ?? ''} ${err.message}`.trim() }));
+    req.end(body);
+  });
+}
+
+/** Pushpin's publish body, one item of `http-stream` content, to a Holdfast control port. */
+function publishGrip(controlPort, ch, id, content) {
+  const body = JSON.stringify({ items: [{ channel: ch, id, formats: { 'http-stream': { content } } }] });
+  return postFresh(controlPort, '/publish', body, 'application/json');
+}
+
+/**
  * `nodes` Holdfast processes (each a cluster of `workers` when > 1), each on its own client and control
  * port, all with the same `bus` URL (`memory` = no flag). Publishes go to node 0's control port.
  * `--workers` / `--bus` are passed only when asked for, so a build without them runs the memory-bus,
@@ -119,7 +151,7 @@ export async function startHoldfastCluster({ dirOf, cpu, backendPort, mainJs, no
     nodes: started.map((s) => ({ port: s.port, controlPort: s.controlPort, rootPid: s.proc.pid })),
     pids: () => started.flatMap((s) => treePids(s.proc.pid)),
     /** `<seq> <t0>` to channel `ch` through node 0: { status, ms, headers }. */
-    publish: (ch, id, content) => started[0].publish([{ channel: ch, id, content }]),
+    publish: (ch, id, content) => publishGrip(started[0].controlPort, ch, id, content),
     stop: () => Promise.all(started.map((s) => stopTree(s.proc))),
   };
 }
@@ -132,7 +164,7 @@ export async function startNchanWorkers({ dir, cpu, workers }) {
     nodes: [{ port: s.port, controlPort: null, rootPid: s.proc.pid }],
     pids: () => treePids(s.proc.pid),
     // nchan frames the body as `data: ...` itself; it answers after writing to the subscribers.
-    publish: (ch, id, content) => post(s.port, `/pub/${ch}`, content.replace(/^data: /, '').replace(/\n+$/, ''), 'text/plain'),
+    publish: (ch, id, content) => postFresh(s.port, `/pub/${ch}`, content.replace(/^data: /, '').replace(/\n+$/, ''), 'text/plain'),
     stop: () => stopTree(s.proc),
   };
 }
