@@ -370,6 +370,12 @@ async function runPeer(p) {
 const fmt = (x, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? 'n/a' : x.toFixed(d));
 const fmtN = (x) => (x === null || x === undefined ? 'n/a' : Number.isInteger(x) ? String(x) : x.toFixed(2));
 
+/** Largest of the numbers that are not NaN (a message nobody got has no latency); NaN if none. */
+const maxOf = (list) => {
+  const known = list.filter((x) => !Number.isNaN(x));
+  return known.length === 0 ? NaN : Math.max(...known);
+};
+
 function tables(rows) {
   const out = [];
   out.push(
@@ -381,7 +387,7 @@ function tables(rows) {
       out.push(`| ${r.peer} | ${r.layout ?? ''} | ${r.n ?? ''} | ${r.skip ?? `failed: ${r.error}`} |||||||||||||`);
       continue;
     }
-    const lastMax = Math.max(...r.msgs.map((m) => m.last));
+    const lastMax = maxOf(r.msgs.map((m) => m.last));
     out.push(
       `| ${r.peer} | ${r.layout} (${r.processes} processes) | ${r.heads}${r.heads < r.n ? ` of ${r.n}` : ''} | ${fmt(r.connectMs / 1000, 1)} | ${fmt(r.connectRate)} | ${fmt(r.connectCpuUs)} | ` +
         `${r.delivered} / ${r.expected}${r.missing ? ` (**${r.missing} missing**)` : ''} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.probeP99)} | ${fmt(lastMax)} | ${fmt(r.cpuUsPerDelivery, 2)} | ` +
@@ -411,7 +417,7 @@ function tables(rows) {
 function targets(rows) {
   const out = [];
   for (const r of rows.filter((x) => !x.skip && !x.error)) {
-    const worstP99 = Math.max(...r.msgs.map((m) => m.p99));
+    const worstP99 = maxOf(r.msgs.map((m) => m.p99));
     out.push(
       `- ${r.peer} at ${r.heads}: 100% delivered: ${r.missing === 0 && r.heads === r.n ? 'met' : `NOT met (${r.missing} of ${r.expected} missing${r.heads < r.n ? `, ${r.n - r.heads} never connected` : ''})`}; ` +
         `one publish p99 < 1.5 s: ${worstP99 < 1500 ? 'met' : 'NOT met'} (worst per-message p99 ${fmt(worstP99)} ms${r.heads < 100_000 ? `; the target is for 100k, this is ${r.heads}` : ''}); ` +
