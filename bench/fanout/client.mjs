@@ -32,6 +32,13 @@ let mode = 'latency'; // or 'throughput': only counts and order per connection
 let window = 128; // connections in flight (connecting or waiting for the head) at once
 let limit = 0; // connections allowed so far (the probe process is raised gradually)
 let transport = 'sse'; // or 'ws'
+let localAddress; // source address of every socket (127.0.0.2, ...: past the ephemeral ports of one address)
+// With a source address, the source port is chosen here too (10000, 10001, ... per attempt): a bind() to
+// port 0 makes the kernel search for a free port, which slowed connects to about 200/s per process past
+// ~10k sockets on one address (bench/scale/README.md); an explicit port is one hash lookup.
+const LOCAL_PORT_FIRST = 10000;
+const LOCAL_PORT_SPAN = 55000;
+let localPortNext = 0;
 
 let sockets = [];
 let closing = false;
@@ -266,6 +273,7 @@ function openOne(i) {
   const sock = net.connect({
     host,
     port,
+    ...(localAddress === undefined ? {} : { localAddress, localPort: LOCAL_PORT_FIRST + (localPortNext++ % LOCAL_PORT_SPAN) }),
     noDelay: true,
     onread: { buffer: readBuf, callback: (n, buf) => parse(i, buf, n) },
   });
@@ -325,6 +333,7 @@ process.on('message', (msg) => {
     case 'connect':
       ({ host, port, path, total, messages, mode, window } = msg);
       transport = msg.transport ?? 'sse';
+      localAddress = msg.localAddress;
       tpTotal = msg.tpTotal ?? 0;
       limit = msg.gradual ? 0 : total;
       alloc();

@@ -188,7 +188,7 @@ export async function waitServingWebSocket(port, path, timeoutMs, proc) {
  * limits are raised because every subscriber comes from 127.0.0.1 (default 1000 per client address, 10000
  * in all); nothing else is tuned.
  */
-export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = [], wsPath = null }) {
+export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = [], wsPath = null, extraArgs = [], maxConnections = 30000, name = 'holdfast', readyTimeoutMs = 15_000 }) {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const controlPort = await freePort();
@@ -201,7 +201,7 @@ export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = 
     configArgs.push('--config', configFile);
   }
   const proc = startProcess({
-    name: 'holdfast',
+    name,
     command: process.execPath,
     args: [
       ...holdfastNodeArgs(mainJs),
@@ -212,21 +212,22 @@ export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = 
       '--control', `127.0.0.1:${controlPort}`,
       '--backend', `http://127.0.0.1:${backendPort}`,
       '--log-level', 'warn',
-      '--max-connections', '30000',
-      '--max-connections-per-client', '30000',
+      '--max-connections', String(maxConnections),
+      '--max-connections-per-client', String(maxConnections),
       '--drain-timeout', '1000',
+      ...extraArgs,
     ],
     cpu,
     logFile: join(dir, 'out.log'),
     cwd: dir,
     env: holdfastEnv(mainJs),
   });
-  await waitForPort(port, 15_000, proc);
-  await waitForPort(controlPort, 15_000, proc);
-  await waitServing(port, '/sub/ready', 15_000, proc);
-  if (wsPath !== null) await waitServingWebSocket(port, `${wsPath}/ready`, 15_000, proc);
+  await waitForPort(port, readyTimeoutMs, proc);
+  await waitForPort(controlPort, readyTimeoutMs, proc);
+  await waitServing(port, '/sub/ready', readyTimeoutMs, proc);
+  if (wsPath !== null) await waitServingWebSocket(port, `${wsPath}/ready`, readyTimeoutMs, proc);
   return {
-    name: 'holdfast',
+    name,
     proc,
     port,
     controlPort,
@@ -345,24 +346,28 @@ export async function startPushpin({ dir, cpu, backendPort, throttle, wsPath = n
 
 // ----------------------------------------------------------------------------------------- nginx + nchan
 
-/** nginx 1.22 + nchan from Debian: one worker, eventsource subscribers at /sub/<ch>, publisher at /pub/<ch>. */
-export async function startNchan({ dir, cpu }) {
+/**
+ * nginx 1.22 + nchan from Debian: one worker (bench/scale asks for more, with `reuseport` so the kernel spreads
+ * connections evenly and no worker passes its own fd limit), eventsource subscribers at /sub/<ch>, publisher
+ * at /pub/<ch>.
+ */
+export async function startNchan({ dir, cpu, workers = 1, workerConnections = 19000, sharedMemory = '256M', reuseport = false }) {
   mkdirSync(dir, { recursive: true });
   for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub), { recursive: true });
   const port = await freePort();
   const conf = `load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
 daemon off;
-worker_processes 1;
+worker_processes ${workers};
 worker_rlimit_nofile 20000;
 pid ${join(dir, 'nginx.pid')};
 error_log stderr warn;
-events { worker_connections 19000; }
+events { worker_connections ${workerConnections}; }
 http {
 ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((s) => `  ${s}_temp_path ${join(dir, s)};`).join('\n')}
   access_log off;
-  nchan_shared_memory_size 256M;
+  nchan_shared_memory_size ${sharedMemory};
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+    listen 127.0.0.1:${port} backlog=4096${reuseport ? ' reuseport' : ''};
     location ~ ^/sub/(\\w+)$ {
       nchan_subscriber eventsource;
       nchan_channel_id $1;

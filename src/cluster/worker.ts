@@ -95,7 +95,8 @@ export async function runWorker(readConfig: () => HoldfastConfig): Promise<numbe
   const exited = new Promise<number>((resolve) => (exit = resolve));
   const drain = () => {
     running.drain().then(
-      () => exit(0),
+      // Requests cut at the drain deadline make the exit non-zero, as in one process (main.ts).
+      (cut) => exit(cut > 0 ? 1 : 0),
       (err: unknown) => {
         running.log.error({ err }, 'drain failed');
         exit(1);
