@@ -9,11 +9,12 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { busContract, item, startNodes, subscribed, type ContractNode } from './contract.js';
 import { decodeChannel, decodeToken, encodeChannel, prefixSubject } from '../../src/bus/nats-subject.js';
 import { encodeItem } from '../../src/bus/item-codec.js';
-import { busOptions, dropStreamAfter, freePort, natsNode, type NatsNode } from '../helpers/nats.js';
+import { busOptions, dropStreamAfter, natsNode, type NatsNode } from '../helpers/nats.js';
 import { eventually } from '../helpers/until.js';
 import { LogSink, metricValue } from '../helpers/holdfast.js';
 import { createLogger } from '../../src/observe/log.js';
 import type { BusOptions } from '../../src/bus/bus.js';
+import { freePort } from '../helpers/listen.js';
 
 busContract('nats', (t, prefix) => {
   dropStreamAfter(t, prefix);

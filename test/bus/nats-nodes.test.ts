@@ -13,11 +13,12 @@ import { EventSource } from 'eventsource';
 import type { RecordingBackend } from '../helpers/backend.js';
 import { startEveryTransportBackend } from './transport-backend.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
-import { dropStreamAfter, freePort, SHARED_NATS } from '../helpers/nats.js';
+import { dropStreamAfter, SHARED_NATS } from '../helpers/nats.js';
 import { RawClient } from '../helpers/raw.js';
 import { eventually } from '../helpers/until.js';
 import { HeldStream, publisherFor, publishRaw } from '../hold/push-helpers.js';
 import { WsClient } from '../ws/ws-helpers.js';
+import { freePort } from '../helpers/listen.js';
 
 /** `count` Holdfast instances on one NATS prefix in this process, each with its own bus connection. */
 async function startNodes(t: TestContext, count: number, backend: RecordingBackend, prefix = `hfn${randomUUID().slice(0, 8)}`): Promise<TestHoldfast[]> {

@@ -7,7 +7,8 @@ import { BusUnavailableError } from '../../src/errors.js';
 import type { Metrics } from '../../src/observe/metrics.js';
 import { eventually } from '../helpers/until.js';
 import { busContract, item, subscribed, type ContractNode } from './contract.js';
-import { SlowSubscriberRelay, cleanUpPrefix, freePort, makeRedisBus, redisClient, uniquePrefix, type RedisBusSetup } from './redis-helpers.js';
+import { SlowSubscriberRelay, cleanUpPrefix, makeRedisBus, redisClient, uniquePrefix, type RedisBusSetup } from './redis-helpers.js';
+import { freePort } from '../helpers/listen.js';
 
 busContract('redis', (t, prefix) => {
   cleanUpPrefix(t, prefix);

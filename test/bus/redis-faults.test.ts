@@ -10,6 +10,7 @@ import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/ho
 import { eventually } from '../helpers/until.js';
 import { HeldStream, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
 import { PrivateRedis, redisClient, uniquePrefix } from './redis-helpers.js';
+import { Inbox, openEventSource } from '../helpers/sse.js';
 
 async function startNodes(t: TestContext, redis: PrivateRedis, count: number, backends: string[], overrides: Partial<ConfigInput> = {}) {
   const prefix = uniquePrefix();
@@ -43,28 +44,6 @@ function holdBackend(t: TestContext) {
   });
 }
 
-class Inbox {
-  readonly events: { type: string; id: string; data: string }[] = [];
-
-  constructor(es: EventSource) {
-    for (const type of ['message', 'holdfast-gap']) {
-      es.addEventListener(type, (e: MessageEvent) => this.events.push({ type, id: e.lastEventId, data: String(e.data) }));
-    }
-  }
-
-  waitCount(n: number): Promise<void> {
-    return eventually(() => this.events.length >= n, 10_000, `${n} SSE events (have ${this.events.length})`);
-  }
-}
-
-function openEventSource(t: TestContext, url: string, lastEventId?: string): EventSource {
-  const es = new EventSource(url, {
-    fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) } }),
-  });
-  t.after(() => es.close());
-  return es;
-}
-
 function sseItem(channel: string, id: string): Record<string, unknown> {
   return streamItem(channel, `data: m${id}\n\n`, id);
 }
@@ -75,7 +54,7 @@ test('redis faults: Redis restarted mid-traffic: clients stay, publishes in the 
   const { nodes, prefix } = await startNodes(t, redis, 2, [backend.url]);
   const [a, b] = nodes as [TestHoldfast, TestHoldfast];
   const es = openEventSource(t, `${b.url}/feed.sse`);
-  const inbox = new Inbox(es);
+  const inbox = new Inbox(es, ['message', 'holdfast-gap']);
   const stream = await HeldStream.open(t, b.port, '/ticks');
   let probe = await redisClient(t, redis.url);
   await subscribers(probe, prefix, 'feed', 1);
@@ -116,7 +95,7 @@ test('redis faults: Redis restarted mid-traffic: clients stay, publishes in the 
   assert.equal(stream.body, 'before;after;');
 
   // Redis kept nothing over the restart: a client coming back with an id from before it gets the gap event.
-  const late = new Inbox(openEventSource(t, `${b.url}/feed.sse`, '2'));
+  const late = new Inbox(openEventSource(t, `${b.url}/feed.sse`, '2'), ['message', 'holdfast-gap']);
   await late.waitCount(1);
   assert.equal(late.events[0]!.type, 'holdfast-gap');
   assert.deepEqual(JSON.parse(late.events[0]!.data), { channel: 'feed', lastEventId: '2' });
@@ -163,7 +142,7 @@ test('redis faults: a node cut off while Redis stays up catches up from the stre
   const { nodes, prefix } = await startNodes(t, redis, 2, [backend.url], { push: { historyMaxItems: 3 } });
   const [a, b] = nodes as [TestHoldfast, TestHoldfast];
   const es = openEventSource(t, `${b.url}/feed.sse`);
-  const inbox = new Inbox(es);
+  const inbox = new Inbox(es, ['message', 'holdfast-gap']);
   const admin = await redisClient(t, redis.url);
   await subscribers(admin, prefix, 'feed', 1);
   assert.equal((await publishRaw(a, { items: [sseItem('feed', '1')] })).status, 200);

@@ -10,6 +10,7 @@ import { RedisBus } from '../../src/bus/redis-bus.js';
 import { createLogger } from '../../src/observe/log.js';
 import { createMetrics, type Metrics } from '../../src/observe/metrics.js';
 import { eventually } from '../helpers/until.js';
+import { freePort } from '../helpers/listen.js';
 
 export const SHARED_REDIS = 'redis://127.0.0.1:6379';
 
@@ -63,14 +64,6 @@ export async function redisClient(t: TestContext, url = SHARED_REDIS): Promise<R
   await redis.connect();
   t.after(() => redis.disconnect());
   return redis;
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** A private redis-server without persistence, for tests that stop, pause or restart it. */

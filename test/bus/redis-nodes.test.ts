@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import { HttpResponseFormat, HttpStreamFormat, WebSocketMessageFormat } from '@fanoutio/grip';
-import { EventSource } from 'eventsource';
 import type { Redis } from 'ioredis';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
@@ -18,6 +17,7 @@ import { eventually } from '../helpers/until.js';
 import { HeldStream, publisherFor, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
 import { WsClient, startWsOverHttpBackend } from '../ws/ws-helpers.js';
 import { SHARED_REDIS, cleanUpPrefix, redisClient, uniquePrefix } from './redis-helpers.js';
+import { Inbox, openEventSource } from '../helpers/sse.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -39,29 +39,6 @@ async function subscribers(redis: Redis, prefix: string, channel: string, n: num
     const [, count] = (await redis.pubsub('NUMSUB', `${prefix}:ch:${channel}`)) as [string, number];
     return Number(count) === n;
   }, 5_000, `${n} nodes subscribed to ${channel}`);
-}
-
-/** Every event an EventSource got (message and the gap event), and a way to wait for the n-th. */
-class Inbox {
-  readonly events: { type: string; id: string; data: string }[] = [];
-
-  constructor(es: EventSource) {
-    for (const type of ['message', 'holdfast-gap']) {
-      es.addEventListener(type, (e: MessageEvent) => this.events.push({ type, id: e.lastEventId, data: String(e.data) }));
-    }
-  }
-
-  waitCount(n: number): Promise<void> {
-    return eventually(() => this.events.length >= n, 5_000, `${n} SSE events (have ${this.events.length})`);
-  }
-}
-
-function openEventSource(t: TestContext, url: string, lastEventId?: string): EventSource {
-  const es = new EventSource(url, {
-    fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) } }),
-  });
-  t.after(() => es.close());
-  return es;
 }
 
 /** An SSE backend: every request becomes a stream hold on the channel named by the path. */
@@ -88,8 +65,8 @@ function streamBackend(t: TestContext) {
 test('redis nodes: SSE clients on nodes B and C get what is published on node A (@fanoutio/grip Publisher)', async (t) => {
   const backend = await sseBackend(t);
   const { nodes: [a, b, c], prefix, redis } = await startNodes(t, 3, [backend.url]);
-  const atB = new Inbox(openEventSource(t, `${b!.url}/feed`));
-  const atC = new Inbox(openEventSource(t, `${c!.url}/feed`));
+  const atB = new Inbox(openEventSource(t, `${b!.url}/feed`), ['message', 'holdfast-gap']);
+  const atC = new Inbox(openEventSource(t, `${c!.url}/feed`), ['message', 'holdfast-gap']);
   await subscribers(redis, prefix, 'feed', 2);
   await publisherFor(a!).publishHttpStream('feed', 'data: one\n\n', '1');
   const answer = await publishRaw(a!, { items: [{ channel: 'feed', id: '2', formats: { 'http-stream': { content: 'data: two\n\n' } } }] });
@@ -108,13 +85,13 @@ test('redis nodes: SSE clients on nodes B and C get what is published on node A 
 test('redis nodes: replay across nodes: Last-Event-ID on node B gets what was published on node A; too old gets the gap event', async (t) => {
   const backend = await sseBackend(t);
   const { nodes: [a, b], prefix, redis } = await startNodes(t, 2, [backend.url], { push: { historyMaxItems: 3 } });
-  const first = new Inbox(openEventSource(t, `${a!.url}/feed`));
+  const first = new Inbox(openEventSource(t, `${a!.url}/feed`), ['message', 'holdfast-gap']);
   await subscribers(redis, prefix, 'feed', 1);
   for (const id of ['1', '2']) await publisherFor(a!).publishHttpStream('feed', `data: m${id}\n\n`, id);
   await first.waitCount(2);
   // The client went away after 2 (it saw it); 3 and 4 are published while it is gone.
   for (const id of ['3', '4']) await publisherFor(a!).publishHttpStream('feed', `data: m${id}\n\n`, id);
-  const back = new Inbox(openEventSource(t, `${b!.url}/feed`, '2'));
+  const back = new Inbox(openEventSource(t, `${b!.url}/feed`, '2'), ['message', 'holdfast-gap']);
   await back.waitCount(2);
   await subscribers(redis, prefix, 'feed', 2);
   await publisherFor(a!).publishHttpStream('feed', `data: m5\n\n`, '5');
@@ -123,7 +100,7 @@ test('redis nodes: replay across nodes: Last-Event-ID on node B gets what was pu
   assert.equal(await metricValue(b!, 'holdfast_replayed_total'), 2);
 
   // History keeps 3 items (3, 4, 5): a client whose last event was 1 missed 2 for good.
-  const late = new Inbox(openEventSource(t, `${b!.url}/feed`, '1'));
+  const late = new Inbox(openEventSource(t, `${b!.url}/feed`, '1'), ['message', 'holdfast-gap']);
   await late.waitCount(1);
   assert.equal(late.events[0]!.type, 'holdfast-gap');
   assert.deepEqual(JSON.parse(late.events[0]!.data), { channel: 'feed', lastEventId: '1' });

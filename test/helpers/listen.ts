@@ -1,5 +1,5 @@
 import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 
 /**
@@ -21,4 +21,13 @@ export async function listen(t: TestContext, server: NetServer | HttpServer): Pr
       }),
   );
   return (server.address() as AddressInfo).port;
+}
+
+/** A port free on loopback right now, for a server the test starts as another process. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

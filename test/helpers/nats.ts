@@ -2,7 +2,6 @@
 // prefix each and delete their stream afterwards), or a private nats-server for fault tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -13,6 +12,7 @@ import { NatsBus } from '../../src/bus/nats-bus.js';
 import { createLogger } from '../../src/observe/log.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { eventually } from './until.js';
+import { freePort } from './listen.js';
 
 export const SHARED_NATS = 'nats://127.0.0.1:4222';
 
@@ -53,14 +53,6 @@ export function dropStreamAfter(t: TestContext, prefix: string, url = SHARED_NAT
       await nc.close();
     }
   });
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** A private nats-server (JetStream on file storage in a temp dir, unless told otherwise); killed (by its own pid) after the test. */

@@ -1,36 +1,9 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { HttpStreamFormat, type GripInstruct } from '@fanoutio/grip';
-import { EventSource } from 'eventsource';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
 import { HeldStream, heldCount, type GripResponse, publisherFor, publishRaw, startGripBackend, streamItem, until } from './push-helpers.js';
-
-/** Every `message` event an EventSource got, and a way to wait for the n-th. */
-class Inbox {
-  readonly events: { data: string; id: string; type: string }[] = [];
-  #waiters: (() => void)[] = [];
-
-  constructor(es: EventSource, types: string[] = ['message']) {
-    for (const type of types) {
-      es.addEventListener(type, (e: MessageEvent) => {
-        this.events.push({ data: String(e.data), id: e.lastEventId, type });
-        const waiters = this.#waiters;
-        this.#waiters = [];
-        for (const w of waiters) w();
-      });
-    }
-  }
-
-  async waitCount(n: number): Promise<void> {
-    while (this.events.length < n) await new Promise<void>((resolve) => this.#waiters.push(resolve));
-  }
-}
-
-function openEventSource(t: TestContext, url: string): EventSource {
-  const es = new EventSource(url);
-  t.after(() => es.close());
-  return es;
-}
+import { Inbox, openEventSource } from '../helpers/sse.js';
 
 /** An SSE backend: every request becomes a stream hold on `channel`; `beforeAnswer` may delay the answer. */
 async function sseBackend(t: TestContext, channel: string, beforeAnswer: (n: number) => Promise<void> = () => Promise.resolve()) {
