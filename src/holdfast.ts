@@ -1,6 +1,7 @@
 import './proxy/undici-global-guard.js';
 import type { DestinationStream } from 'pino';
-import { parseHostPort, type HoldfastConfig } from './config/schema.js';
+import { isLoopback, parseHostPort, type HoldfastConfig } from './config/schema.js';
+import { PublishAuth } from './control/publish-auth.js';
 import { createBus } from './bus/create-bus.js';
 import type { Bus } from './bus/bus.js';
 import { PublishEndpoint } from './control/publish.js';
@@ -94,7 +95,9 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const maxConnections = clientConnectionCap(config, log);
   metrics.clientConnectionsMax.set(maxConnections);
   const edge = new Edge({ config, forwarder, metrics, log, upgrades, maxConnections });
-  const publisher = new PublishEndpoint({ config, bus, metrics, log });
+  const { publish } = config;
+  const auth = publish.key === undefined ? null : new PublishAuth(publish.key, publish.iss);
+  const publisher = new PublishEndpoint({ config, bus, metrics, log, auth });
   let current = config;
   const reload = (next?: HoldfastConfig): void => {
     let applied: HoldfastConfig;
@@ -118,6 +121,8 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     reload: options.cluster === undefined ? reload : options.cluster.reloadAll.bind(options.cluster),
     ...(options.cluster === undefined ? {} : { metricsText: options.cluster.metrics.bind(options.cluster) }),
     timeouts: config.timeouts,
+    auth,
+    openReads: isLoopback(parseHostPort(config.control)!.host) || publish.openReadEndpoints,
   });
 
   const listenAt = parseHostPort(config.listen)!;

@@ -304,6 +304,12 @@ export const publishSchema = z.strictObject({
   key: z.string().min(1).optional(),
   /** Expected `iss` of publish JWTs. */
   iss: z.string().min(1).optional(),
+  /**
+   * With `key` set, `/metrics` and `/healthz` need it too when the control listener is off loopback; true
+   * leaves those two open (a load balancer's health check, a scraper on a private network). Publish and
+   * reload always need the key. @default false
+   */
+  openReadEndpoints: z.boolean().default(false),
 });
 
 export const busSchema = z.strictObject({

@@ -6,7 +6,7 @@ import { BusUnavailableError, type HoldfastError } from '../errors.js';
 import { PublishError, parsePublishBody, type PublishItem } from '../grip/publish-items.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { PublishAuth } from './publish-auth.js';
+import type { PublishAuth } from './publish-auth.js';
 
 /** As the client side's: long enough for a publisher on any network to read its answer. */
 const LINGER_MS = 2_000;
@@ -14,6 +14,8 @@ const LINGER_MS = 2_000;
 export interface PublishDeps {
   config: HoldfastConfig;
   bus: Bus;
+  /** The publish key's check (publish.key), shared with the control listener's other endpoints; null when unset. */
+  auth: PublishAuth | null;
   metrics: Metrics;
   log: Logger;
 }
@@ -29,12 +31,9 @@ export interface PublishDeps {
  */
 export class PublishEndpoint {
   readonly #deps: PublishDeps;
-  readonly #auth: PublishAuth | null;
 
   constructor(deps: PublishDeps) {
     this.#deps = deps;
-    const { publish } = deps.config;
-    this.#auth = publish.key === undefined ? null : new PublishAuth(publish.key, publish.iss);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -43,7 +42,7 @@ export class PublishEndpoint {
       res.end('Method Not Allowed: publish with POST\n');
       return;
     }
-    if (this.#auth !== null && !(await this.#auth.verify(req.headers.authorization))) {
+    if (this.#deps.auth !== null && !(await this.#deps.auth.verify(req.headers.authorization))) {
       return this.#refuse(req, res, new PublishError('HF_ERR_PUBLISH_UNAUTHORIZED', 401, 'missing or invalid Authorization'), {
         'www-authenticate': 'Bearer',
       });

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { deadlineCheckIntervalMs } from '../edge/deadline-check.js';
 import { ConfigError, HoldfastError, ListenError } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
+import type { PublishAuth } from './publish-auth.js';
 import type { PublishEndpoint } from './publish.js';
 
 export interface ControlDeps {
@@ -18,6 +19,13 @@ export interface ControlDeps {
   metricsText?: () => Promise<string>;
   /** The client side's head and body deadlines, applied here too (a publisher is a client like any other). */
   timeouts: { requestHeadMs: number; requestBodyStallMs: number };
+  /**
+   * The publish key's check: with `publish.key` set it guards every endpoint that changes state (publish,
+   * reload), and the read-only ones too unless `openReads`. Null when no key is set.
+   */
+  auth: PublishAuth | null;
+  /** `/metrics` and `/healthz` answer without the key: on loopback, or when `publish.openReadEndpoints` says so. */
+  openReads: boolean;
 }
 
 /**
@@ -73,6 +81,15 @@ export class ControlServer {
     });
   }
 
+  /** False (answered 401) when the publish key is set and the request lacks it; reads may be open. */
+  async #authorized(req: IncomingMessage, res: ServerResponse, readOnly: boolean): Promise<boolean> {
+    const auth = this.#deps.auth;
+    if (auth === null || (readOnly && this.#deps.openReads)) return true;
+    if (await auth.verify(req.headers.authorization)) return true;
+    refuseUnauthorized(res);
+    return false;
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     switch (path) {
@@ -82,6 +99,7 @@ export class ControlServer {
       case '/reload': {
         if (!allowMethods(req, res, ['POST'])) return;
         req.resume();
+        if (!(await this.#authorized(req, res, false))) return;
         const reload = this.#deps.reload;
         if (reload === undefined) {
           res.writeHead(404, { 'content-type': 'text/plain' });
@@ -108,6 +126,7 @@ export class ControlServer {
       }
       case '/metrics': {
         if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
+        if (!(await this.#authorized(req, res, true))) return;
         let body: string;
         try {
           body = await (this.#deps.metricsText ?? (() => this.#deps.metrics.registry.metrics()))();
@@ -123,6 +142,7 @@ export class ControlServer {
       }
       case '/healthz': {
         if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
+        if (!(await this.#authorized(req, res, true))) return;
         const readiness = this.#deps.readiness();
         const ready = readiness === 'ready';
         res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
@@ -139,6 +159,18 @@ export class ControlServer {
         res.end('not found\n');
     }
   }
+}
+
+/** Answered to a control request without the publish key where one is needed. */
+function refuseUnauthorized(res: ServerResponse): void {
+  const err = new HoldfastError('HF_ERR_CONTROL_UNAUTHORIZED', 401, 'this control endpoint needs the publish key (publish.key) in Authorization');
+  res.writeHead(err.httpStatus, {
+    'content-type': 'text/plain',
+    'cache-control': 'no-store',
+    'www-authenticate': 'Bearer',
+    'x-holdfast-error': err.code,
+  });
+  res.end(`${err.message}\n`);
 }
 
 function allowMethods(req: IncomingMessage, res: ServerResponse, methods: readonly string[]): boolean {
