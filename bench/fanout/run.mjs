@@ -8,7 +8,7 @@
 //     [--server-cpu 0] [--client-cpu 1] [--interval 1000] [--record] [--profile]
 //     [--ref <git ref>]   build that commit's src/ into bench/.run/fanout/ and bench it (default: ../dist)
 import { fork, execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,7 @@ import {
   waitForPort,
   wsPayload,
 } from './peers.mjs';
+import { buildRef } from '../lib/build-ref.mjs';
 import { startHealthzProbe, summarizeProbe } from './healthz-probe.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -553,28 +554,12 @@ function targets(rows, tps) {
   return out.join('\n');
 }
 
-/**
- * `--ref`: Holdfast as committed, not whatever dist/ holds while others edit src/: `git archive` of the
- * commit's src and tsconfigs, compiled with the repository's tsc (modules resolve up to its node_modules).
- */
-function buildRef(ref) {
-  const sha = execFileSync('git', ['rev-parse', '--short=12', `${ref}^{commit}`], { cwd: repoDir, encoding: 'utf8' }).trim();
-  const dir = join(runDir, `build-${sha}`);
-  const mainJs = join(dir, 'dist', 'main.js');
-  if (!existsSync(mainJs)) {
-    mkdirSync(dir, { recursive: true });
-    execFileSync('sh', ['-c', `git archive ${sha} src tsconfig.json tsconfig.build.json package.json | tar -x -C "${dir}"`], { cwd: repoDir });
-    execFileSync(process.execPath, [join(repoDir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.build.json')], { stdio: 'inherit' });
-  }
-  log(`Holdfast built from ${ref} (${sha})`);
-  return { sha, mainJs };
-}
-
 async function main() {
   mkdirSync(runDir, { recursive: true });
   let holdfastVersion = 'dist/ of the working tree';
   if (opts.ref) {
-    const b = buildRef(opts.ref);
+    const b = buildRef(repoDir, runDir, opts.ref);
+    log(`Holdfast built from ${opts.ref} (${b.sha})`);
     opts['main-js'] = b.mainJs;
     holdfastVersion = `commit ${b.sha}`;
   }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
  * Holdfast as committed at `ref`, not whatever dist/ holds while others edit src/: `git archive` of the
  * commit's src and tsconfigs into `<runDir>/build-<sha>/`, compiled with the repository's tsc (modules resolve
  * up to its node_modules, so a commit that adds a dependency needs `npm ci` at the root first). The same
- * method as bench/fanout/run.mjs --ref. Returns { sha, mainJs }.
+ * builder for bench/fanout/run.mjs --ref and bench/scale/run.mjs --ref. Returns { sha, mainJs }.
  */
 export function buildRef(repoDir, runDir, ref) {
   const sha = execFileSync('git', ['rev-parse', '--short=12', `${ref}^{commit}`], { cwd: repoDir, encoding: 'utf8' }).trim();
