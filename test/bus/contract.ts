@@ -28,22 +28,26 @@ export function item(channel: string, id?: string, prevId?: string, content = id
   };
 }
 
+/** A sink that records what a node received (one count per item) and the gaps it was told of. */
+export function recordInto(node: { received: PublishItem[]; gaps: string[] }): BusSink {
+  return {
+    deliver(items) {
+      node.received.push(...items);
+      return Promise.resolve(items.length);
+    },
+    gap(channel) {
+      node.gaps.push(channel);
+    },
+  };
+}
+
 export async function startNodes(t: TestContext, factory: NodeFactory, count: number): Promise<ContractNode[]> {
   const prefix = `hft${randomUUID().slice(0, 8)}`;
   const nodes: ContractNode[] = [];
   for (let i = 0; i < count; i++) {
     const bus = await factory(t, prefix);
     const node: ContractNode = { bus, received: [], gaps: [] };
-    const sink: BusSink = {
-      deliver(items) {
-        node.received.push(...items);
-        return Promise.resolve(items.length);
-      },
-      gap(channel) {
-        node.gaps.push(channel);
-      },
-    };
-    bus.setSink(sink);
+    bus.setSink(recordInto(node));
     await bus.start();
     t.after(() => bus.close());
     nodes.push(node);

@@ -2,11 +2,10 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { Counter, Gauge } from 'prom-client';
-import type { BusSink } from '../../src/bus/bus.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import type { Metrics } from '../../src/observe/metrics.js';
 import { eventually } from '../helpers/until.js';
-import { busContract, item, subscribed, type ContractNode } from './contract.js';
+import { busContract, item, recordInto, subscribed, type ContractNode } from './contract.js';
 import { SlowSubscriberRelay, cleanUpPrefix, makeRedisBus, redisClient, uniquePrefix, type RedisBusSetup } from './redis-helpers.js';
 import { freePort } from '../helpers/listen.js';
 
@@ -25,16 +24,7 @@ async function nodes(t: TestContext, prefix: string, count: number, setup: Redis
   for (let i = 0; i < count; i++) {
     const { bus, metrics } = makeRedisBus(prefix, setup);
     const node: Node = { bus, metrics, received: [], gaps: [] };
-    const sink: BusSink = {
-      deliver(items) {
-        node.received.push(...items);
-        return Promise.resolve(items.length);
-      },
-      gap(channel) {
-        node.gaps.push(channel);
-      },
-    };
-    bus.setSink(sink);
+    bus.setSink(recordInto(node));
     t.after(() => bus.close());
     await bus.start();
     out.push(node);

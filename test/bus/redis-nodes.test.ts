@@ -18,6 +18,7 @@ import { HeldStream, publisherFor, publishRaw, startGripBackend, streamItem } fr
 import { WsClient, startWsOverHttpBackend } from '../ws/ws-helpers.js';
 import { SHARED_REDIS, cleanUpPrefix, redisClient, uniquePrefix } from './redis-helpers.js';
 import { Inbox, openEventSource } from '../helpers/sse.js';
+import { readJsonLines } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -204,16 +205,9 @@ async function spawnNode(t: TestContext, configFile: string, args: string[]): Pr
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  let partial = '';
   let started: Record<string, unknown> | undefined;
-  child.stdout.setEncoding('utf8').on('data', (text: string) => {
-    const lines = (partial + text).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line.trim() === '') continue;
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      if (entry.msg === 'holdfast started') started = entry;
-    }
+  readJsonLines(child.stdout, (entry) => {
+    if (entry.msg === 'holdfast started') started = entry;
   });
   await eventually(() => {
     if (child.exitCode !== null) throw new Error(`holdfast exited with ${child.exitCode} before it started`);

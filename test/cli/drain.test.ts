@@ -7,6 +7,7 @@ import { test, type TestContext } from 'node:test';
 import { request } from 'undici';
 import { startBackend } from '../helpers/backend.js';
 import { RawClient } from '../helpers/raw.js';
+import { readJsonLines } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -33,16 +34,9 @@ function spawnHoldfast(t: TestContext, args: string[]): Child {
   });
   const logs: Record<string, unknown>[] = [];
   const waiters: { msg: string; resolve: (line: Record<string, unknown>) => void }[] = [];
-  let partial = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => {
-    const lines = (partial + text).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line.trim() === '') continue;
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      logs.push(entry);
-      for (const w of waiters.filter((w) => w.msg === entry.msg)) w.resolve(entry);
-    }
+  readJsonLines(child.stdout, (entry) => {
+    logs.push(entry);
+    for (const w of waiters.filter((w) => w.msg === entry.msg)) w.resolve(entry);
   });
   const exited = once(child, 'exit').then(([code, signal]) => ({
     code: code as number | null,

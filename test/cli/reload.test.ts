@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { request } from 'undici';
 import { startBackend } from '../helpers/backend.js';
+import { readJsonLines } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -30,17 +31,11 @@ test('SIGHUP reloads the config file: new routes for new requests; a bad file is
   });
   const logs: Record<string, unknown>[] = [];
   const waiters: { msg: string; from: number; resolve: (l: Record<string, unknown>) => void }[] = [];
-  let partial = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => {
-    const lines = (partial + text).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines.filter((l) => l.trim() !== '')) {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      logs.push(entry);
-      for (const w of waiters.splice(0)) {
-        if (w.msg === entry.msg && logs.length > w.from) w.resolve(entry);
-        else waiters.push(w);
-      }
+  readJsonLines(child.stdout, (entry) => {
+    logs.push(entry);
+    for (const w of waiters.splice(0)) {
+      if (w.msg === entry.msg && logs.length > w.from) w.resolve(entry);
+      else waiters.push(w);
     }
   });
   /** The next line with this msg logged from now on. */

@@ -8,6 +8,7 @@ import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
 import { eventually } from '../helpers/until.js';
+import { readJsonLines } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Starting a worker loads TypeScript through tsx: seconds on a machine shared with other test runs. */
@@ -43,20 +44,13 @@ export function spawnCluster(t: TestContext, args: string[]): ClusterChild {
   let waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   const matcher = (msg: string, fields: Record<string, unknown>) => (l: LogLine) =>
     l.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v);
-  let partial = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => {
-    const lines = (partial + text).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line.trim() === '') continue;
-      const entry = JSON.parse(line) as LogLine;
-      logs.push(entry);
-      waiters = waiters.filter((w) => {
-        if (!w.match(entry)) return true;
-        w.resolve(entry);
-        return false;
-      });
-    }
+  readJsonLines<LogLine>(child.stdout, (entry) => {
+    logs.push(entry);
+    waiters = waiters.filter((w) => {
+      if (!w.match(entry)) return true;
+      w.resolve(entry);
+      return false;
+  });
   });
   child.stderr.setEncoding('utf8').on('data', (text: string) => (errText += text));
   // 'close', not 'exit': it comes after stdout and stderr are read to the end (the workers write there too),

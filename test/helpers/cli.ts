@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -37,3 +38,13 @@ export interface CliResult {
   stderr: string;
 }
 
+
+/** Calls `onEntry` with each JSON log line a child writes to `stream` (pino's output), whole lines only. */
+export function readJsonLines<T = Record<string, unknown>>(stream: Readable, onEntry: (entry: T) => void): void {
+  let partial = '';
+  stream.setEncoding('utf8').on('data', (text: string) => {
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line.trim() !== '') onEntry(JSON.parse(line) as T);
+  });
+}
