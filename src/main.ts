@@ -21,6 +21,7 @@ import { loadConfig } from './config/load.js';
 import { parseHostPort } from './config/schema.js';
 import { publishMessage } from './control/publish-client.js';
 import { createDemoBackend } from './demo/backend.js';
+import { probeCommand } from './probe/command.js';
 import { ConfigError, HoldfastError } from './errors.js';
 import { startHoldfast, type RunningHoldfast } from './holdfast.js';
 import { runPrimary } from './cluster/primary.js';
@@ -36,6 +37,7 @@ Usage:
   holdfast demo [options]                 start a demo backend and Holdfast in front of it
   holdfast publish CHANNEL MESSAGE        publish MESSAGE to CHANNEL through the control listener
       [--control host:port] [--id ID] [--event NAME] [--key KEY]
+  holdfast probe URL [--json] [--sse] [--ws]  what a server does with connections (holdfast probe --help)
   holdfast --help | --version
 
 Options (each also as an environment variable, shown after the flag):
@@ -58,6 +60,13 @@ function fail(message: string, exitCode: number): never {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // The probe is a client with flags of its own: it never reads the proxy's configuration.
+  if (argv[0] === 'probe') {
+    const outcome = await probeCommand(argv.slice(1));
+    process.stderr.write(outcome.stderr);
+    process.stdout.write(outcome.stdout, () => process.exit(outcome.exitCode));
+    return;
+  }
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
     config: { type: 'string' },
     id: { type: 'string' },

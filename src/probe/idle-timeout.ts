@@ -1,0 +1,43 @@
+import { check, formatMs, type CheckResult, type ProbeTimeouts } from './check.js';
+import { ProbeConnection, connectionTokens } from './connection.js';
+import { getRequest, type ProbeTarget } from './target.js';
+
+/**
+ * How long the server keeps an idle keep-alive connection open after an answer, waiting at most `idleMaxMs`
+ * (then "at least"). Compared with what it advertises in `Keep-Alive: timeout=N` (RFC 2068 §19.7.1.1): closing
+ * before the advertised time is what makes a client that trusts the hint lose a request.
+ */
+export async function probeIdleTimeout(target: ProbeTarget, timeouts: ProbeTimeouts, idleMaxMs: number): Promise<CheckResult> {
+  const connection = await ProbeConnection.open(target, timeouts.timeoutMs);
+  try {
+    connection.send(getRequest(target));
+    const answer = await connection.nextResponse(timeouts.timeoutMs);
+    if (answer.kind !== 'ok') return check('keepalive.idle', 'fail', 'no answer to start the idle wait from', { idleClosedAfterMs: null, atLeast: false });
+    const answeredAtMs = connection.elapsedMs();
+    const advertisedSec = advertisedTimeoutSec(answer.value.headers['keep-alive']);
+    const advertised = advertisedSec === null ? 'no Keep-Alive: timeout advertised' : `advertised Keep-Alive: timeout=${advertisedSec}`;
+    const measured = { idleClosedAfterMs: null as number | null, atLeast: false, advertisedTimeoutSec: advertisedSec };
+    if (connectionTokens(answer.value).includes('close') || connection.ended) {
+      return check('keepalive.idle', 'skip', 'the server closed the connection after the answer: nothing stays idle', measured);
+    }
+    const end = await connection.waitEnd(idleMaxMs);
+    if (end.kind !== 'ok') {
+      measured.atLeast = true;
+      measured.idleClosedAfterMs = idleMaxMs;
+      return check('keepalive.idle', 'ok', `still open after ${formatMs(idleMaxMs)} idle, the cap of this probe (--idle-max): at least ${formatMs(idleMaxMs)}; ${advertised}`, measured);
+    }
+    const idleMs = end.value - answeredAtMs;
+    measured.idleClosedAfterMs = Math.round(idleMs);
+    if (advertisedSec !== null && idleMs < advertisedSec * 1000) {
+      return check('keepalive.idle', 'warn', `closed after ${formatMs(idleMs)} idle, before the ${advertised}: a client trusting the hint races the close`, measured);
+    }
+    return check('keepalive.idle', 'ok', `closed after ${formatMs(idleMs)} idle; ${advertised}`, measured);
+  } finally {
+    connection.close();
+  }
+}
+
+function advertisedTimeoutSec(keepAlive: string | undefined): number | null {
+  const match = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(keepAlive ?? '');
+  return match === null ? null : Number(match[1]);
+}
