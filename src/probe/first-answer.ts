@@ -58,11 +58,14 @@ export async function probeFirstAnswer(target: ProbeTarget, timeouts: ProbeTimeo
       server,
     };
   }
+  // The connection checks hold for an error answer too, but the URL may not be the one meant.
+  const verdict = first.status >= 400 ? 'warn' : 'ok';
+  const hint = first.status >= 400 ? '; an error status (the connection checks still apply; an SSE URL may need --sse)' : '';
   return {
     result: check(
       'answer',
-      'ok',
-      `${describeHead(first)}, ${whole.value.body.length} body bytes (${first.framing}) in ${formatMs(first.atMs)}`,
+      verdict,
+      `${describeHead(first)}, ${whole.value.body.length} body bytes (${first.framing}) in ${formatMs(first.atMs)}${hint}`,
       { ...measured, bodyBytes: whole.value.body.length },
     ),
     complete: true,

@@ -106,10 +106,17 @@ export async function probeHttp10KeepAlive(target: ProbeTarget, timeouts: ProbeT
     case 'closed':
       return saidKeepAlive
         ? check('keepalive.http10-keepalive', 'fail', `${head}, then closed before a 2nd request was answered`, measured)
-        : check('keepalive.http10-keepalive', 'warn', `${head}; no keep-alive for 1.0 clients: closed after the answer (allowed; a connection per request)`, measured);
+        : check('keepalive.http10-keepalive', 'warn', `${head}; no keep-alive for 1.0 clients: closed after the answer (allowed; a connection per request${lengthUnknown(first.value)})`, measured);
     case 'silent':
       return check('keepalive.http10-keepalive', 'fail', `${head}; a 2nd request got no answer within ${formatMs(timeouts.timeoutMs)} and the connection stayed open`, measured);
     case 'unparseable':
       return check('keepalive.http10-keepalive', 'fail', `${head}; the answer to a 2nd request could not be parsed`, measured);
   }
+}
+
+/** A 1.0 answer without Content-Length can only end with the close (no chunked in 1.0): say so when it explains one. */
+function lengthUnknown(response: ProbeResponse): string {
+  return response.framing === 'close-delimited' || response.framing === 'chunked'
+    ? '; this answer had no Content-Length, and a 1.0 answer without one can only end with the close'
+    : '';
 }

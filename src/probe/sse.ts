@@ -154,7 +154,7 @@ async function resumeCheck(target: ProbeTarget, options: SseOptions, ids: string
     if (got.length === 0) {
       return check('sse.resume', 'warn', `Last-Event-ID: ${from} accepted, but none of the ${expected.length} later event(s) came back within ${formatMs(options.timeoutMs)}: a reconnecting client misses what was sent meanwhile`, measured);
     }
-    return check('sse.resume', 'ok', `Last-Event-ID: ${from} answered with ${got.length} event(s) (id ${got.join(', ')}); the probe had seen ${expected.length} after it`, measured);
+    return check('sse.resume', 'ok', `Last-Event-ID: ${from} answered with ${got.length} event(s) (ids: ${got.map((id) => id || 'none').join(', ')}); the probe had seen ${expected.length} after it`, measured);
   } finally {
     connection.close();
   }
