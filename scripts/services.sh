@@ -2,11 +2,15 @@
 # The services the test suite talks to: Redis on 127.0.0.1:6379 and NATS with JetStream on 127.0.0.1:4222
 # (the bus drivers' tests; their fault tests also start their own redis-server and nats-server on free ports).
 # Installs the Debian packages when the commands are missing and starts the servers when nothing answers.
+# Also nginx-light with nchan, which the probe's tests start on their own temp configs (nothing here runs it;
+# Debian's package does not start it either).
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing+=(libnginx-mod-nchan)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "services.sh: ${missing[*]} missing; install them (apt-get install -y ${missing[*]}) or run this as root" >&2
