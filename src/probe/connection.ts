@@ -1,4 +1,4 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 // Why http-parser-js: the probe must read several responses back to back on one socket (pipelining, keep-alive)
 // and see exactly where each ends (Content-Length, chunked, or the close). Node's http client hands out one
@@ -102,7 +102,8 @@ export class ProbeConnection {
   /** Connects within `timeoutMs`, or throws ProbeUnreachableError naming the reason. */
   static async open(target: ProbeTarget, timeoutMs: number): Promise<ProbeConnection> {
     const socket = target.tls
-      ? tlsConnect({ host: target.host, port: target.port, servername: target.host, ALPNProtocols: ['http/1.1'] })
+      ? // RFC 6066 §3: SNI names a host, never an address.
+        tlsConnect({ host: target.host, port: target.port, ...(isIP(target.host) === 0 ? { servername: target.host } : {}), ALPNProtocols: ['http/1.1'] })
       : netConnect({ host: target.host, port: target.port });
     socket.setNoDelay(true);
     const connectEvent = target.tls ? 'secureConnect' : 'connect';

@@ -1,6 +1,6 @@
 import { check, formatMs, type CheckResult, type ProbeTimeouts } from './check.js';
 import { ProbeConnection, describeHead, type IncomingResponse } from './connection.js';
-import { getRequest, type ProbeTarget } from './target.js';
+import { SSE_REQUEST_HEADERS, getRequest, type ProbeTarget } from './target.js';
 
 export interface FirstAnswer {
   result: CheckResult;
@@ -12,13 +12,13 @@ export interface FirstAnswer {
 }
 
 /**
- * One plain GET: does the URL answer at all, and is the answer a whole response (the connection checks need
+ * One GET (as an EventSource would send it with --sse): does the URL answer at all, and is the answer a whole response (the connection checks need
  * one) or a stream that stays open (then it is an SSE URL, read on by the SSE checks)?
  * Throws ProbeUnreachableError when it cannot connect.
  */
-export async function probeFirstAnswer(target: ProbeTarget, timeouts: ProbeTimeouts): Promise<FirstAnswer> {
+export async function probeFirstAnswer(target: ProbeTarget, timeouts: ProbeTimeouts, asSseClient: boolean): Promise<FirstAnswer> {
   const connection = await ProbeConnection.open(target, timeouts.timeoutMs);
-  connection.send(getRequest(target));
+  connection.send(getRequest(target, asSseClient ? { headers: SSE_REQUEST_HEADERS } : {}));
   const head = await connection.nextHead(timeouts.timeoutMs);
   if (head.kind !== 'ok') {
     connection.close();
@@ -60,7 +60,7 @@ export async function probeFirstAnswer(target: ProbeTarget, timeouts: ProbeTimeo
   }
   // The connection checks hold for an error answer too, but the URL may not be the one meant.
   const verdict = first.status >= 400 ? 'warn' : 'ok';
-  const hint = first.status >= 400 ? '; an error status (the connection checks still apply; an SSE URL may need --sse)' : '';
+  const hint = first.status < 400 ? '' : `; an error status (the connection checks still apply${asSseClient ? '' : '; an SSE URL may need --sse'})`;
   return {
     result: check(
       'answer',

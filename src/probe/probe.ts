@@ -62,7 +62,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
     (await ProbeConnection.open(target, options.timeoutMs)).close();
     notes.push('a ws:// URL gets the WebSocket checks only; probe its http:// form for the connection checks');
   } else {
-    const first = await probeFirstAnswer(target, timeouts);
+    const first = await probeFirstAnswer(target, timeouts, options.sse);
     server = first.server;
     checks.push(first.result);
     if (first.complete && !options.sse) {

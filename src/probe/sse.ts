@@ -1,7 +1,7 @@
 import { createParser } from 'eventsource-parser';
 import { check, formatMs, type CheckResult, type ProbeTimeouts } from './check.js';
 import { ProbeConnection, describeHead, type IncomingResponse } from './connection.js';
-import { getRequest, type ProbeTarget } from './target.js';
+import { SSE_REQUEST_HEADERS, getRequest, type ProbeTarget } from './target.js';
 
 export interface SseOptions extends ProbeTimeouts {
   /** How long to read the stream for events and heartbeats (ends early once both are seen twice). */
@@ -28,8 +28,6 @@ interface StreamItem {
   /** Counted as a heartbeat: a comment, or an event after a quiet gap. */
   heartbeat: boolean;
 }
-
-const SSE_HEADERS = { Accept: 'text/event-stream', 'Cache-Control': 'no-cache' };
 
 /** Does the URL answer an event stream, with `id:` lines and heartbeats, and does Last-Event-ID get anything? */
 export async function probeSse(target: ProbeTarget, options: SseOptions, opened: OpenStream | null): Promise<CheckResult[]> {
@@ -63,7 +61,7 @@ export async function probeSse(target: ProbeTarget, options: SseOptions, opened:
 
 async function openStream(target: ProbeTarget, options: SseOptions, extraHeaders: Record<string, string>): Promise<OpenStream | { failed: CheckResult }> {
   const connection = await ProbeConnection.open(target, options.timeoutMs);
-  connection.send(getRequest(target, { headers: { ...SSE_HEADERS, ...extraHeaders } }));
+  connection.send(getRequest(target, { headers: { ...SSE_REQUEST_HEADERS, ...extraHeaders } }));
   const head = await connection.nextHead(options.timeoutMs);
   if (head.kind === 'ok') return { connection, response: head.value };
   connection.close();

@@ -67,6 +67,9 @@ export interface RequestOptions {
 
 export const PROBE_USER_AGENT = 'holdfast-probe';
 
+/** What an EventSource sends (WHATWG HTML §9.2): some servers (nchan) stream only to a request that says it. */
+export const SSE_REQUEST_HEADERS = { Accept: 'text/event-stream', 'Cache-Control': 'no-cache' };
+
 /** A bodiless GET as bytes. */
 export function getRequest(target: ProbeTarget, options: RequestOptions = {}): string {
   const lines = [
