@@ -5,17 +5,18 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { probePipelining } from '../../src/probe/pipelining.js';
 import { parseTarget } from '../../src/probe/target.js';
 import { listen } from '../helpers/listen.js';
-import { checkOf, probe, rawHttpServer, verdicts } from './probe-helpers.js';
+import { startRawBackend } from '../helpers/raw-backend.js';
+import { checkOf, echoAnswer, probe, targetOf, verdicts } from './probe-helpers.js';
 
 /** Pipelined requests are the ones with the probe's query marker; the rest of the probe asks one at a time. */
-const isPipelined = (target: string) => target.includes('holdfast-probe=');
+const isPipelined = (head: string) => targetOf(head).includes('holdfast-probe=');
 
 test('probe: a 1.1 server that closes after every answer without saying so fails keep-alive, and every check says why', async (t) => {
-  const url = await rawHttpServer(t, (socket, _target, answer) => {
-    answer();
+  const { url } = await startRawBackend(t, (socket, head) => {
+    socket.write(echoAnswer(head));
     socket.end();
   });
-  const report = await probe(url, { maxRequests: 10, idleMaxMs: 2000 });
+  const report = await probe(`${url}/`, { maxRequests: 10, idleMaxMs: 2000 });
   assert.deepEqual(verdicts(report), {
     answer: 'ok',
     'keepalive.http11': 'fail',
@@ -33,8 +34,8 @@ test('probe: a 1.1 server that closes after every answer without saying so fails
 });
 
 test('probe: a server that ignores Connection: close (and keeps 1.0 connections open unasked) is caught answering again', async (t) => {
-  const url = await rawHttpServer(t, (_socket, _target, answer) => answer());
-  const report = await probe(url, { maxRequests: 20, idleMaxMs: 300 });
+  const { url } = await startRawBackend(t, (socket, head) => socket.write(echoAnswer(head)));
+  const report = await probe(`${url}/`, { maxRequests: 20, idleMaxMs: 300 });
   assert.deepEqual(verdicts(report), {
     answer: 'ok',
     'keepalive.http11': 'ok',
@@ -52,33 +53,33 @@ test('probe: a server that ignores Connection: close (and keeps 1.0 connections 
   assert.deepEqual(checkOf(report, 'pipelining').measured, { answers: 3, answeredRequests: [1, 2, 3], orderVerified: true });
 
   // The same plain URL asked for as SSE, and as a WebSocket: neither is there.
-  const sse = await probe(url, { sse: true, sseWaitMs: 500 });
+  const sse = await probe(`${url}/`, { sse: true, sseWaitMs: 500 });
   assert.deepEqual(verdicts(sse), { answer: 'ok', 'sse.stream': 'fail', 'sse.ids': 'skip', 'sse.heartbeat': 'skip', 'sse.resume': 'skip' });
-  const ws = await probe(url.replace('http:', 'ws:'));
+  const ws = await probe(`${url.replace('http:', 'ws:')}/`);
   assert.deepEqual(verdicts(ws), { 'ws.upgrade': 'fail', 'ws.ping': 'skip', 'ws.echo': 'skip', 'ws.close': 'skip' });
   assert.match(checkOf(ws, 'ws.upgrade').evidence, /answered HTTP\/1.1 200/);
 });
 
 test('probe: pipelined answers out of order are named by request', async (t) => {
-  const queued: { target: string; answer: () => void }[] = [];
-  const url = await rawHttpServer(t, (_socket, target, answer) => {
-    if (!isPipelined(target)) return answer();
-    queued.push({ target, answer });
+  const queued: string[] = [];
+  const { url } = await startRawBackend(t, (socket, head) => {
+    if (!isPipelined(head)) return void socket.write(echoAnswer(head));
+    queued.push(head);
     // All three in, then answered last first.
-    if (queued.length === 3) for (const q of queued.splice(0).reverse()) q.answer();
+    if (queued.length === 3) for (const q of queued.splice(0).reverse()) socket.write(echoAnswer(q));
   });
-  const result = await probePipelining(parseTarget(url), { timeoutMs: 5000 });
+  const result = await probePipelining(parseTarget(`${url}/`), { timeoutMs: 5000 });
   assert.equal(result.verdict, 'fail');
   assert.deepEqual(result.measured, { answers: 3, answeredRequests: [3, 2, 1], orderVerified: true });
   assert.match(result.evidence, /out of order/);
 });
 
 test('probe: a pipelined request the server drops shows as the missing number', async (t) => {
-  const url = await rawHttpServer(t, (_socket, target, answer) => {
-    if (!(isPipelined(target) && target.endsWith('-2'))) answer();
+  const { url } = await startRawBackend(t, (socket, head) => {
+    if (!(isPipelined(head) && targetOf(head).endsWith('-2'))) socket.write(echoAnswer(head));
   });
   // The finding is an answer that never comes, so the wait for it is the timeout: short here.
-  const result = await probePipelining(parseTarget(url), { timeoutMs: 1000 });
+  const result = await probePipelining(parseTarget(`${url}/`), { timeoutMs: 1000 });
   assert.equal(result.verdict, 'fail');
   assert.deepEqual(result.measured, { answers: 2, answeredRequests: [1, 3], orderVerified: true });
   assert.match(result.evidence, /request 2 dropped/);

@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
-import type { TestContext } from 'node:test';
 import type { CheckId, CheckResult } from '../../src/probe/check.js';
 import { PROBE_DEFAULTS, runProbe, type ProbeOptions, type ProbeReport } from '../../src/probe/probe.js';
-import { listen } from '../helpers/listen.js';
 
 /** runProbe with the defaults, a short idle cap and SSE wait unless the test says otherwise. */
 export function probe(url: string, options: Partial<ProbeOptions> = {}): Promise<ProbeReport> {
@@ -22,33 +19,28 @@ export function verdicts(report: ProbeReport): Partial<Record<CheckId, string>> 
   return Object.fromEntries(report.checks.map((c) => [c.id, c.verdict]));
 }
 
-/** How a raw test server answers one request; `answer` writes the usual 200 echoing the target. */
-export type RawHandler = (socket: Socket, target: string, answer: () => void) => void;
+/** What a well-behaved keep-alive server gets for a URL that answers at once. */
+export const CONNECTION_CHECKS_OK: Partial<Record<CheckId, string>> = {
+  answer: 'ok',
+  'keepalive.http11': 'ok',
+  'keepalive.http10': 'ok',
+  'keepalive.http10-keepalive': 'ok',
+  'keepalive.requests': 'ok',
+  'keepalive.idle': 'ok',
+  pipelining: 'ok',
+  'connection-close': 'ok',
+};
 
-/**
- * A raw TCP "HTTP server" whose every byte a test decides, to misbehave on purpose. Requests are bodiless GETs
- * (all the probe sends); each answer is `200` with the request target as its body, so the probe can match
- * answers to requests, and says nothing about the connection unless the handler does.
- */
-export async function rawHttpServer(t: TestContext, handler: RawHandler): Promise<string> {
-  const server = createServer((socket) => {
-    let buffered = '';
-    socket.on('error', () => socket.destroy());
-    socket.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const head = buffered.slice(0, end);
-        buffered = buffered.slice(end + 4);
-        const target = head.split(' ')[1] ?? '/';
-        handler(socket, target, () => socket.write(plainAnswer(target)));
-      }
-    });
-  });
-  const port = await listen(t, server);
-  return `http://127.0.0.1:${port}/`;
+/** The request target of a raw request head. */
+export function targetOf(head: string): string {
+  return head.split(' ')[1] ?? '/';
 }
 
-export function plainAnswer(target: string, extraHeaders = ''): string {
-  const body = `${target}\n`;
-  return `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extraHeaders}\r\n${body}`;
+/**
+ * The answer the misbehaving raw servers give every request (with test/helpers/raw-backend.ts): 200 with the
+ * request target as its body, so the probe can match answers to requests, and nothing about the connection.
+ */
+export function echoAnswer(head: string): string {
+  const body = `${targetOf(head)}\n`;
+  return `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
