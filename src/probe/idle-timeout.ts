@@ -24,6 +24,9 @@ export async function probeIdleTimeout(target: ProbeTarget, timeouts: ProbeTimeo
       return check('keepalive.idle', 'skip', 'the answer said Connection: close: nothing stays idle', measured);
     }
     const end = await connection.waitEnd(idleMaxMs);
+    if (end.kind === 'unparseable') {
+      return check('keepalive.idle', 'fail', `sent bytes that are not an HTTP answer while the connection was idle (${end.message})`, measured);
+    }
     if (end.kind !== 'ok') {
       measured.atLeast = true;
       measured.idleClosedAfterMs = idleMaxMs;
