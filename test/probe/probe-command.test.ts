@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CHECK_IDS } from '../../src/probe/check.js';
+import { probeCommand } from '../../src/probe/command.js';
 import { startBackend } from '../helpers/backend.js';
 import { holdfast } from '../helpers/cli.js';
 import { freePort } from '../helpers/listen.js';
@@ -13,7 +14,7 @@ test('holdfast probe: a server that cannot be reached is an error (exit 1) that 
   assert.match(stderr, new RegExp(`^holdfast probe: cannot connect to 127\\.0\\.0\\.1:${port}: ECONNREFUSED\\n$`));
 });
 
-test('holdfast probe --json: one document with the documented keys; the text report has a line per check; exit 0 whatever was found', async (t) => {
+test('holdfast probe --json: one document with the documented keys, whole on stdout before the exit (0, whatever was found)', async (t) => {
   const backend = await startBackend(t);
   const json = await holdfast(t, ['probe', `${backend.url}/x`, '--json', '--idle-max', '0', '--max-requests', '3']).output;
   assert.equal(json.code, 0, json.stderr);
@@ -31,29 +32,32 @@ test('holdfast probe --json: one document with the documented keys; the text rep
   }
   assert.deepEqual(report.notes, ['keepalive.idle skipped (--idle-max 0)']);
   assert.deepEqual(Object.keys(report.summary as object), ['ok', 'warn', 'fail', 'skip']);
+});
 
-  const text = await holdfast(t, ['probe', `${backend.url}/x`, '--idle-max', '0', '--max-requests', '3']).output;
-  assert.equal(text.code, 0, text.stderr);
+// The rest in-process: probeCommand is what main.ts prints and exits with (a child process each costs seconds).
+test('holdfast probe: the text report has a line per check and a summary line', async (t) => {
+  const backend = await startBackend(t);
+  const text = await probeCommand([`${backend.url}/x`, '--idle-max', '0', '--max-requests', '3']);
+  assert.equal(text.exitCode, 0, text.stderr);
   const lines = text.stdout.trimEnd().split('\n');
   assert.equal(lines[0], `holdfast probe ${backend.url}/x`);
   assert.equal(lines.filter((l) => /^ {2}(ok|warn|fail|skip) /.test(l)).length, 7);
   assert.match(lines.at(-1)!, /^\d+ ok, \d+ warn, \d+ fail in \d+\.\d s$/);
 });
 
-test('holdfast probe: bad usage exits 2 naming the flag or the URL; --help is the probe help', async (t) => {
+test('holdfast probe: bad usage exits 2 naming the flag or the URL; --help is the probe help', async () => {
   const cases: [string[], RegExp][] = [
-    [['probe'], /probe needs a URL/],
-    [['probe', 'http://127.0.0.1:1/', '--timeout', 'soon'], /--timeout: expected a whole number of at least 1, got "soon"/],
-    [['probe', 'ftp://127.0.0.1/'], /unsupported scheme "ftp:"/],
-    [['probe', 'http://127.0.0.1:1/', '--listen', '127.0.0.1:8080'], /Unknown option '--listen'/],
+    [[], /probe needs a URL/],
+    [['http://127.0.0.1:1/', '--timeout', 'soon'], /--timeout: expected a whole number of at least 1, got "soon"/],
+    [['ftp://127.0.0.1/'], /unsupported scheme "ftp:"/],
+    [['http://127.0.0.1:1/', '--listen', '127.0.0.1:8080'], /Unknown option '--listen'/],
   ];
   for (const [args, message] of cases) {
-    const { code, stderr } = await holdfast(t, args).output;
-    assert.equal(code, 2, args.join(' '));
+    const { exitCode, stderr } = await probeCommand(args);
+    assert.equal(exitCode, 2, args.join(' '));
     assert.match(stderr, message);
   }
-  const help = await holdfast(t, ['probe', '--help']).output;
-  assert.equal(help.code, 0);
+  const help = await probeCommand(['--help']);
+  assert.equal(help.exitCode, 0);
   assert.match(help.stdout, /^Usage: holdfast probe URL/);
-  assert.match((await holdfast(t, ['--help']).output).stdout, /holdfast probe URL/);
 });
