@@ -19,6 +19,8 @@ import type { HoldfastError } from './errors.js';
 /** What a reload does not change: the listeners, edge limits and timeouts, logging and the push gateway. */
 const RESTART_ONLY_KEYS = ['listen', 'control', 'limits', 'timeouts', 'log', 'grip', 'push', 'publish', 'bus', 'workers'] as const;
 import { UpgradeRouter } from './ws/upgrade-router.js';
+import { loadCertificates } from './edge/tls-certificates.js';
+import { TlsListener } from './edge/tls-listener.js';
 
 export interface StartOptions {
   /** Where logs go (tests pass a sink); stdout by default. */
@@ -59,6 +61,8 @@ export interface RunningHoldfast {
   /** Where clients connect, after binding (port 0 resolved). */
   readonly address: { host: string; port: number };
   readonly controlAddress: { host: string; port: number };
+  /** Where TLS clients connect (tls.listen), after binding; null without a TLS listener. */
+  readonly tlsAddress: { host: string; port: number } | null;
   /**
    * Apply a new configuration's backends, groups, routes and upstream settings to new requests; requests in
    * flight finish on the old groups. Without an argument, reads it again through StartOptions.loadConfig.
@@ -78,6 +82,8 @@ export interface RunningHoldfast {
 export async function startHoldfast(config: HoldfastConfig, options: StartOptions = {}): Promise<RunningHoldfast> {
   const rootLog = createLogger(config.log.level, options.logDestination);
   const log = options.logBindings === undefined ? rootLog : rootLog.child(options.logBindings);
+  // Read first: a missing or mismatched certificate is a start-up error naming its file, before anything starts.
+  const certificates = config.tls.listen === undefined ? null : loadCertificates(config.tls.certificates);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   const forwarder = new Forwarder(config, metrics, log);
   const signer = await GripSigner.create(config.grip.sigIss, config.grip.sigKey);
@@ -95,6 +101,11 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const maxConnections = clientConnectionCap(config, log);
   metrics.clientConnectionsMax.set(maxConnections);
   const edge = new Edge({ config, forwarder, metrics, log, upgrades, maxConnections });
+  const tls =
+    certificates === null
+      ? null
+      : new TlsListener({ certificates, adopt: (socket) => edge.adopt(socket), handshakeTimeoutMs: config.timeouts.requestHeadMs, log, metrics });
+  if (tls !== null) edge.serveAlso(tls.server);
   const { publish } = config;
   const auth = publish.key === undefined ? null : new PublishAuth(publish.key, publish.iss);
   const publisher = new PublishEndpoint({ config, bus, metrics, log, auth });
@@ -103,14 +114,18 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     let applied: HoldfastConfig;
     try {
       applied = next ?? (options.loadConfig ?? (() => current))();
+      // Certificates are re-read from their files (renewed ones take effect); a bad one refuses the reload.
+      const renewed = tls !== null && applied.tls.listen !== undefined ? loadCertificates(applied.tls.certificates) : null;
       forwarder.reload(applied);
+      if (renewed !== null) tls!.reload(renewed);
     } catch (err) {
       metrics.reloadsTotal.inc({ outcome: 'refused' });
       log.error({ code: (err as HoldfastError).code, err: (err as Error).message }, 'config reload refused, the running one stays');
       throw err;
     }
     metrics.reloadsTotal.inc({ outcome: 'applied' });
-    const restartOnly = RESTART_ONLY_KEYS.filter((key) => JSON.stringify(applied[key]) !== JSON.stringify(current[key]));
+    const restartOnly: string[] = RESTART_ONLY_KEYS.filter((key) => JSON.stringify(applied[key]) !== JSON.stringify(current[key]));
+    if (applied.tls.listen !== current.tls.listen) restartOnly.push('tls.listen');
     if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings changed but apply only after a restart');
     current = applied;
   };
@@ -129,16 +144,22 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const controlAt = parseHostPort(config.control)!;
   let address: { host: string; port: number };
   let controlAddress: { host: string; port: number };
+  let tlsAddress: { host: string; port: number } | null = null;
   try {
     address = await edge.listen(listenAt.host, listenAt.port);
+    if (tls !== null) {
+      const tlsAt = parseHostPort(config.tls.listen!)!;
+      tlsAddress = await tls.listen(tlsAt.host, tlsAt.port);
+    }
     controlAddress = await control.listen(controlAt.host, controlAt.port);
   } catch (err) {
     edge.server.close();
+    tls?.server.close();
     control.server.close();
     await forwarder.destroy();
     throw err;
   }
-  log.info({ listen: address, control: controlAddress, backends: config.backends, maxConnections }, 'holdfast started');
+  log.info({ listen: address, ...(tlsAddress === null ? {} : { tlsListen: tlsAddress }), control: controlAddress, backends: config.backends, maxConnections }, 'holdfast started');
 
   let stopping: Promise<number> | null = null;
   return {
@@ -156,6 +177,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     publisher,
     address,
     controlAddress,
+    tlsAddress,
     reload,
     drain() {
       stopping ??= (async () => {
@@ -179,6 +201,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         holds.drain();
         upgrades.closeAll();
         edge.server.close();
+        tls?.server.close();
         edge.server.closeAllConnections();
         const [, , cut] = await Promise.all([forwarder.destroy(), control.close(), edge.drain(0), bus.close()]);
         return cut;

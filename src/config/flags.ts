@@ -20,6 +20,9 @@ function spec(flag: string, path: string, kind: FlagKind, help: string): FlagSpe
 export const FLAGS: readonly FlagSpec[] = [
   spec('listen', 'listen', 'string', 'client listener, host:port (default 127.0.0.1:8080)'),
   spec('backend', 'backends', 'list', 'backend origin, repeatable (env: comma separated)'),
+  spec('tls-listen', 'tls.listen', 'string', 'TLS client listener, host:port (needs --tls-cert and --tls-key)'),
+  spec('tls-cert', 'tls.cert', 'string', 'PEM certificate file for the TLS listener (more in the config file: tls.certificates)'),
+  spec('tls-key', 'tls.key', 'string', 'PEM private key file of --tls-cert'),
   spec('control', 'control', 'string', 'control listener for /metrics, /healthz (default 127.0.0.1:5561)'),
   spec('max-connections', 'limits.maxConnections', 'int', 'client connections at once (default 10000)'),
   spec('max-connections-per-client', 'limits.maxConnectionsPerClient', 'int', 'per client address (default 1000)'),

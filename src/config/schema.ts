@@ -24,13 +24,50 @@ const backendUrl = z.string().refine(
   (s) => {
     try {
       const url = new URL(s);
-      return url.protocol === 'http:' && url.pathname === '/' && !url.search && !url.username;
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/' && !url.search && !url.username;
     } catch {
       return false;
     }
   },
-  { message: 'an http:// origin such as http://127.0.0.1:3000 (no path, query or credentials)' },
+  { message: 'an http:// or https:// origin such as http://127.0.0.1:3000 (no path, query or credentials)' },
 );
+
+const certificateFiles = z.strictObject({
+  /** PEM certificate file (the chain after it, if any). */
+  cert: z.string().min(1),
+  /** PEM private key file of that certificate. */
+  key: z.string().min(1),
+});
+
+const tlsSchema = z
+  .strictObject({
+    /** TLS client listener (HTTP/1.1 over TLS) beside the plain `listen`; absent = none. */
+    listen: hostPort.optional(),
+    /**
+     * Certificates, each chosen by SNI from its own names (subjectAltName, else CN; wildcards one label deep);
+     * the first is the default for other names and clients without SNI. Re-read by SIGHUP and POST /reload.
+     * @default []
+     */
+    certificates: z.array(certificateFiles).default([]),
+    /** Shortcut for one certificate (the `--tls-cert` flag): put first in `certificates`. */
+    cert: z.string().min(1).optional(),
+    /** Its key (`--tls-key`). */
+    key: z.string().min(1).optional(),
+    /** PEM file of the CAs that https:// backends' certificates must chain to, instead of Node's bundled roots. */
+    backendCa: z.string().min(1).optional(),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.cert === undefined) !== (tls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [tls.cert === undefined ? 'cert' : 'key'], message: 'tls.cert and tls.key go together' });
+    }
+    if (tls.listen !== undefined && tls.certificates.length === 0 && tls.cert === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['certificates'], message: 'at least one certificate (cert and key files) for tls.listen' });
+    }
+  })
+  .transform(({ cert, key, ...tls }) => ({
+    ...tls,
+    certificates: cert !== undefined && key !== undefined ? [{ cert, key }, ...tls.certificates] : tls.certificates,
+  }));
 
 /** `memory`, or the URL of the engine several Holdfast processes share channels through. */
 export function parseBusUrl(text: string): { driver: 'memory' } | { driver: 'redis' | 'nats'; url: URL } | null {
@@ -356,6 +393,8 @@ export const configSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:8080'),
   /** Control listener: metrics, health, publish. Never the client port. @default "127.0.0.1:5561" */
   control: hostPort.default('127.0.0.1:5561'),
+  /** TLS: the TLS client listener and its certificates, and the CAs for https:// backends. */
+  tls: tlsSchema.prefault({}),
   /** Backend origins, balanced round-robin: the shortcut for one group named "default" with a catch-all route. */
   backends: z.array(backendUrl).min(1, { message: 'at least one backend, such as http://127.0.0.1:3000' }).optional(),
   /** Backend groups, as a map by name or a list of groups with `name`. */

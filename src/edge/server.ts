@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { HoldfastConfig } from '../config/schema.js';
 import { ClientRequestError, HoldfastError, ListenError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
@@ -50,6 +50,8 @@ export class Edge implements EdgeContext {
   readonly #maxHeaderFields: number;
   /** At a limit refusals come in floods: one line a second per error code, with the count. */
   readonly #refusals: RateLimitedLog;
+  /** Other listeners whose connections this edge serves (TLS): closed and waited for on drain. */
+  readonly #otherListeners: NetServer[] = [];
 
   constructor(deps: EdgeDeps) {
     this.#deps = deps;
@@ -116,13 +118,28 @@ export class Edge implements EdgeContext {
   }
 
   /**
+   * Serves the connections of another listener (the TLS one hands over each connection after its
+   * handshake, `adopt`), and closes it with this one on drain.
+   */
+  serveAlso(listener: NetServer): void {
+    this.#otherListeners.push(listener);
+  }
+
+  /** A connection accepted by another listener: from here on it is served like one accepted here. */
+  adopt(socket: Socket): void {
+    this.server.emit('connection', socket);
+  }
+
+  /**
    * Stop accepting, let in-flight requests finish (their responses say `Connection: close`), close idle
    * connections at once, and cut whatever is left when the deadline passes.
    */
   /** Resolves to the number of requests still unanswered at the deadline, whose connections were cut. */
   async drain(deadlineMs: number): Promise<number> {
     this.draining = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = Promise.all(
+      [this.server, ...this.#otherListeners].map((listener) => new Promise<void>((resolve) => listener.close(() => resolve()))),
+    );
     for (const conn of this.registry.connections()) {
       if (conn.pendingResponses === 0) conn.socket.destroy();
     }

@@ -36,6 +36,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Idle keep-alive client connections closed to admit a new one at a limit',
       registers,
     }),
+    tlsHandshakesTotal: new Counter({
+      name: 'holdfast_tls_handshakes_total',
+      help: 'TLS handshakes on the TLS client listener, by outcome (ok, failed)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     requestsTotal: new Counter({
       name: 'holdfast_requests_total',
       help: 'Client requests received',

@@ -10,7 +10,7 @@ import type { BackendGroup, GroupRequest } from './group.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import { isGripResponse } from '../grip/instruct.js';
 import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js';
-import { clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders, writableReason } from './headers.js';
+import { clientProto, clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders, writableReason } from './headers.js';
 import type { CheckedRequest } from '../edge/request-checks.js';
 import { classifyUpstreamError, mayRetry } from './retry-policy.js';
 import type { UnpooledHandler } from './unpooled-request.js';
@@ -211,7 +211,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     const headers = upstreamRequestHeaders(this.req.rawHeaders, {
       clientAddress: this.owner.clientAddress,
       httpVersion: this.req.httpVersion,
-      proto: 'http',
+      proto: clientProto(this.req.socket),
     });
     const signer = this.forwarder.gripSigner;
     if (signer !== null) headers.push('grip-sig', signer.token(), 'grip-feature', GRIP_FEATURES);

@@ -9,6 +9,7 @@ import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { ProxyExchange, kExchange, type ExchangeOwner } from './exchange.js';
 import { BackendGroup } from './group.js';
+import { readBackendCa } from './backend-tls.js';
 import { rawHeaderValue } from './headers.js';
 import { RouteTable, compileRoute, routeConfigs } from './routes.js';
 import type { Backend } from './upstream.js';
@@ -116,7 +117,7 @@ export class Forwarder {
   }
 
   #build(config: HoldfastConfig): Routing {
-    const deps = { config, metrics: this.metrics, log: this.log, stickyKey: this.#stickyKey };
+    const deps = { config, metrics: this.metrics, log: this.log, stickyKey: this.#stickyKey, backendCa: readBackendCa(config) };
     const configs: [string, GroupConfig][] = Object.entries(config.groups);
     if (config.backends !== undefined) configs.push([DEFAULT_GROUP, shortcutGroup(config.backends)]);
     const groups = new Map<string, BackendGroup>();

@@ -14,7 +14,7 @@ import type { TimerWheel } from '../hold/timer-wheel.js';
 import { WsHold, type WsHoldSocket } from '../hold/ws-hold.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { rawHeaderValue, upstreamRequestHeaders } from '../proxy/headers.js';
+import { clientProto, rawHeaderValue, upstreamRequestHeaders } from '../proxy/headers.js';
 import { classifyUpstreamError } from '../proxy/retry-policy.js';
 import type { Backend } from '../proxy/upstream.js';
 import { parseControlMessage, type ControlMessage } from './control-messages.js';
@@ -453,7 +453,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     const replayed = upstreamRequestHeaders(this.req.rawHeaders, {
       clientAddress: this.#clientAddress,
       httpVersion: this.req.httpVersion,
-      proto: 'http',
+      proto: clientProto(this.req.socket),
     });
     const headers: string[] = [];
     for (let i = 0; i < replayed.length; i += 2) {
