@@ -17,6 +17,8 @@ import { ROOT } from '../helpers/cli.js';
 import { LogSink, startTestHoldfast } from '../helpers/holdfast.js';
 import { listen } from '../helpers/listen.js';
 import { eventually } from '../helpers/until.js';
+import { startWsEchoBackend } from '../ws/ws-helpers.js';
+import { WebSocket, WebSocketServer } from 'ws';
 import { heldCount, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
 
 interface Cert {
@@ -203,3 +205,33 @@ test('tls: an https:// backend is verified against tls.backendCa, pooled, and re
   );
 });
 
+
+test('tls: a WebSocket over the TLS listener (wss://) is passed through to a plain backend and a TLS one', async (t) => {
+  const dir = certDir(t);
+  const cert = makeCert(dir, 'localhost');
+  const ca = readFileSync(cert.cert, 'utf8');
+  const plain = await startWsEchoBackend(t);
+  // The same echo server behind TLS, as an https:// backend trusted through tls.backendCa.
+  const backendCert = makeCert(join(dir, 'backend'), '127.0.0.1');
+  const secureServer = createHttpsServer({ cert: readFileSync(backendCert.cert), key: readFileSync(backendCert.key) });
+  const secureWss = new WebSocketServer({ server: secureServer });
+  secureWss.on('connection', (ws, req) => ws.on('message', (data) => ws.send(`tls ${String(req.headers['x-forwarded-proto'])} ${String(data)}`)));
+  const securePort = await listen(t, secureServer);
+  t.after(() => secureWss.close());
+
+  for (const [backend, expected] of [[plain.url, 'hello'], [`https://127.0.0.1:${securePort}`, 'tls https hello']] as const) {
+    const { tlsPort } = await startTls(t, [backend], [cert], { tls: { backendCa: backendCert.cert } });
+    // ws hands `servername` to tls.connect (SNI and the name checked), though its types do not list it.
+    const tlsOptions = { ca, servername: 'localhost' };
+    const ws = new WebSocket(`wss://127.0.0.1:${tlsPort}/echo`, tlsOptions);
+    t.after(() => ws.terminate());
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const answer = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
+    ws.send('hello');
+    assert.equal(await answer, expected);
+  }
+  assert.equal(plain.handshakes[0]!.headers['x-forwarded-proto'], 'https');
+});
