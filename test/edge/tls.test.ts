@@ -215,7 +215,7 @@ test('tls: a WebSocket over the TLS listener (wss://) is passed through to a pla
   const backendCert = makeCert(join(dir, 'backend'), '127.0.0.1');
   const secureServer = createHttpsServer({ cert: readFileSync(backendCert.cert), key: readFileSync(backendCert.key) });
   const secureWss = new WebSocketServer({ server: secureServer });
-  secureWss.on('connection', (ws, req) => ws.on('message', (data) => ws.send(`tls ${String(req.headers['x-forwarded-proto'])} ${String(data)}`)));
+  secureWss.on('connection', (ws, req) => ws.on('message', (data) => ws.send(`tls ${String(req.headers['x-forwarded-proto'])} ${(data as Buffer).toString()}`)));
   const securePort = await listen(t, secureServer);
   t.after(() => secureWss.close());
 
@@ -229,7 +229,7 @@ test('tls: a WebSocket over the TLS listener (wss://) is passed through to a pla
       ws.once('open', resolve);
       ws.once('error', reject);
     });
-    const answer = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
+    const answer = new Promise<string>((resolve) => ws.once('message', (data) => resolve((data as Buffer).toString())));
     ws.send('hello');
     assert.equal(await answer, expected);
   }
