@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../edge/error-response.js';
+import { SEND_TIMEOUT_CODE, resetConnection, type SendStallSubject } from '../edge/send-stall.js';
 import type { Forwarder } from './forwarder.js';
 import type { ResponseEncoder } from './compression.js';
 import { GatheredBody } from './gathered-body.js';
@@ -43,7 +44,7 @@ class ClientGoneError extends HoldfastError {
  * The two requests undici cannot send (`OPTIONS *`, `Expect: 100-continue`) drive the same handler through
  * node:http instead (unpooled-request.ts).
  */
-export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, GroupRequest, UnpooledHandler {
+export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, GroupRequest, UnpooledHandler, SendStallSubject {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly owner: ExchangeOwner;
@@ -309,11 +310,29 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   onData(chunk: Buffer): boolean {
     if (this.#answeredAtHead) return true; // a body after a 204 or 304 is not part of it (undici drops the socket)
     if (this.#gripFailed) return true;
-    if (this.#body !== null) return this.#body.write(chunk);
+    if (this.#body !== null) return this.#body.write(chunk) || this.#watchSend();
     if (this.#grip !== null ? this.#grip.onData(chunk) : this.res.write(chunk)) return true;
     // Backpressure: undici stops reading the backend socket until the client drains.
     this.res.once('drain', resOnDrain);
+    return this.#watchSend();
+  }
+
+  /**
+   * The client is not taking the body as fast as the backend sends it: undici is paused (so its body timeout
+   * does not run) and this request holds a backend connection and a concurrency slot for as long as the
+   * client keeps its connection open. nginx's send_timeout: cut it when it stops reading altogether.
+   */
+  #watchSend(): false {
+    this.forwarder.sendStall.noteWrite(this.req.socket, this);
     return false;
+  }
+
+  /** The client read nothing of its response for timeouts.sendStallMs. */
+  onSendStall(): string {
+    this.forwarder.metrics.clientErrorsTotal.inc({ code: SEND_TIMEOUT_CODE });
+    // The socket, not the response: the stuck bytes may be the tail of an answer already finished.
+    resetConnection(this.req.socket, this.res);
+    return 'response';
   }
 
   onComplete(_trailers: string[] | null): void {
@@ -329,6 +348,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     }
     if (this.#body !== null) this.#body.end();
     else this.res.end();
+    // A whole answer under the stream's high-water mark can sit in Node's queue with nothing paused.
+    this.forwarder.sendStall.noteWrite(this.req.socket, this);
     this.#finishUpstream();
   }
 
