@@ -14,6 +14,7 @@ import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js
 import { clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders, writableReason } from './headers.js';
 import type { CheckedRequest } from '../edge/request-checks.js';
 import { classifyUpstreamError, mayRetry } from './retry-policy.js';
+import { interimStatus } from './unasked-continue.js';
 import type { UnpooledHandler } from './unpooled-request.js';
 import type { Backend } from './upstream.js';
 
@@ -246,9 +247,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, backendReason: string): boolean {
-    // 1xx: undici never sees a 100 (it sends no Expect; the unpooled path relays 100 through onContinue);
-    // the others are not relayed.
-    if (statusCode < 200) return true;
+    if (statusCode < 200) {
+      this.#relayInterim(interimStatus(statusCode), rawHeaders);
+      return true;
+    }
     this.#resume = resume;
     const statusText = writableReason(backendReason);
     const headers = clientResponseHeaders(rawHeaders);
@@ -285,6 +287,31 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
       return false;
     }
     return true;
+  }
+
+  /**
+   * RFC 9110 §15.2: a proxy forwards interim answers, except to an HTTP/1.0 client (which cannot parse them);
+   * the final answer follows as usual. Node writes the three registered ones (100 Continue, including one the
+   * client did not ask for, which it must be able to parse; 102 Processing; 103 Early Hints); any other 1xx is
+   * dropped. 101 never comes here: undici refuses an upgrade it did not ask for (a 502). A client that sent
+   * `Expect: 100-continue` goes the unpooled way, where node:http reports 100 through onContinue and keeps
+   * other 1xx to itself.
+   */
+  #relayInterim(status: number, rawHeaders: Buffer[]): void {
+    const req = this.req;
+    if (this.#clientGone || this.res.headersSent || this.res.destroyed || (req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) return;
+    if (status === 100) this.res.writeContinue();
+    else if (status === 102) this.res.writeProcessing();
+    else if (status === 103) {
+      const hints: Record<string, string[]> = {};
+      const headers = clientResponseHeaders(rawHeaders);
+      for (let i = 0; i < headers.length; i += 2) (hints[headers[i]!.toLowerCase()] ??= []).push(headers[i + 1]!);
+      try {
+        this.res.writeEarlyHints(hints);
+      } catch {
+        // A Link value Node's check refuses: hints are optional, the final answer is what counts.
+      }
+    }
   }
 
   /**
