@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../observe/log.js';
 import { RateLimitedLog } from '../observe/rate-limited-log.js';
+import { SweepTimer } from './sweep-timer.js';
 
 /** Something that writes to a client connection and knows what to do when that connection stops taking data. */
 export interface SendStallSubject {
@@ -36,12 +37,11 @@ export class SendStallWatch {
   readonly stallMs: number;
   readonly #watched = new Map<Socket, Watched>();
   readonly #log: RateLimitedLog;
-  readonly #intervalMs: number;
-  #timer: NodeJS.Timeout | null = null;
+  readonly #sweep: SweepTimer;
 
   constructor(stallMs: number, log: Logger) {
     this.stallMs = stallMs;
-    this.#intervalMs = Math.max(100, Math.min(1_000, Math.floor(stallMs / 4)));
+    this.#sweep = new SweepTimer(Math.max(100, Math.min(1_000, Math.floor(stallMs / 4))), (nowMs) => this.check(nowMs));
     this.#log = new RateLimitedLog(log, 'warn', 'client connections cut: their sent data did not drain (timeouts.sendStallMs)');
   }
 
@@ -53,7 +53,7 @@ export class SendStallWatch {
   noteWrite(socket: Socket | null, subject: SendStallSubject): void {
     if (socket === null || socket.writableLength === 0 || socket.destroyed || this.#watched.has(socket)) return;
     this.#watched.set(socket, { subject, sent: sentBytes(socket), sinceMs: Date.now() });
-    this.#timer ??= setInterval(sweep, this.#intervalMs, this).unref();
+    this.#sweep.start();
   }
 
   check(nowMs: number): void {
@@ -73,15 +73,11 @@ export class SendStallWatch {
         this.#log.note(kind, { kind, queuedBytes, sendStallMs: this.stallMs });
       }
     }
-    if (this.#watched.size === 0 && this.#timer !== null) {
-      clearInterval(this.#timer);
-      this.#timer = null;
-    }
+    if (this.#watched.size === 0) this.#sweep.stop();
   }
 
   stop(): void {
-    if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = null;
+    this.#sweep.stop();
     this.#watched.clear();
     this.#log.flush();
   }
@@ -105,8 +101,4 @@ export function resetConnection(socket: Socket | null, fallback: { destroy(): un
  */
 function sentBytes(socket: Socket): number {
   return socket.bytesWritten - socket.writableLength;
-}
-
-function sweep(watch: SendStallWatch): void {
-  watch.check(Date.now());
 }
