@@ -10,6 +10,7 @@ import { GripSigner } from './grip/sig.js';
 import { HoldManager } from './hold/hold-manager.js';
 import { LinkFetcher } from './hold/links.js';
 import { clientConnectionCap } from './edge/fd-budget.js';
+import { SendStallWatch } from './edge/send-stall.js';
 import { Edge } from './edge/server.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
@@ -85,7 +86,9 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   // Read first: a missing or mismatched certificate is a start-up error naming its file, before anything starts.
   const certificates = config.tls.listen === undefined ? null : loadCertificates(config.tls.certificates);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? true });
-  const forwarder = new Forwarder(config, metrics, log);
+  // One sweep for every client connection whose sent data is not draining (nginx's send_timeout).
+  const sendStall = new SendStallWatch(config.timeouts.sendStallMs, log);
+  const forwarder = new Forwarder(config, metrics, log, sendStall);
   const signer = await GripSigner.create(config.grip.sigIss, config.grip.sigKey);
   forwarder.gripSigner = signer;
   const bus: Bus = await createBus(config, metrics, log);
@@ -95,9 +98,9 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     await Promise.all([bus.close(), forwarder.destroy()]);
     throw err;
   }
-  const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(forwarder, signer) });
+  const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(forwarder, signer), sendStall });
   forwarder.holds = holds;
-  const upgrades = new UpgradeRouter({ config, forwarder, metrics, log, signer, holds });
+  const upgrades = new UpgradeRouter({ config, forwarder, metrics, log, signer, holds, sendStall });
   const maxConnections = clientConnectionCap(config, log);
   metrics.clientConnectionsMax.set(maxConnections);
   const edge = new Edge({ config, forwarder, metrics, log, upgrades, maxConnections });
@@ -189,6 +192,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         await bus.close();
         await forwarder.close();
         await control.close();
+        sendStall.stop();
         if (cut > 0) log.warn({ cutRequests: cut }, 'drained, but requests were cut at the deadline');
         else log.info('drained');
         return cut;
@@ -204,6 +208,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         tls?.server.close();
         edge.server.closeAllConnections();
         const [, , cut] = await Promise.all([forwarder.destroy(), control.close(), edge.drain(0), bus.close()]);
+        sendStall.stop();
         return cut;
       })();
       return stopping;

@@ -124,6 +124,11 @@ export const timeoutsSchema = z.strictObject({
   upstreamResponseMs: ms(10).default(60_000),
   /** A backend response body that makes no progress for this long is cut off. @default 120000 */
   upstreamBodyStallMs: ms(10).default(120_000),
+  /**
+   * A client connection with sent data queued that the client has not read any of for this long is cut: held
+   * streams, SSE, terminated WebSockets and proxied responses (nginx's send_timeout). @default 30000
+   */
+  sendStallMs: ms(100).default(30_000),
   /** On SIGTERM/SIGINT, in-flight requests get this long to finish before connections are cut. @default 15000 */
   drainMs: ms(0).default(15_000),
 });

@@ -155,7 +155,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     drops: new Counter({
       name: 'holdfast_drops_total',
-      help: 'Items or clients dropped, by reason (slow_consumer, filter, duplicate, sequence)',
+      help: 'Items or clients dropped, by reason (slow_consumer, drain_timeout, filter, history_gap, duplicate, sequence)',
       labelNames: ['reason'] as const,
       registers,
     }),

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../edge/error-response.js';
+import { SEND_TIMEOUT_CODE, resetConnection, type SendStallSubject } from '../edge/send-stall.js';
 import type { Forwarder } from './forwarder.js';
 import type { ResponseEncoder } from './compression.js';
 import { GatheredBody } from './gathered-body.js';
@@ -13,6 +14,7 @@ import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js
 import { clientProto, clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders, writableReason } from './headers.js';
 import type { CheckedRequest } from '../edge/request-checks.js';
 import { classifyUpstreamError, mayRetry } from './retry-policy.js';
+import { interimStatus } from './unasked-continue.js';
 import type { UnpooledHandler } from './unpooled-request.js';
 import type { Backend } from './upstream.js';
 
@@ -43,7 +45,7 @@ class ClientGoneError extends HoldfastError {
  * The two requests undici cannot send (`OPTIONS *`, `Expect: 100-continue`) drive the same handler through
  * node:http instead (unpooled-request.ts).
  */
-export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, GroupRequest, UnpooledHandler {
+export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, GroupRequest, UnpooledHandler, SendStallSubject {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly owner: ExchangeOwner;
@@ -245,9 +247,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, backendReason: string): boolean {
-    // 1xx: undici never sees a 100 (it sends no Expect; the unpooled path relays 100 through onContinue);
-    // the others are not relayed.
-    if (statusCode < 200) return true;
+    if (statusCode < 200) {
+      this.#relayInterim(interimStatus(statusCode), rawHeaders);
+      return true;
+    }
     this.#resume = resume;
     const statusText = writableReason(backendReason);
     const headers = clientResponseHeaders(rawHeaders);
@@ -287,6 +290,31 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   }
 
   /**
+   * RFC 9110 §15.2: a proxy forwards interim answers, except to an HTTP/1.0 client (which cannot parse them);
+   * the final answer follows as usual. Node writes the three registered ones (100 Continue, including one the
+   * client did not ask for, which it must be able to parse; 102 Processing; 103 Early Hints); any other 1xx is
+   * dropped. 101 never comes here: undici refuses an upgrade it did not ask for (a 502). A client that sent
+   * `Expect: 100-continue` goes the unpooled way, where node:http reports 100 through onContinue and keeps
+   * other 1xx to itself.
+   */
+  #relayInterim(status: number, rawHeaders: Buffer[]): void {
+    const req = this.req;
+    if (this.#clientGone || this.res.headersSent || this.res.destroyed || (req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) return;
+    if (status === 100) this.res.writeContinue();
+    else if (status === 102) this.res.writeProcessing();
+    else if (status === 103) {
+      const hints: Record<string, string[]> = {};
+      const headers = clientResponseHeaders(rawHeaders);
+      for (let i = 0; i < headers.length; i += 2) (hints[headers[i]!.toLowerCase()] ??= []).push(headers[i + 1]!);
+      try {
+        this.res.writeEarlyHints(hints);
+      } catch {
+        // A Link value Node's check refuses: hints are optional, the final answer is what counts.
+      }
+    }
+  }
+
+  /**
    * RFC 9110 §6.4.1: a 204 or 304 has no content whatever its fields say, so the client's answer is complete
    * with its head. undici does not know that: a 304 carrying the Content-Length of the representation (which
    * RFC 9110 §8.6 allows) or a 204 with a stray one fails its length check after the head and loses the
@@ -309,11 +337,29 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   onData(chunk: Buffer): boolean {
     if (this.#answeredAtHead) return true; // a body after a 204 or 304 is not part of it (undici drops the socket)
     if (this.#gripFailed) return true;
-    if (this.#body !== null) return this.#body.write(chunk);
+    if (this.#body !== null) return this.#body.write(chunk) || this.#watchSend();
     if (this.#grip !== null ? this.#grip.onData(chunk) : this.res.write(chunk)) return true;
     // Backpressure: undici stops reading the backend socket until the client drains.
     this.res.once('drain', resOnDrain);
+    return this.#watchSend();
+  }
+
+  /**
+   * The client is not taking the body as fast as the backend sends it: undici is paused (so its body timeout
+   * does not run) and this request holds a backend connection and a concurrency slot for as long as the
+   * client keeps its connection open. nginx's send_timeout: cut it when it stops reading altogether.
+   */
+  #watchSend(): false {
+    this.forwarder.sendStall.noteWrite(this.req.socket, this);
     return false;
+  }
+
+  /** The client read nothing of its response for timeouts.sendStallMs. */
+  onSendStall(): string {
+    this.forwarder.metrics.clientErrorsTotal.inc({ code: SEND_TIMEOUT_CODE });
+    // The socket, not the response: the stuck bytes may be the tail of an answer already finished.
+    resetConnection(this.req.socket, this.res);
+    return 'response';
   }
 
   onComplete(_trailers: string[] | null): void {
@@ -329,6 +375,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     }
     if (this.#body !== null) this.#body.end();
     else this.res.end();
+    // A whole answer under the stream's high-water mark can sit in Node's queue with nothing paused.
+    this.forwarder.sendStall.noteWrite(this.req.socket, this);
     this.#finishUpstream();
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CheckedRequest } from '../edge/request-checks.js';
+import type { SendStallWatch } from '../edge/send-stall.js';
 import { DEFAULT_GROUP, groupSchema, type GroupConfig, type HoldfastConfig } from '../config/schema.js';
 import { HoldfastError } from '../errors.js';
 import type { GripSigner } from '../grip/sig.js';
@@ -31,6 +32,8 @@ interface Routing {
 export class Forwarder {
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Cuts client connections that stop reading what they are sent (proxied responses here). */
+  readonly sendStall: SendStallWatch;
   /** Signs every backend request (Grip-Sig); null only in tests of the bare proxy. */
   gripSigner: GripSigner | null = null;
   /** The push gateway, given GRIP responses to hold. */
@@ -40,9 +43,10 @@ export class Forwarder {
   #routing: Routing;
   readonly #retired = new Set<BackendGroup>();
 
-  constructor(config: HoldfastConfig, metrics: Metrics, log: Logger) {
+  constructor(config: HoldfastConfig, metrics: Metrics, log: Logger, sendStall: SendStallWatch) {
     this.metrics = metrics;
     this.log = log;
+    this.sendStall = sendStall;
     this.#routing = this.#build(config);
   }
 

@@ -7,6 +7,7 @@ import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { holdWriteErrors } from './held-write-errors.js';
 import { createMruPool } from './mru-pool.js';
+import { acceptUnaskedContinue } from './unasked-continue.js';
 import { dispatchUnpooled, type UnpooledHandler, type UnpooledRequest, type UnpooledServer } from './unpooled-request.js';
 
 /** Set on a backend socket's errors: how many response bytes the socket had read before it failed. */
@@ -238,6 +239,7 @@ function countingConnector(origin: string, deps: UpstreamDeps, timeoutMs: number
         counter.inc();
         socket.prependListener('error', stampBytesRead);
         holdWriteErrors(socket);
+        acceptUnaskedContinue(socket);
       }
       (callback as (e: Error | null, s: Socket | null) => void)(err, socket);
     });

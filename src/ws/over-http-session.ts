@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { HoldfastConfig } from '../config/schema.js';
 import { rawErrorResponse } from '../edge/error-response.js';
+import { SEND_TIMEOUT_CODE, resetConnection, type SendStallWatch } from '../edge/send-stall.js';
 import { ClientRequestError, UpstreamError, type HoldfastError } from '../errors.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import type { WsMessageFormat } from '../grip/publish-items.js';
@@ -38,6 +39,7 @@ export interface SessionHost {
   readonly log: Logger;
   readonly signer: GripSigner | null;
   readonly holds: HoldManager | null;
+  readonly sendStall: SendStallWatch;
   readonly wheel: TimerWheel<WsTimed>;
   readonly wss: WebSocketServer;
   sessionClosed(session: OverHttpSession): void;
@@ -324,11 +326,29 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     if (this.#clientKeepAlive?.mode === 'idle') this.#clientKeepAliveDueMs = Date.now() + this.#clientKeepAlive.timeoutMs;
     // Inside a corked publish batch every byte counts as queued however fast the client reads; the hold
     // manager checks once it uncorks (WsHold.checkSlowConsumer).
-    if (this.#tcp.writableCorked === 0 && ws.bufferedAmount > this.host.config.websocket.maxQueuedBytes) {
-      this.closeClient(1008, 'send queue full', 'policy');
-      return false;
+    if (this.#tcp.writableCorked === 0) {
+      if (ws.bufferedAmount > this.host.config.websocket.maxQueuedBytes) {
+        this.closeClient(1008, 'send queue full', 'policy');
+        return false;
+      }
+      this.host.sendStall.noteWrite(this.#tcp, this);
     }
     return true;
+  }
+
+  /**
+   * The client has not read what it was sent for timeouts.sendStallMs. A close frame would only join the
+   * stuck queue (and ws waits 30 s for the handshake), so the TCP connection is cut; the backend hears
+   * DISCONNECT. A subscribed socket counts as a dropped held client, as SSE does.
+   */
+  onSendStall(): string {
+    const holds = this.host.holds;
+    if (this.hold !== null && holds !== null) holds.countDrop('drain_timeout');
+    else this.host.metrics.clientErrorsTotal.inc({ code: SEND_TIMEOUT_CODE });
+    this.#closeCause ??= 'dead';
+    // ws's terminate() would close with a FIN and leave the kernel's buffers to an orphaned socket.
+    resetConnection(this.#tcp, this.#tcp);
+    return 'ws';
   }
 
   /** A published ws-message item for this socket (through WsHold). */

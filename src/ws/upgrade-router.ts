@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import type { HoldfastConfig } from '../config/schema.js';
 import { rawErrorResponse } from '../edge/error-response.js';
+import type { SendStallWatch } from '../edge/send-stall.js';
 import { ClientRequestError } from '../errors.js';
 import type { GripSigner } from '../grip/sig.js';
 import type { HoldManager } from '../hold/hold-manager.js';
@@ -24,6 +25,7 @@ export interface UpgradeDeps {
   signer: GripSigner | null;
   /** The push gateway, for GRIP over WebSocket subscriptions; null in tests of the bare proxy. */
   holds: HoldManager | null;
+  sendStall: SendStallWatch;
 }
 
 /** RFC 6455 §4.1: the key is 16 random bytes in base64. */
@@ -41,6 +43,7 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
   readonly log: Logger;
   readonly signer: GripSigner | null;
   readonly holds: HoldManager | null;
+  readonly sendStall: SendStallWatch;
   readonly wheel: TimerWheel<WsTimed> = createWsWheel();
   readonly idleTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
@@ -59,6 +62,7 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
     this.log = deps.log;
     this.signer = deps.signer;
     this.holds = deps.holds;
+    this.sendStall = deps.sendStall;
     const ws = deps.config.websocket;
     this.idleTimeoutMs = ws.tunnelIdleTimeoutMs;
     this.handshakeTimeoutMs = deps.config.timeouts.upstreamResponseMs;
