@@ -490,14 +490,20 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     if (token !== undefined) headers.push('grip-sig', token);
     for (const [name, value] of Object.entries(this.meta)) headers.push(`meta-${name}`, value);
     backend.requestCounter.inc();
+    // Once the answer's head is here, a failure reading its body is a response that broke, not a stale socket.
+    let answered = false;
     backend.pool
       .request({ path: this.target, method: 'POST', headers, body: encodeEvents(events) })
-      .then((res) => this.#onResponse(backend, res))
+      .then((res) => {
+        answered = true;
+        return this.#onResponse(backend, res);
+      })
       .catch((err: unknown) => {
-        const failure = classifyUpstreamError(backend.name, err, false);
+        const failure = classifyUpstreamError(backend.name, err, answered);
         this.host.metrics.upstreamErrorsTotal.inc({ backend: backend.name, code: failure.error.code });
         if (failure.healthFailure) backend.recordFailure(Date.now(), failure.error.code);
-        this.#onPostError(backend, failure.error, failure.notSent || failure.staleReusedSocket);
+        // A POST is not idempotent (retry-policy.ts mayRetry): only one that provably never arrived is sent again.
+        this.#onPostError(backend, failure.error, failure.notSent);
       });
   }
 

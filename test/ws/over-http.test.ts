@@ -5,6 +5,8 @@ import { WebSocket } from 'ws';
 import { deadPort, startBackend, type RecordingBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
+import { startRawBackend } from '../helpers/raw-backend.js';
+import { eventually } from '../helpers/until.js';
 import { publisherFor, publishRaw } from '../hold/push-helpers.js';
 import { decodeEvents, type WsEvent } from '../../src/ws/websocket-events.js';
 import { WsClient, clientFrame, handshake, startWsOverHttpBackend, until } from './ws-helpers.js';
@@ -190,6 +192,31 @@ test('over-HTTP: a backend that fails after the open closes the client with 1011
   client.ws.send('anything');
   assert.equal((await client.closed()).code, 1011);
   await until(() => hf.upgrades.sessions.size === 0, 'the session to end');
+});
+
+test('over-HTTP: a POST whose answer breaks off mid-body reached the backend and is never sent again (issue 12)', async (t) => {
+  // The backend answers the OPEN, then answers the next POST's head and part of its body and resets. That
+  // POST arrived: resending it would deliver the client's message twice. The client is closed with 1011.
+  let posts = 0;
+  const backend = await startRawBackend(t, (socket, head) => {
+    if (!head.startsWith('POST ')) return;
+    posts++;
+    if (posts === 1) {
+      socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/websocket-events\r\ncontent-length: 6\r\nconnection: close\r\n\r\nOPEN\r\n');
+      return;
+    }
+    socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/websocket-events\r\ncontent-length: 100\r\n\r\nTEXT 5\r\nhe', () =>
+      socket.resetAndDestroy(),
+    );
+  });
+  const hf = await startTestHoldfast(t, [backend.url], { websocket: { overHttpPaths: ['/ws'] } });
+  const client = await WsClient.open(t, url(hf));
+  client.ws.send('once only');
+  // Either the close (the right build) or a resent POST (the wrong one, after Pushpin's 1-2 s backoff).
+  await eventually(() => client.closeCode !== undefined || posts > 2, 10_000, 'the close, or a resent POST');
+  assert.equal(client.closeCode, 1011);
+  await eventually(() => hf.upgrades.sessions.size === 0, 5_000, 'the session to end');
+  assert.equal(posts, 2, 'the OPEN and the one message, each sent once');
 });
 
 test('over-HTTP: a message over websocket.maxMessageBytes is closed with 1009 and never forwarded', async (t) => {
