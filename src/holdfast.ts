@@ -14,6 +14,8 @@ import { Edge } from './edge/server.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { Forwarder } from './proxy/forwarder.js';
+import { GroupSender } from './proxy/group-sender.js';
+import { Routing } from './proxy/routing.js';
 import type { HoldfastError } from './errors.js';
 
 /** What a reload does not change: the listeners, edge limits and timeouts, logging and the push gateway. */
@@ -50,6 +52,8 @@ export interface RunningHoldfast {
   readonly edge: Edge;
   readonly control: ControlServer;
   readonly forwarder: Forwarder;
+  /** The groups and routes of the configuration in force. */
+  readonly routing: Routing;
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly bus: Bus;
@@ -79,19 +83,20 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const rootLog = createLogger(config.log.level, options.logDestination);
   const log = options.logBindings === undefined ? rootLog : rootLog.child(options.logBindings);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? true });
-  const forwarder = new Forwarder(config, metrics, log);
+  // Built in one order, each part given what it uses: nothing is assigned after construction.
   const signer = await GripSigner.create(config.grip.sigIss, config.grip.sigKey);
-  forwarder.gripSigner = signer;
+  const routing = new Routing(config, metrics, log);
+  const sender = new GroupSender(metrics, log);
   const bus: Bus = await createBus(config, metrics, log);
   try {
     await bus.start();
   } catch (err) {
-    await Promise.all([bus.close(), forwarder.destroy()]);
+    await Promise.all([bus.close(), routing.destroy()]);
     throw err;
   }
-  const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(forwarder, signer) });
-  forwarder.holds = holds;
-  const upgrades = new UpgradeRouter({ config, forwarder, metrics, log, signer, holds });
+  const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(routing, sender, signer) });
+  const forwarder = new Forwarder({ routing, sender, signer, holds, metrics, log });
+  const upgrades = new UpgradeRouter({ config, routing, sender, metrics, log, signer, holds });
   const maxConnections = clientConnectionCap(config, log);
   metrics.clientConnectionsMax.set(maxConnections);
   const edge = new Edge({ config, forwarder, metrics, log, upgrades, maxConnections });
@@ -103,7 +108,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     let applied: HoldfastConfig;
     try {
       applied = next ?? (options.loadConfig ?? (() => current))();
-      forwarder.reload(applied);
+      routing.reload(applied);
     } catch (err) {
       metrics.reloadsTotal.inc({ outcome: 'refused' });
       log.error({ code: (err as HoldfastError).code, err: (err as Error).message }, 'config reload refused, the running one stays');
@@ -135,7 +140,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   } catch (err) {
     edge.server.close();
     control.server.close();
-    await forwarder.destroy();
+    await routing.destroy();
     throw err;
   }
   log.info({ listen: address, control: controlAddress, backends: config.backends, maxConnections }, 'holdfast started');
@@ -148,6 +153,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     edge,
     control,
     forwarder,
+    routing,
     metrics,
     log,
     bus,
@@ -165,7 +171,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         // WebSockets: terminated sockets tell their backend and close with 1001 now, tunnels at the deadline.
         const [cut] = await Promise.all([edge.drain(config.timeouts.drainMs), upgrades.drain(config.timeouts.drainMs)]);
         await bus.close();
-        await forwarder.close();
+        await routing.close();
         await control.close();
         if (cut > 0) log.warn({ cutRequests: cut }, 'drained, but requests were cut at the deadline');
         else log.info('drained');
@@ -180,7 +186,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         upgrades.closeAll();
         edge.server.close();
         edge.server.closeAllConnections();
-        const [, , cut] = await Promise.all([forwarder.destroy(), control.close(), edge.drain(0), bus.close()]);
+        const [, , cut] = await Promise.all([routing.destroy(), control.close(), edge.drain(0), bus.close()]);
         return cut;
       })();
       return stopping;

@@ -168,7 +168,7 @@ test('consistent hash on a header: stable per key, even within 25%, and a new se
   for (const c of counts) assert.ok(Math.abs(c - KEYS / 4) <= KEYS / 4 / 4, `shares within 25% of even: ${counts.join(', ')}`);
 
   // Membership change through a reload: a fifth server.
-  hf.forwarder.reload(validateConfig({ backends: undefined, groups: groupsFor(5), routes: [{ group: 'web' }] }));
+  hf.routing.reload(validateConfig({ backends: undefined, groups: groupsFor(5), routes: [{ group: 'web' }] }));
   const after = await owners();
   const moved = after.filter((o, key) => o !== first[key]);
   assert.ok(moved.every((o) => o === 4), 'keys only move to the new server');
@@ -176,7 +176,7 @@ test('consistent hash on a header: stable per key, even within 25%, and a new se
   assert.ok(fraction > 0.2 * 0.6 && fraction < 0.2 * 1.4, `moved ${(fraction * 100).toFixed(1)}% (1/N = 20%)`);
 
   // A server taken out: only its keys move (the ring walks on to the next live point).
-  hf.forwarder.reload(validateConfig({ backends: undefined, groups: groupsFor(4), routes: [{ group: 'web' }] }));
+  hf.routing.reload(validateConfig({ backends: undefined, groups: groupsFor(4), routes: [{ group: 'web' }] }));
   const restored = await owners();
   assert.deepEqual(restored, first, 'removing the fifth server moves exactly its keys back');
 });

@@ -74,7 +74,7 @@ test('POST /reload under traffic: new requests use the new groups, in-flight one
     assert.ok(Number(seen.url.slice(2)) <= sentAtReload, `${seen.url} was sent after the reload but reached the old group`);
   }
   for (const [n, body] of bodies) if (n > sentAtReload) assert.equal(body, 'new', `request ${n}`);
-  assert.equal(hf.forwarder.groups.has('v1'), false);
+  assert.equal(hf.routing.groups.has('v1'), false);
   assert.equal(hf.config.routes[0]!.group, 'v2');
   // The retired group's pool closes once idle: the old backend sees its connections go.
   while ((await openConnections(oldBackend.server)) > 0) await new Promise((resolve) => setImmediate(resolve));
