@@ -5,6 +5,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startBackend, type RecordingBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
+import { until } from '../helpers/until.js';
 
 /** Groups and routes instead of `backends`. */
 function grouped(groups: ConfigInput['groups'], routes: ConfigInput['routes']): Partial<ConfigInput> {
@@ -127,7 +128,7 @@ test('least outstanding requests: a server stuck on slow requests gets no new on
   t.after(() => agent.close());
   // Two slow requests: one per server (ties rotate). The one on `fast` answers at once.
   const slowOnes = [get(`${hf.url}/slow1`, {}, agent), get(`${hf.url}/slow2`, {}, agent)];
-  while (slow.seen.length + fast.seen.length < 2) await new Promise((r) => setImmediate(r));
+  await until(() => slow.seen.length + fast.seen.length === 2, 'both requests at their backends');
   await Promise.race(slowOnes);
   const stuck = slow.seen.length;
   assert.ok(stuck >= 1);

@@ -266,14 +266,21 @@ test('liveness: a client that stops answering pings is closed within the deadlin
   const answering = await WsClient.open(t, url(hf));
   const pings: number[] = [];
   silent.ws.on('ping', () => pings.push(Date.now()));
+  // The wheel runs inside tick(), so what Holdfast decides at a fake time is seen at once on its side of the
+  // socket; the client would only hear of it after real I/O, which one turn of the loop does not prove.
+  const [session, answeringSession] = [...hf.upgrades.sessions];
+  const serverPings = t.mock.method(session!.ws!, 'ping');
+  const pongsHeard = t.mock.method(answeringSession!, 'onClientPong');
   mock.timers.tick(9_000);
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  assert.equal(pings.length, 0, 'no ping before the interval');
+  assert.equal(serverPings.mock.callCount(), 0, 'no ping before the interval');
   mock.timers.tick(1_250);
+  assert.equal(serverPings.mock.callCount(), 1, 'the ping at the interval');
   await until(() => pings.length === 1, 'the ping');
+  // The answering client's pong must be in before its deadline passes on the fake clock.
+  await until(() => pongsHeard.mock.callCount() === 1, 'the answering client\'s pong at Holdfast');
   mock.timers.tick(4_000);
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  assert.equal(silent.closeCode, undefined, 'still inside the pong deadline');
+  assert.equal((await metricValue(hf, 'holdfast_ws_dead_peers_total', { mode: 'over-http' })) ?? 0, 0, 'still inside the pong deadline');
+  assert.equal(session!.state, 'open');
   mock.timers.tick(1_250);
   assert.equal((await silent.closed()).code, 1006, 'cut, not closed politely: a dead peer would not answer');
   assert.equal(answering.ws.readyState, WebSocket.OPEN, 'the client that answers pings stays');
@@ -313,10 +320,13 @@ test('over-HTTP: Keep-Alive-Interval makes Holdfast poll the backend, whose answ
   t.after(() => mock.timers.reset());
   const client = await WsClient.open(t, url(hf));
   await until(() => hf.upgrades.wheel.size === 1, 'the keep-alive armed');
+  // A poll starts inside tick() (the wheel runs there): counted on Holdfast's side at once, where the backend
+  // would only see it after real I/O.
+  const sends = t.mock.method(hf.upgrades.sender, 'request');
   mock.timers.tick(19_000);
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  assert.equal(polls, 0);
+  assert.equal(sends.mock.callCount(), 0, 'no poll before Keep-Alive-Interval');
   mock.timers.tick(1_250);
+  assert.equal(sends.mock.callCount(), 1, 'the poll at Keep-Alive-Interval');
   assert.equal(await client.nextText(), 'tick');
   assert.equal(polls, 1);
 });
