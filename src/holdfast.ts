@@ -15,6 +15,8 @@ import { Edge } from './edge/server.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { Forwarder } from './proxy/forwarder.js';
+import { GroupSender } from './proxy/group-sender.js';
+import { Routing } from './proxy/routing.js';
 import type { HoldfastError } from './errors.js';
 
 /** What a reload does not change: the listeners, edge limits and timeouts, logging and the push gateway. */
@@ -53,6 +55,8 @@ export interface RunningHoldfast {
   readonly edge: Edge;
   readonly control: ControlServer;
   readonly forwarder: Forwarder;
+  /** The groups and routes of the configuration in force. */
+  readonly routing: Routing;
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly bus: Bus;
@@ -88,19 +92,20 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   // One sweep for every client connection whose sent data is not draining (nginx's send_timeout).
   const sendStall = new SendStallWatch(config.timeouts.sendStallMs, log);
-  const forwarder = new Forwarder(config, metrics, log, sendStall);
+  // Built in one order, each part given what it uses: nothing is assigned after construction.
   const signer = await GripSigner.create(config.grip.sigIss, config.grip.sigKey);
-  forwarder.gripSigner = signer;
+  const routing = new Routing(config, metrics, log);
+  const sender = new GroupSender(metrics, log);
   const bus: Bus = await createBus(config, metrics, log);
   try {
     await bus.start();
   } catch (err) {
-    await Promise.all([bus.close(), forwarder.destroy()]);
+    await Promise.all([bus.close(), routing.destroy()]);
     throw err;
   }
-  const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(forwarder, signer), sendStall });
-  forwarder.holds = holds;
-  const upgrades = new UpgradeRouter({ config, forwarder, metrics, log, signer, holds, sendStall });
+  const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(routing, sender, signer), sendStall });
+  const forwarder = new Forwarder({ routing, sender, signer, holds, sendStall, metrics, log });
+  const upgrades = new UpgradeRouter({ config, routing, sender, metrics, log, signer, holds, sendStall });
   const maxConnections = clientConnectionCap(config, log);
   metrics.clientConnectionsMax.set(maxConnections);
   const edge = new Edge({ config, forwarder, metrics, log, upgrades, maxConnections });
@@ -119,7 +124,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
       applied = next ?? (options.loadConfig ?? (() => current))();
       // Certificates are re-read from their files (renewed ones take effect); a bad one refuses the reload.
       const renewed = tls !== null && applied.tls.listen !== undefined ? loadCertificates(applied.tls.certificates) : null;
-      forwarder.reload(applied);
+      routing.reload(applied);
       if (renewed !== null) tls!.reload(renewed);
     } catch (err) {
       metrics.reloadsTotal.inc({ outcome: 'refused' });
@@ -159,7 +164,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     edge.server.close();
     tls?.server.close();
     control.server.close();
-    await forwarder.destroy();
+    await routing.destroy();
     throw err;
   }
   log.info({ listen: address, ...(tlsAddress === null ? {} : { tlsListen: tlsAddress }), control: controlAddress, backends: config.backends, maxConnections }, 'holdfast started');
@@ -172,6 +177,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     edge,
     control,
     forwarder,
+    routing,
     metrics,
     log,
     bus,
@@ -190,7 +196,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         // WebSockets: terminated sockets tell their backend and close with 1001 now, tunnels at the deadline.
         const [cut] = await Promise.all([edge.drain(config.timeouts.drainMs), upgrades.drain(config.timeouts.drainMs)]);
         await bus.close();
-        await forwarder.close();
+        await routing.close();
         await control.close();
         sendStall.stop();
         if (cut > 0) log.warn({ cutRequests: cut }, 'drained, but requests were cut at the deadline');
@@ -207,7 +213,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         edge.server.close();
         tls?.server.close();
         edge.server.closeAllConnections();
-        const [, , cut] = await Promise.all([forwarder.destroy(), control.close(), edge.drain(0), bus.close()]);
+        const [, , cut] = await Promise.all([routing.destroy(), control.close(), edge.drain(0), bus.close()]);
         sendStall.stop();
         return cut;
       })();

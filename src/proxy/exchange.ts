@@ -7,13 +7,13 @@ import type { Forwarder } from './forwarder.js';
 import type { ResponseEncoder } from './compression.js';
 import { GatheredBody } from './gathered-body.js';
 import { withoutCookie } from './cookies.js';
-import type { BackendGroup, GroupRequest } from './group.js';
+import type { BackendGroup } from './group.js';
+import type { SentRequest } from './group-sender.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import { isGripResponse } from '../grip/instruct.js';
 import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js';
 import { clientProto, clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders, writableReason } from './headers.js';
 import type { CheckedRequest } from '../edge/request-checks.js';
-import { classifyUpstreamError, mayRetry } from './retry-policy.js';
 import { interimStatus } from './unasked-continue.js';
 import type { UnpooledHandler } from './unpooled-request.js';
 import type { Backend } from './upstream.js';
@@ -45,7 +45,7 @@ class ClientGoneError extends HoldfastError {
  * The two requests undici cannot send (`OPTIONS *`, `Expect: 100-continue`) drive the same handler through
  * node:http instead (unpooled-request.ts).
  */
-export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, GroupRequest, UnpooledHandler, SendStallSubject {
+export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, SentRequest, UnpooledHandler, SendStallSubject {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly owner: ExchangeOwner;
@@ -62,13 +62,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   upstreamTarget: string;
   slot: Backend | null = null;
   attempts = 0;
+  /** Servers a connect failure already ruled out for this request (GroupSender.failed). */
+  triedServers: Set<Backend> | null = null;
   /** Set when Holdfast answered with its own error. */
   errorCode: string | undefined;
   #headers: string[] | null = null;
   /** Set when the backend answered with GRIP instructions: the push gateway takes the response over. */
   #grip: GripResponseReader | null = null;
   #gripFailed = false;
-  #tried: Set<Backend> | null = null;
   #abort: ((err?: Error) => void) | null = null;
   #resume: (() => void) | null = null;
   #responseStarted = false;
@@ -215,8 +216,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
       httpVersion: this.req.httpVersion,
       proto: clientProto(this.req.socket),
     });
-    const signer = this.forwarder.gripSigner;
-    if (signer !== null) headers.push('grip-sig', signer.token(), 'grip-feature', GRIP_FEATURES);
+    headers.push('grip-sig', this.forwarder.signer.token(), 'grip-feature', GRIP_FEATURES);
     // Sticky `indirect`: the backend never sees Holdfast's cookie.
     const sticky = this.group?.sticky;
     return sticky == null ? headers : withoutCookie(headers, sticky.cookie);
@@ -254,9 +254,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     this.#resume = resume;
     const statusText = writableReason(backendReason);
     const headers = clientResponseHeaders(rawHeaders);
-    const holds = this.forwarder.holds;
-    if (holds !== null && isGripResponse(headers)) {
-      this.#grip = holds.readResponse(this, statusCode, statusText, headers);
+    if (isGripResponse(headers)) {
+      this.#grip = this.forwarder.holds.readResponse(this, statusCode, statusText, headers);
       return true;
     }
     this.#status = statusCode;
@@ -363,7 +362,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   }
 
   onComplete(_trailers: string[] | null): void {
-    this.backend?.recordResponse(Date.now(), this.#status);
+    this.forwarder.sender.answered(this.backend!, this.#status);
     if (this.#gripFailed || this.#answeredAtHead) return this.#finishUpstream();
     if (this.#grip !== null) {
       // The push gateway owns the client response from here; the backend connection goes back to the pool.
@@ -383,7 +382,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   onError(err: Error): void {
     const backend = this.backend;
     if (this.#answeredAtHead) {
-      this.backend?.recordResponse(Date.now(), this.#status);
+      if (backend !== null) this.forwarder.sender.answered(backend, this.#status);
       return this.#finishUpstream();
     }
     if (this.#gripFailed || this.#clientGone || err instanceof ClientGoneError || backend === null) {
@@ -402,26 +401,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
       this.res.destroy();
       return this.#finishUpstream();
     }
-    const failure = classifyUpstreamError(backend.name, err, this.#responseStarted);
-    this.forwarder.metrics.upstreamErrorsTotal.inc({ backend: backend.name, code: failure.error.code });
-    if (failure.healthFailure) backend.recordFailure(Date.now(), failure.error.code);
-    const retry = mayRetry(failure, {
-      method: this.method,
-      hasBody: this.hasBody,
+    const { failure, next } = this.forwarder.sender.failed(this.group!, this, backend, err, {
+      responseStarted: this.#responseStarted,
+      streamedBody: this.hasBody,
       bodyUntouched: !this.hasBody || !this.req.readableDidRead,
-      responseStarted: this.res.headersSent,
-      attemptsLeft: this.forwarder.retries + 1 - this.attempts,
+      clientSawResponse: this.res.headersSent,
     });
-    if (retry) {
-      this.forwarder.metrics.upstreamRetriesTotal.inc({ backend: backend.name });
-      this.forwarder.log.debug({ backend: backend.name, code: failure.error.code, method: this.method }, 'retrying');
+    if (next !== null) {
       this.#abort = null;
       this.#responseStarted = false;
-      if (!failure.notSent) return this.#send(backend); // a stale pooled socket: a fresh connection will do
-      // A refused connection goes to another backend; with none left, the client learns why this one failed.
-      (this.#tried ??= new Set()).add(backend);
-      const next = this.group!.retryElsewhere(this, this.#tried, Date.now());
-      if (next !== null) return this.#send(next);
+      return this.#send(next);
     }
     this.#fail(failure.error);
   }

@@ -10,8 +10,9 @@ import type { HoldManager } from '../hold/hold-manager.js';
 import type { TimerWheel } from '../hold/timer-wheel.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import type { Forwarder } from '../proxy/forwarder.js';
+import type { GroupSender } from '../proxy/group-sender.js';
 import { rawHeaderValue } from '../proxy/headers.js';
+import type { Routing } from '../proxy/routing.js';
 import { createWsWheel, type WsTimed } from './liveness.js';
 import { OverHttpSession, type SessionHost, type SessionRequest } from './over-http-session.js';
 import { Tunnel, type TunnelHost } from './tunnel.js';
@@ -19,7 +20,9 @@ import type { WsUpstream } from './ws-upstream.js';
 
 export interface UpgradeDeps {
   config: HoldfastConfig;
-  forwarder: Forwarder;
+  routing: Routing;
+  /** WebSocket-over-HTTP POSTs go through their group as proxied requests do (admission, health, retries). */
+  sender: GroupSender;
   metrics: Metrics;
   log: Logger;
   signer: GripSigner | null;
@@ -38,7 +41,8 @@ const KEY_PATTERN = /^[+/0-9A-Za-z]{21}[AQgw]==$/;
  */
 export class UpgradeRouter implements TunnelHost, SessionHost {
   readonly config: HoldfastConfig;
-  readonly forwarder: Forwarder;
+  readonly routing: Routing;
+  readonly sender: GroupSender;
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly signer: GripSigner | null;
@@ -57,7 +61,8 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
 
   constructor(deps: UpgradeDeps) {
     this.config = deps.config;
-    this.forwarder = deps.forwarder;
+    this.routing = deps.routing;
+    this.sender = deps.sender;
     this.metrics = deps.metrics;
     this.log = deps.log;
     this.signer = deps.signer;
@@ -100,7 +105,7 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
     }
     // Routed like HTTP (host, path prefix, rewrites). A WebSocket is one long request: it takes a server
     // without waiting in the group's concurrency queue.
-    const match = this.forwarder.route(rawHeaderValue(req.rawHeaders, 'host'), target);
+    const match = this.routing.route(rawHeaderValue(req.rawHeaders, 'host'), target);
     if (match === null) {
       const error = new ClientRequestError('HF_ERR_NO_ROUTE', 404, `no route for GET ${target}`);
       this.metrics.wsRejected.inc({ code: error.code });
