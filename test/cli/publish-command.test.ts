@@ -22,7 +22,7 @@ test('holdfast publish: says how many held connections got it, and a duplicate i
   const again = await holdfast(t, ['publish', 'cli', 'hello again', '--id', 'm1', '--control', control]).output;
   assert.equal(again.code, 3);
   assert.equal(again.stdout, '');
-  assert.match(again.stderr, /not published: id "m1" was already published to cli .*duplicate/);
+  assert.match(again.stderr, /^holdfast: duplicate, not published: cli already had an item with id "m1" within push.dedupWindowMs/);
   // Proof that the duplicate was not delivered: a later message arrives, the duplicate's text never did.
   const later = await holdfast(t, ['publish', 'cli', 'later', '--control', control]).output;
   assert.equal(later.code, 0, later.stderr);
