@@ -11,6 +11,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, freePort, rssKiB, startHoldfast } from '../fanout/peers.mjs';
 import { requireFreshDist } from '../lib/dist-check.mjs';
@@ -68,6 +69,7 @@ const halts = new Set();
 function tally(map, key) {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
+const total = (map) => [...map.values()].reduce((a, n) => a + n, 0);
 const tallyText = (map) => [...map].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} x ${n}`).join(', ') || 'none';
 
 function fdCount(pid) {
@@ -111,6 +113,7 @@ const newCounts = () => ({
   distinctChannels: 0,
   requestStatus: new Map(),
   requestMs: [],
+  publishMs: [],
   hung: 0,
 });
 let counts = newCounts();
@@ -122,6 +125,7 @@ function publishShared(controlPort, ch, seq) {
   return postFresh(controlPort, '/publish', body, 'application/json', 30_000).then((r) => {
     entry.answeredAt = performance.now();
     entry.ok = r.status >= 200 && r.status < 300;
+    counts.publishMs.push(r.ms);
     tally(counts.publishStatus, r.status === 0 ? `no answer (${r.error})` : `${r.status}${r.error ? ` ${r.error.split(' ')[0]}` : ''}`);
   });
 }
@@ -334,6 +338,9 @@ async function main() {
 
   const samples = [];
   const loadStart = performance.now();
+  // How late this process's own timers ran: when it is starved, the rates it reaches fall short of those asked.
+  const lag = monitorEventLoopDelay({ resolution: 20 });
+  lag.enable();
   const soak = startLoad(hf);
   let lastGc = performance.now();
   while (performance.now() - loadStart < DURATION_MS) {
@@ -350,6 +357,7 @@ async function main() {
     if (hf.proc.exitCode !== undefined) throw new Error(`Holdfast exited (${hf.proc.exitCode}) during the soak; see ${hf.proc.logFile}`);
   }
   await soak.stop();
+  lag.disable();
   const loadEnd = await sample(hf, inspectPort, t0, true);
   const loadMs = performance.now() - loadStart;
   log(`load stopped; idle ${idleMs / 1000} s`);
@@ -377,7 +385,7 @@ async function main() {
   const backWithin = (x) => `${Math.abs(x.heapUsed - baseline.heapUsed) < 2 ** 20 ? 'yes' : '**no**'} (${kib(x.heapUsed - baseline.heapUsed)})`;
   const cmd = `node bench/soak/run.mjs ${process.argv.slice(2).join(' ')}`.trim();
   const md = [
-    `\n## ${started.slice(0, 10)}: soak, ${fmt(loadMs / 60000, 1)} minutes of churn (issue 15)\n`,
+    `\n## ${started.slice(0, 10)}: soak, ${fmt(DURATION_MS / 60000, 1)} minutes of churn (issue 15)\n`,
     `\`${cmd}\` (started ${started}; commit ${commit}${dirty}, Holdfast from dist/ with its shebang's flags plus \`--inspect\`, bus ${opts.bus}; ${os.cpus().length} cores, Node ${process.version}; ` +
       `1-minute load average ${loadBefore.toFixed(2)} before, ${fmt(Math.min(...loads), 1)}-${fmt(Math.max(...loads), 1)} during). The machine was shared with other developers' test runs.\n`,
     `${SESSIONS} SSE session slots, each session on one of ${CHANNELS} shared channels for 1-10 s and then replaced; ${PUBLISH_RATE} publishes a second over the shared channels; ` +
@@ -388,13 +396,15 @@ async function main() {
       `A session counts a publish as expected when it was sent after the session's head arrived and answered 2xx at least ${GRACE_MS / 1000} s before the session closed.\n`,
     `| what | figure |`,
     `|---|---|`,
-    `| SSE sessions opened | ${counts.sessions}: ${tallyText(counts.sessionStatus)} |`,
+    `| load ran (asked ${DURATION_MS / 1000} s; until the last session closed) | ${fmt(loadMs / 1000)} s |`,
+    `| SSE sessions opened | ${counts.sessions} (${fmt(counts.sessions / (loadMs / 1000), 1)}/s): ${tallyText(counts.sessionStatus)} |`,
     `| deliveries expected / received / **missing** | ${counts.expected} / ${counts.received} / ${counts.missing}${counts.missingSamples.length ? ` (e.g. ${counts.missingSamples.join('; ')})` : ''}; duplicates ${counts.duplicates} |`,
-    `| publishes to shared channels | ${tallyText(counts.publishStatus)} |`,
-    `| publishes to distinct channels | ${tallyText(counts.distinctStatus)}: ${counts.distinctChannels} channels |`,
+    `| publishes to shared channels | ${tallyText(counts.publishStatus)}: ${fmt(total(counts.publishStatus) / (loadMs / 1000), 1)}/s (asked ${PUBLISH_RATE}/s); answered in p50 / p99 ${fmt(percentile(counts.publishMs, 50))} / ${fmt(percentile(counts.publishMs, 99))} ms |`,
+    `| publishes to distinct channels | ${tallyText(counts.distinctStatus)}: ${counts.distinctChannels} channels, ${fmt(counts.distinctChannels / (loadMs / 1000))}/s (asked ${DISTINCT_RATE}/s) |`,
     `| proxied requests | ${tallyText(counts.requestStatus)}; p50 / p99 ${fmt(percentile(counts.requestMs, 50), 1)} / ${fmt(percentile(counts.requestMs, 99), 1)} ms; hung ${counts.hung} |`,
     `| Holdfast's own counters | \`holdfast_deliveries_total\` ${deliveries ?? 'n/a'}, \`holdfast_drops_total\` ${drops} (over warm-up and soak) |`,
     `| Holdfast CPU during the load | ${fmt(cpuPct)}% of one core |`,
+    `| the load generator (this one Node process): event-loop delay p50 / p99 / max | ${fmt(lag.percentile(50) / 1e6)} / ${fmt(lag.percentile(99) / 1e6)} / ${fmt(lag.max / 1e6)} ms |`,
     '',
     `| Holdfast | idle before (after a ${WARMUP_MS / 1000} s warm-up of the same load, ${idleMs / 1000} s idle and one publish with an id) | end of load | idle ${idleMs / 1000} s after | then one publish with an id | slope over the last half of the load |`,
     `|---|---:|---:|---:|---:|---:|`,
