@@ -3,7 +3,7 @@
 //   node bench/faults/run.mjs [--scenarios backend-kill,holdfast-kill,sigterm,slow-backend]
 //     [--bus memory,redis://127.0.0.1:6379] [--held 50] [--loops 16] [--record]
 //   node bench/faults/run.mjs --scenarios never-reading [-- ARGS]   runs never-reading.mjs (defect 8) if present
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { EventSource } from 'eventsource';
 import { freePort, startHoldfast } from '../fanout/peers.mjs';
 import { requireFreshDist } from '../lib/dist-check.mjs';
+import { checkoutInfo } from '../lib/git-info.mjs';
 import { get, openSse, outcomes, percentile, sleep, startWorkBackend } from '../lib/fault-clients.mjs';
 import { killPid, stopAll, stopProcess } from '../lib/processes.mjs';
 import { load1 } from '../scale/host.mjs';
@@ -286,7 +287,7 @@ async function holdfastKill(bus) {
     published: published.length,
     accepted: accepted.length,
     refused: refused.length,
-    refusedHow: outcomes(refused.map((p) => ({ status: p.status, failure: p.error, code: null }))),
+    refusedHow: outcomes(refused.map((p) => ({ status: p.status, failure: p.error?.split(' ')[0], code: null }))),
     downMs: readyAt - killedAt,
     startMs: readyAt - restartAt,
     expected: sum('expected'),
@@ -465,19 +466,10 @@ function neverReading() {
 
 // ------------------------------------------------------------------------------------------------ main
 
-function git(args) {
-  try {
-    return execFileSync('git', args, { cwd: repoDir, encoding: 'utf8' }).trim();
-  } catch {
-    return '?';
-  }
-}
-
 async function main() {
   requireFreshDist(repoDir, 'bench/faults');
   mkdirSync(runDir, { recursive: true });
-  const commit = git(['rev-parse', '--short=12', 'HEAD']);
-  const dirty = git(['status', '--porcelain', '--', 'src', 'bench/faults', 'bench/lib']) !== '' ? ' (with uncommitted changes)' : '';
+  const { commit, dirty } = checkoutInfo(repoDir, ['src', 'bench/faults', 'bench/lib']);
   const started = new Date().toISOString();
   const sections = [];
   const loads = [];

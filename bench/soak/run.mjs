@@ -5,7 +5,6 @@
 // See ../README.md. Usage:
 //   node bench/soak/run.mjs [--duration 600] [--sessions 200] [--channels 20] [--publish-rate 50]
 //     [--distinct-rate 1000] [--history-age 30000] [--bus memory] [--record]
-import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -15,6 +14,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, freePort, rssKiB, startHoldfast } from '../fanout/peers.mjs';
 import { requireFreshDist } from '../lib/dist-check.mjs';
+import { checkoutInfo } from '../lib/git-info.mjs';
 import { get, openSse, percentile, sleep, startWorkBackend } from '../lib/fault-clients.mjs';
 import { heapAfterGc } from '../lib/inspector-heap.mjs';
 import { httpGet, stopAll, stopProcess } from '../lib/processes.mjs';
@@ -290,21 +290,12 @@ async function dropsByReason(controlPort) {
   return found.map((l) => `${/reason="([^"]*)"/.exec(l)?.[1] ?? '?'} ${l.slice(l.lastIndexOf(' ') + 1)}`).join(', ') || 'none';
 }
 
-function git(args) {
-  try {
-    return execFileSync('git', args, { cwd: repoDir, encoding: 'utf8' }).trim();
-  } catch {
-    return '?';
-  }
-}
-
 async function main() {
   requireFreshDist(repoDir, 'bench/soak');
   const dir = join(runDir, runTag);
   rmSync(runDir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const commit = git(['rev-parse', '--short=12', 'HEAD']);
-  const dirty = git(['status', '--porcelain', '--', 'src', 'bench/soak', 'bench/lib']) !== '' ? ' (with uncommitted changes)' : '';
+  const { commit, dirty } = checkoutInfo(repoDir, ['src', 'bench/soak', 'bench/lib']);
   const started = new Date().toISOString();
   const loadBefore = load1();
 

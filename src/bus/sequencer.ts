@@ -73,8 +73,8 @@ export class Sequencer {
 
   /**
    * Forgets ids whose dedup window has passed. `add` does it too, but only when another item with an id
-   * comes: without this, an idle process keeps a whole window of ids (bench/soak: ~5 MiB after a load that
-   * published 40,000 ids) until the next publish.
+   * comes: without this, an idle process keeps a whole window of ids until the next publish (bench/soak:
+   * 3.1 MiB of heap after a load that published ~52,000 ids).
    */
   sweep(nowMs: number): void {
     this.#expireSeen(nowMs);
