@@ -16,7 +16,7 @@ import { freePort, startHoldfast } from '../fanout/peers.mjs';
 import { requireFreshDist } from '../lib/dist-check.mjs';
 import { checkoutInfo } from '../lib/git-info.mjs';
 import { get, openSse, outcomes, percentile, sleep, startWorkBackend } from '../lib/fault-clients.mjs';
-import { killPid, stopAll, stopProcess } from '../lib/processes.mjs';
+import { killPid, stopAll, stopAllOnSignal, stopProcess } from '../lib/processes.mjs';
 import { load1 } from '../scale/host.mjs';
 import { postFresh, readCounter } from '../scale/servers.mjs';
 
@@ -517,15 +517,7 @@ async function main() {
   }
 }
 
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    if (interrupted) return;
-    interrupted = true;
-    log(`\n${sig}: stopping everything this run started`);
-    stopAll().finally(() => process.exit(130));
-  });
-}
+stopAllOnSignal(log);
 
 main().catch(async (err) => {
   log(err.stack ?? err);

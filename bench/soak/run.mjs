@@ -17,7 +17,7 @@ import { requireFreshDist } from '../lib/dist-check.mjs';
 import { checkoutInfo } from '../lib/git-info.mjs';
 import { get, openSse, percentile, sleep, startWorkBackend } from '../lib/fault-clients.mjs';
 import { heapAfterGc } from '../lib/inspector-heap.mjs';
-import { httpGet, stopAll, stopProcess } from '../lib/processes.mjs';
+import { httpGet, stopAll, stopAllOnSignal, stopProcess } from '../lib/processes.mjs';
 import { load1 } from '../scale/host.mjs';
 import { postFresh, readCounter } from '../scale/servers.mjs';
 
@@ -417,16 +417,9 @@ async function main() {
   }
 }
 
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    if (interrupted) return;
-    interrupted = true;
-    for (const h of halts) h.now = true;
-    log(`\n${sig}: stopping everything this run started`);
-    stopAll().finally(() => process.exit(130));
-  });
-}
+stopAllOnSignal(log, () => {
+  for (const h of halts) h.now = true;
+});
 
 main().catch(async (err) => {
   log(err.stack ?? err);
