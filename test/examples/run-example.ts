@@ -1,26 +1,36 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { TestContext } from 'node:test';
-import { holdfast, ROOT } from '../helpers/cli.js';
+import { loadConfig } from '../../src/config/load.js';
+import { startHoldfast, type RunningHoldfast } from '../../src/holdfast.js';
+import { ROOT } from '../helpers/cli.js';
+import { LogSink } from '../helpers/holdfast.js';
 import { freePort } from '../helpers/listen.js';
 import { eventually, within } from '../helpers/until.js';
 
 export interface RunningExample {
+  holdfast: RunningHoldfast;
   /** Holdfast's client listener in front of the example app. */
   url: string;
-  controlUrl: string;
   /** The example app itself, without Holdfast. */
   appUrl: string;
 }
 
 /**
- * An example of examples/NAME run as its README says: `node server.mjs` (its packages resolve from the
- * root's node_modules, where the root's devDependencies put them) and Holdfast started with the example's
- * holdfast.yaml, only the ports moved to free ones by flags (which override the file).
+ * examples/NAME as its README runs it: `node server.mjs` (its packages resolve from the root's node_modules,
+ * where the root's devDependencies put them) behind a Holdfast configured by the example's holdfast.yaml,
+ * read by the same loader as `--config`, only the ports moved by flags (which override the file).
  */
 export async function runExample(t: TestContext, name: string): Promise<RunningExample> {
-  const [appPort, port, controlPort] = [await freePort(), await freePort(), await freePort()];
-  const controlUrl = `http://127.0.0.1:${controlPort}`;
+  const appPort = await freePort();
+  const config = loadConfig({
+    file: `${ROOT}examples/${name}/holdfast.yaml`,
+    flags: { listen: '127.0.0.1:0', control: '127.0.0.1:0', backend: [`http://127.0.0.1:${appPort}`], 'log-level': 'warn' },
+  });
+  const hf = await startHoldfast(config, { logDestination: new LogSink(), defaultMetrics: false });
+  t.after(() => hf.close());
+  const controlUrl = `http://127.0.0.1:${hf.controlAddress.port}`;
+
   const app = spawn(process.execPath, [`examples/${name}/server.mjs`], {
     cwd: ROOT,
     env: { ...process.env, PORT: String(appPort), GRIP_CONTROL_URL: controlUrl },
@@ -42,31 +52,5 @@ export async function runExample(t: TestContext, name: string): Promise<RunningE
     31_000,
     `the ${name} app`,
   );
-
-  const hf = holdfast(t, [
-    '--config', `examples/${name}/holdfast.yaml`,
-    '--listen', `127.0.0.1:${port}`,
-    '--control', `127.0.0.1:${controlPort}`,
-    '--backend', `http://127.0.0.1:${appPort}`,
-    '--log-level', 'warn',
-  ]);
-  await eventually(
-    async () => {
-      if (hf.exitCode !== null) throw new Error(`holdfast exited: ${(await hf.output).stderr}`);
-      return fetch(`${controlUrl}/healthz`).then((r) => r.ok, () => false);
-    },
-    30_000,
-    'holdfast to answer /healthz',
-  );
-  return { url: `http://127.0.0.1:${port}`, controlUrl, appUrl: `http://127.0.0.1:${appPort}` };
-}
-
-/** The sum of a metric's samples on the control listener's /metrics. */
-export async function metricSum(controlUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${controlUrl}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+  return { holdfast: hf, url: `http://127.0.0.1:${hf.address.port}`, appUrl: `http://127.0.0.1:${appPort}` };
 }
