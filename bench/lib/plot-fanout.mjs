@@ -9,38 +9,27 @@ import { fileURLToPath } from 'node:url';
 const RESULTS = fileURLToPath(new URL('../RESULTS.md', import.meta.url));
 const OUT = fileURLToPath(new URL('../plots/sse-fanout.svg', import.meta.url));
 
+/** The peers drawn: the name of their rows in RESULTS.md, a label and a colour. */
+const PEERS = [
+  { peer: 'holdfast', label: 'Holdfast', color: '#1f6feb' },
+  { peer: 'nchan', label: 'nchan', color: '#2da44e' },
+  { peer: 'pushpin-raised', label: 'Pushpin (raised limits)', color: '#cf222e' },
+];
+
 /** The latest recorded run for each peer and subscriber count (RESULTS.md "Current standing" cites the same). */
-const SERIES = [
-  {
-    label: 'Holdfast',
-    color: '#1f6feb',
-    points: [
-      { n: 1000, run: '2026-11-25T23:25:25.983Z' },
-      { n: 5000, run: '2026-11-25T23:25:25.983Z' },
-      { n: 15000, run: '2026-11-26T04:04:46.275Z' },
-      { n: 100000, run: '2026-12-02T08:17:15.294Z' },
-    ],
-  },
-  {
-    label: 'nchan',
-    color: '#2da44e',
-    points: [
-      { n: 1000, run: '2026-11-25T22:42:43.853Z' },
-      { n: 5000, run: '2026-11-25T22:42:43.853Z' },
-      { n: 15000, run: '2026-11-26T04:04:46.275Z' },
-      { n: 100000, run: '2026-12-02T08:17:15.294Z' },
-    ],
-  },
-  {
-    label: 'Pushpin (raised limits)',
-    peer: 'pushpin-raised',
-    color: '#cf222e',
-    points: [
-      { n: 1000, run: '2026-11-25T22:42:43.853Z' },
-      { n: 5000, run: '2026-11-25T22:42:43.853Z' },
-      { n: 15000, run: '2026-11-25T22:42:43.853Z' },
-    ],
-  },
+const POINTS = [
+  // peer, subscribers, the run's `started` stamp
+  ['holdfast', 1000, '2026-11-25T23:25:25.983Z'],
+  ['holdfast', 5000, '2026-11-25T23:25:25.983Z'],
+  ['holdfast', 15000, '2026-11-26T04:04:46.275Z'],
+  ['holdfast', 100000, '2026-12-02T08:17:15.294Z'],
+  ['nchan', 1000, '2026-11-25T22:42:43.853Z'],
+  ['nchan', 5000, '2026-11-25T22:42:43.853Z'],
+  ['nchan', 15000, '2026-11-26T04:04:46.275Z'],
+  ['nchan', 100000, '2026-12-02T08:17:15.294Z'],
+  ['pushpin-raised', 1000, '2026-11-25T22:42:43.853Z'],
+  ['pushpin-raised', 5000, '2026-11-25T22:42:43.853Z'],
+  ['pushpin-raised', 15000, '2026-11-25T22:42:43.853Z'],
 ];
 
 /** The row of `peer` at `n` subscribers in the section whose command line says `started <run>`. */
@@ -68,9 +57,9 @@ function cells(line) {
 }
 
 const markdown = readFileSync(RESULTS, 'utf8');
-const data = SERIES.map((s) => ({
+const data = PEERS.map((s) => ({
   ...s,
-  values: s.points.map((p) => ({ n: p.n, ...recorded(markdown, p.run, s.peer ?? s.label.toLowerCase(), p.n) })),
+  values: POINTS.filter(([peer]) => peer === s.peer).map(([peer, n, run]) => ({ n, ...recorded(markdown, run, peer, n) })),
 }));
 
 // Two panels side by side, log-scaled subscribers on x.
