@@ -7,6 +7,8 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+# Not a service: test/docs runs the README's shell blocks, which use curl.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "services.sh: ${missing[*]} missing; install them (apt-get install -y ${missing[*]}) or run this as root" >&2
