@@ -53,6 +53,11 @@ export class Forwarder {
     return this.#routing.groups;
   }
 
+  /** The current groups and the retired ones still finishing what they admitted before a reload. */
+  liveGroups(): BackendGroup[] {
+    return [...this.#routing.groups.values(), ...this.#retired];
+  }
+
   /** The group and upstream target for a Host and a checked target, or null when no route matches. */
   route(host: string | undefined, target: string): { group: BackendGroup; target: string } | null {
     if (target === '*') {
