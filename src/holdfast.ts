@@ -6,6 +6,8 @@ import { createBus } from './bus/create-bus.js';
 import type { Bus } from './bus/bus.js';
 import { PublishEndpoint } from './control/publish.js';
 import { ControlServer } from './control/server.js';
+import { DashboardFeed } from './control/dashboard-feed.js';
+import { dashboardSource, registryMetrics } from './control/dashboard-snapshot.js';
 import { GripSigner } from './grip/sig.js';
 import { HoldManager } from './hold/hold-manager.js';
 import { LinkFetcher } from './hold/links.js';
@@ -14,6 +16,7 @@ import { Edge } from './edge/server.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { Forwarder } from './proxy/forwarder.js';
+import { registerProxyGauges } from './proxy/proxy-gauges.js';
 import type { HoldfastError } from './errors.js';
 
 /** What a reload does not change: the listeners, edge limits and timeouts, logging and the push gateway. */
@@ -80,6 +83,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const log = options.logBindings === undefined ? rootLog : rootLog.child(options.logBindings);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   const forwarder = new Forwarder(config, metrics, log);
+  registerProxyGauges(metrics, forwarder);
   const signer = await GripSigner.create(config.grip.sigIss, config.grip.sigKey);
   forwarder.gripSigner = signer;
   const bus: Bus = await createBus(config, metrics, log);
@@ -123,6 +127,9 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     timeouts: config.timeouts,
     auth,
     openReads: isLoopback(parseHostPort(config.control)!.host) || publish.openReadEndpoints,
+    dashboard: new DashboardFeed({
+      snapshot: dashboardSource({ readMetrics: registryMetrics(metrics.registry), channels: holds.index, bus, scope: 'this process' }),
+    }),
   });
 
   const listenAt = parseHostPort(config.listen)!;
