@@ -48,9 +48,11 @@ td.name{overflow-wrap:anywhere;font-family:ui-monospace,monospace;font-size:.85r
 <dt>HTTP stream</dt><dd data-k="held.stream">-</dd>
 <dt>WebSocket</dt><dd data-k="held.websocket">-</dd>
 </dl></section>
-<section><h2>Messages</h2><dl>
+<section><h2>Traffic</h2><dl>
+<dt>requests / s</dt><dd data-k="rates.requestsPerSecond">-</dd>
 <dt>published / s</dt><dd data-k="rates.publishedPerSecond">-</dd>
 <dt>delivered / s</dt><dd data-k="rates.deliveredPerSecond">-</dd>
+<dt>requests (total)</dt><dd data-k="rates.requestsTotal">-</dd>
 <dt>published (total)</dt><dd data-k="rates.publishedTotal">-</dd>
 <dt>delivered (total)</dt><dd data-k="rates.deliveredTotal">-</dd>
 </dl><p class="note">rates over the last <span data-k="rates.windowSeconds">-</span> s</p></section>

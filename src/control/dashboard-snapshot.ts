@@ -20,6 +20,7 @@ export const DASHBOARD_METRICS = [
   'holdfast_upstream_in_flight',
   'holdfast_held_connections',
   'holdfast_ws_connections',
+  'holdfast_requests_total',
   'holdfast_messages_published_total',
   'holdfast_deliveries_total',
   'holdfast_drops_total',
@@ -57,8 +58,10 @@ export interface DashboardSnapshot {
   channels: ChannelCounts;
   rates: {
     windowSeconds: number;
+    requestsPerSecond: number;
     publishedPerSecond: number;
     deliveredPerSecond: number;
+    requestsTotal: number;
     publishedTotal: number;
     deliveredTotal: number;
   };
@@ -75,20 +78,28 @@ const HELD_TRANSPORTS = { sse: 'sse', response: 'longPoll', stream: 'stream', ws
 /** A group queue's refusal reasons are the codes its 503s carry (src/proxy/group.ts). */
 const QUEUE_REFUSAL_CODES: Record<string, string> = { full: 'HF_ERR_QUEUE_FULL', timeout: 'HF_ERR_QUEUE_TIMEOUT' };
 
+interface RateSample {
+  atMs: number;
+  requests: number;
+  published: number;
+  delivered: number;
+}
+
 /**
- * Publish and delivery counters sampled once a tick; rates are the change over the oldest sample still
+ * Request, publish and delivery counters sampled once a tick; rates are the change over the oldest sample still
  * inside the window, so one busy second moves the rate and then leaves it.
  */
 export class RateWindow {
   readonly windowMs: number;
-  readonly #samples: { atMs: number; published: number; delivered: number }[] = [];
+  readonly #samples: RateSample[] = [];
 
   constructor(windowMs: number) {
     this.windowMs = windowMs;
   }
 
-  add(atMs: number, published: number, delivered: number): DashboardSnapshot['rates'] {
-    this.#samples.push({ atMs, published, delivered });
+  add(sample: RateSample): DashboardSnapshot['rates'] {
+    const { atMs, requests, published, delivered } = sample;
+    this.#samples.push(sample);
     while (this.#samples.length > 2 && atMs - this.#samples[1]!.atMs >= this.windowMs) this.#samples.shift();
     const first = this.#samples[0]!;
     const seconds = (atMs - first.atMs) / 1000;
@@ -96,8 +107,10 @@ export class RateWindow {
     const rate = (now: number, then: number) => (seconds <= 0 || now < then ? 0 : (now - then) / seconds);
     return {
       windowSeconds: Math.round(seconds * 10) / 10,
+      requestsPerSecond: rate(requests, first.requests),
       publishedPerSecond: rate(published, first.published),
       deliveredPerSecond: rate(delivered, first.delivered),
+      requestsTotal: requests,
       publishedTotal: published,
       deliveredTotal: delivered,
     };
@@ -156,7 +169,12 @@ export function buildSnapshot(inputs: SnapshotInputs): DashboardSnapshot {
       wsTunnels: samples('holdfast_ws_connections').reduce((sum, s) => sum + (s.labels.mode === 'passthrough' ? s.value : 0), 0),
     },
     channels: inputs.channels,
-    rates: inputs.rates.add(inputs.atMs, total('holdfast_messages_published_total'), total('holdfast_deliveries_total')),
+    rates: inputs.rates.add({
+      atMs: inputs.atMs,
+      requests: total('holdfast_requests_total'),
+      published: total('holdfast_messages_published_total'),
+      delivered: total('holdfast_deliveries_total'),
+    }),
     drops: byLabel('holdfast_drops_total', 'reason'),
     backends,
     groups: [...new Set(backends.map((b) => b.group))].map((name) => ({ name, queue: queues[name] ?? 0 })),
