@@ -1,3 +1,5 @@
+import { FAVICON_DATA_URL } from './favicon.js';
+
 /**
  * `GET /dashboard`: one HTML page, inline CSS and JS, no framework. It opens `/dashboard/events` (same
  * origin, so a browser that signed in with the publish key sends it again) and redraws from each snapshot.
@@ -7,14 +9,11 @@ export function dashboardPage(): string {
   return PAGE;
 }
 
-const FAVICON =
-  "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect width='16' height='16' rx='3' fill='%23175'/%3E%3Cpath d='M4 4v8M12 4v8M4 8h8' stroke='%23fff' stroke-width='2'/%3E%3C/svg%3E";
-
 const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Holdfast dashboard</title>
-<link rel="icon" href="${FAVICON}">
+<link rel="icon" href="${FAVICON_DATA_URL}">
 <style>
 *{box-sizing:border-box}
 body{font:15px/1.4 system-ui,sans-serif;margin:0;padding:1rem;color:#1d2329;background:#f5f6f8}
