@@ -77,6 +77,16 @@ export interface RunningHoldfast {
   close(): Promise<number>;
 }
 
+/**
+ * Whose numbers the dashboard shows. With workers each one's control listener answers for itself: the
+ * connection the page's feed landed on decides which worker, and the page says so (/metrics has the sums).
+ */
+function dashboardScope(options: StartOptions): string {
+  if (options.cluster === undefined) return 'this process';
+  const worker = options.logBindings?.worker;
+  return `worker ${typeof worker === 'number' ? worker : '?'} only (pid ${process.pid}); /metrics sums every worker`;
+}
+
 /** The composition root: wires config, logs, metrics, backends, the edge and the control listener. */
 export async function startHoldfast(config: HoldfastConfig, options: StartOptions = {}): Promise<RunningHoldfast> {
   const rootLog = createLogger(config.log.level, options.logDestination);
@@ -128,7 +138,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     auth,
     openReads: isLoopback(parseHostPort(config.control)!.host) || publish.openReadEndpoints,
     dashboard: new DashboardFeed({
-      snapshot: dashboardSource({ readMetrics: registryMetrics(metrics.registry), channels: holds.index, bus, scope: 'this process' }),
+      snapshot: dashboardSource({ readMetrics: registryMetrics(metrics.registry), channels: holds.index, bus, scope: dashboardScope(options) }),
     }),
   });
 
