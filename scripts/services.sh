@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The services the test suite talks to: Redis on 127.0.0.1:6379 and NATS with JetStream on 127.0.0.1:4222
-# (the bus drivers' tests; their fault tests also start their own redis-server and nats-server on free ports).
-# Installs the Debian packages when the commands are missing and starts the servers when nothing answers.
+# (the bus drivers' tests; their fault tests also start their own redis-server and nats-server on free ports),
+# and Debian's chromium at /usr/bin/chromium, which the dashboard's browser test drives (playwright-core, no
+# browser download). Installs the Debian packages when missing and starts the servers when nothing answers.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 # Not a service: test/docs runs the README's shell blocks, which use curl.
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "services.sh: ${missing[*]} missing; install them (apt-get install -y ${missing[*]}) or run this as root" >&2

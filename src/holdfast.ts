@@ -6,6 +6,8 @@ import { createBus } from './bus/create-bus.js';
 import type { Bus } from './bus/bus.js';
 import { PublishEndpoint } from './control/publish.js';
 import { ControlServer } from './control/server.js';
+import { DashboardFeed } from './control/dashboard-feed.js';
+import { dashboardSource, registryMetrics } from './control/dashboard-snapshot.js';
 import { GripSigner } from './grip/sig.js';
 import { HoldManager } from './hold/hold-manager.js';
 import { LinkFetcher } from './hold/links.js';
@@ -16,6 +18,7 @@ import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { Forwarder } from './proxy/forwarder.js';
 import { GroupSender } from './proxy/group-sender.js';
+import { registerProxyGauges } from './proxy/proxy-gauges.js';
 import { Routing } from './proxy/routing.js';
 import type { HoldfastError } from './errors.js';
 
@@ -83,6 +86,16 @@ export interface RunningHoldfast {
   close(): Promise<number>;
 }
 
+/**
+ * Whose numbers the dashboard shows. With workers each one's control listener answers for itself: the
+ * connection the page's feed landed on decides which worker, and the page says so (/metrics has the sums).
+ */
+function dashboardScope(options: StartOptions): string {
+  if (options.cluster === undefined) return 'this process';
+  const worker = options.logBindings?.worker;
+  return `worker ${typeof worker === 'number' ? worker : '?'} only (pid ${process.pid}); /metrics sums every worker`;
+}
+
 /** The composition root: wires config, logs, metrics, backends, the edge and the control listener. */
 export async function startHoldfast(config: HoldfastConfig, options: StartOptions = {}): Promise<RunningHoldfast> {
   const rootLog = createLogger(config.log.level, options.logDestination);
@@ -95,6 +108,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   // Built in one order, each part given what it uses: nothing is assigned after construction.
   const signer = await GripSigner.create(config.grip.sigIss, config.grip.sigKey);
   const routing = new Routing(config, metrics, log);
+  registerProxyGauges(metrics, routing);
   const sender = new GroupSender(metrics, log);
   const bus: Bus = await createBus(config, metrics, log);
   try {
@@ -146,6 +160,9 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     timeouts: config.timeouts,
     auth,
     openReads: isLoopback(parseHostPort(config.control)!.host) || publish.openReadEndpoints,
+    dashboard: new DashboardFeed({
+      snapshot: dashboardSource({ readMetrics: registryMetrics(metrics.registry), channels: holds.index, bus, scope: dashboardScope(options) }),
+    }),
   });
 
   const listenAt = parseHostPort(config.listen)!;

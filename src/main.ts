@@ -22,7 +22,7 @@ import { loadConfig } from './config/load.js';
 import { parseHostPort, type HoldfastConfig } from './config/schema.js';
 import { startWarnings } from './config/warnings.js';
 import { publishMessage } from './control/publish-client.js';
-import { createDemoBackend } from './demo/backend.js';
+import { createDemoBackend, withDemoQuietPaths } from './demo/backend.js';
 import { ConfigError, ControlUnreachableError, HoldfastError, NotControlListenerError } from './errors.js';
 import { startHoldfast, type RunningHoldfast } from './holdfast.js';
 import { runPrimary } from './cluster/primary.js';
@@ -70,8 +70,10 @@ async function main(argv: string[]): Promise<void> {
 
   let running: RunningHoldfast;
   // Reloads read the same sources again: the file (edited), the flags, the environment as it was at start.
-  const readConfig = () =>
+  const readSources = () =>
     loadConfig({ file: (values.config as string | undefined) ?? process.env.HOLDFAST_CONFIG, flags, env: process.env });
+  // The demo page polls every second; its own polling stays out of the access log, so the terminal stays readable.
+  const readConfig = command === 'demo' ? () => withDemoQuietPaths(readSources()) : readSources;
   if (cluster.isWorker) process.exit(await runWorker(readConfig));
   let config;
   try {

@@ -285,8 +285,13 @@ export const DEFAULT_GROUP = 'default';
 export const logSchema = z.strictObject({
   /** pino level. @default "info" */
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** One JSON access line per request. @default true */
+  /** One JSON access line per request, and one per WebSocket when it ends. @default true */
   access: z.boolean().default(true),
+  /**
+   * Request paths (exact, without the query) left out of the access log: something polled every second,
+   * such as a load balancer's health check. `holdfast demo` leaves out its page's own polling. @default []
+   */
+  accessExcludePaths: z.array(z.string().startsWith('/')).default([]),
 });
 
 export const gripSchema = z.strictObject({

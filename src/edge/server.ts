@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Server as NetServer, Socket } from 'node:net';
 import type { HoldfastConfig } from '../config/schema.js';
 import { ClientRequestError, HoldfastError, ListenError } from '../errors.js';
+import { AccessLog } from '../observe/access-log.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { RateLimitedLog } from '../observe/rate-limited-log.js';
@@ -42,7 +43,7 @@ export class Edge implements EdgeContext {
   draining = false;
   readonly #deps: EdgeDeps;
   readonly #bodyStall: BodyStallWatch;
-  readonly #accessLog: boolean;
+  readonly #accessLog: AccessLog;
   /** Counters bound to their label once, not looked up per response. */
   readonly #responseClasses: { inc(): void }[];
   readonly #maxRequestsPerConnection: number;
@@ -57,8 +58,7 @@ export class Edge implements EdgeContext {
     this.#deps = deps;
     const { limits, timeouts } = deps.config;
     this.maxPipelinedInFlight = limits.maxPipelinedInFlight;
-    // Decided once: building the access-log object for a level that drops it costs more than the proxying.
-    this.#accessLog = deps.config.log.access && deps.log.isLevelEnabled('info');
+    this.#accessLog = new AccessLog(deps.config.log, deps.log);
     this.#responseClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => deps.metrics.responsesTotal.labels({ class: c }));
     this.#maxRequestsPerConnection = limits.maxRequestsPerConnection;
     this.registry = new ConnectionRegistry({ maxConnections: deps.maxConnections, maxConnectionsPerClient: limits.maxConnectionsPerClient });
@@ -325,20 +325,17 @@ export class Edge implements EdgeContext {
     if (exchange !== undefined) {
       const seconds = (Date.now() - exchange.startedAtMs) / 1000;
       metrics.requestDuration.observe(seconds);
-      if (this.#accessLog) {
-        this.#deps.log.info(
-          {
-            client: conn.clientAddress,
-            method: exchange.method,
-            target: exchange.target,
-            status: res.writableFinished ? status : 0,
-            ms: Math.round(seconds * 1000),
-            backend: exchange.backend?.name,
-            attempts: exchange.attempts,
-            code: exchange.errorCode,
-          },
-          'access',
-        );
+      if (this.#accessLog.enabled) {
+        this.#accessLog.write({
+          client: conn.clientAddress,
+          method: exchange.method,
+          target: exchange.target,
+          status: res.writableFinished ? status : 0,
+          ms: Math.round(seconds * 1000),
+          backend: exchange.backend?.name,
+          attempts: exchange.attempts,
+          code: exchange.errorCode,
+        });
       }
     }
     const idle = conn.onResponseClosed(res);

@@ -147,6 +147,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Items accepted by the publish API',
       registers,
     }),
+    publishRefused: new Counter({
+      name: 'holdfast_publish_refused_total',
+      help: 'Publish requests refused by the publish API, by error code',
+      labelNames: ['code'] as const,
+      registers,
+    }),
     deliveries: new Counter({
       name: 'holdfast_deliveries_total',
       help: 'Items written to held clients, by transport',

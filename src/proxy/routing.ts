@@ -32,6 +32,11 @@ export class Routing {
     this.#current = this.#build(config);
   }
 
+  /** The current groups and the retired ones still finishing what they admitted before a reload. */
+  liveGroups(): BackendGroup[] {
+    return [...this.#current.groups.values(), ...this.#retired];
+  }
+
   get groups(): ReadonlyMap<string, BackendGroup> {
     return this.#current.groups;
   }

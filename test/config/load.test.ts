@@ -58,7 +58,7 @@ test('defaults fill everything but the backends', () => {
     maxFails: 1,
     failTimeoutMs: 10_000,
   });
-  assert.deepEqual(config.log, { level: 'info', access: true });
+  assert.deepEqual(config.log, { level: 'info', access: true, accessExcludePaths: [] });
 });
 
 test('no backend at all is an error naming backends', () => {
