@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { BackendGroup } from '../../src/proxy/group.js';
 import { startBackend } from '../helpers/backend.js';
@@ -9,7 +9,7 @@ import { RawClient } from '../helpers/raw.js';
 import { startRawBackend } from '../helpers/raw-backend.js';
 import { eventually, within } from '../helpers/until.js';
 import { HeldStream, heldCount, startGripBackend } from '../hold/push-helpers.js';
-import { WsClient } from '../ws/ws-helpers.js';
+import { WsClient, startRawOverHttpBackend } from '../ws/ws-helpers.js';
 
 // Link fetches and WebSocket-over-HTTP POSTs go to their group the way proxied requests do (issue 12):
 // through its admission (concurrency cap, bounded queue), and every failure or answer counts for passive health.
@@ -23,7 +23,7 @@ function webGroup(hf: TestHoldfast): BackendGroup {
 }
 
 /** A GRIP stream whose gone link is POSTed when the client leaves; `/slow` is held until released. */
-async function startGoneBackend(t: Parameters<typeof startGripBackend>[0]) {
+async function startGoneBackend(t: TestContext) {
   const slow: ServerResponse[] = [];
   const backend = await startGripBackend(t, (req, res) => {
     if (req.url === '/slow') {
@@ -43,17 +43,25 @@ async function startGoneBackend(t: Parameters<typeof startGripBackend>[0]) {
   return { backend, slow };
 }
 
-test('a link fetch to a group at its in-flight limit waits in the group queue, and goes once the slot frees', async (t) => {
+/**
+ * A held stream on a one-slot group whose only slot a proxied `/slow` request holds, then the stream's client
+ * leaves: its gone link is POSTed to a group at its in-flight limit.
+ */
+async function goneLinkBehindBusySlot(t: TestContext, queue: { maxLength: number; timeoutMs: number }) {
   const { backend, slow } = await startGoneBackend(t);
-  const hf = await startTestHoldfast(t, [], oneServerGroup(backend.url, { maxConcurrentPerServer: 1, queue: { maxLength: 10, timeoutMs: 60_000 } }));
-  const group = webGroup(hf);
+  const hf = await startTestHoldfast(t, [], oneServerGroup(backend.url, { maxConcurrentPerServer: 1, queue }));
   const stream = await HeldStream.open(t, hf.port, '/stream');
   await heldCount(hf, 1);
-  // A proxied request takes the only slot.
   const client = await RawClient.connect(t, hf.port);
   client.write('GET /slow HTTP/1.1\r\nHost: app.test\r\n\r\n');
   await eventually(() => slow.length === 1, 5_000, 'the slow request at the backend');
   stream.socket.destroy();
+  return { hf, backend, slow, client };
+}
+
+test('a link fetch to a group at its in-flight limit waits in the group queue, and goes once the slot frees', async (t) => {
+  const { hf, backend, slow, client } = await goneLinkBehindBusySlot(t, { maxLength: 10, timeoutMs: 60_000 });
+  const group = webGroup(hf);
   // The gone POST is admitted as a proxied request is: no free slot, so it waits in the queue.
   await eventually(() => group.queueLength === 1, 5_000, 'the gone link fetch to wait in the group queue');
   assert.ok(!backend.seen.some((r) => r.url === '/gone'), 'nothing sent while it waits');
@@ -64,14 +72,7 @@ test('a link fetch to a group at its in-flight limit waits in the group queue, a
 });
 
 test('a link fetch to a group at its limit with a full queue is refused by the same rule as a proxied request', async (t) => {
-  const { backend, slow } = await startGoneBackend(t);
-  const hf = await startTestHoldfast(t, [], oneServerGroup(backend.url, { maxConcurrentPerServer: 1, queue: { maxLength: 0, timeoutMs: 1_000 } }));
-  const stream = await HeldStream.open(t, hf.port, '/stream');
-  await heldCount(hf, 1);
-  const client = await RawClient.connect(t, hf.port);
-  client.write('GET /slow HTTP/1.1\r\nHost: app.test\r\n\r\n');
-  await eventually(() => slow.length === 1, 5_000, 'the slow request at the backend');
-  stream.socket.destroy();
+  const { hf, backend, slow, client } = await goneLinkBehindBusySlot(t, { maxLength: 0, timeoutMs: 1_000 });
   const refused = await within(hf.logs.waitFor({ msg: 'gone link failed' }), 5_000, 'the gone link to fail');
   assert.match(String(refused.err), /queue is full/);
   slow[0]!.end('done');
@@ -98,15 +99,7 @@ test('a link target that answers garbage marks the server down, as a proxied req
 });
 
 test('a WebSocket-over-HTTP backend that answers 500 marks the server down under passive.on5xx, as a proxied 500 does', async (t) => {
-  let posts = 0;
-  const backend = await startRawBackend(t, (socket, head) => {
-    // The raw backend does not read bodies: one POST per connection keeps its heads apart.
-    if (!head.startsWith('POST ')) return;
-    posts++;
-    if (posts === 1) {
-      socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/websocket-events\r\ncontent-length: 6\r\nconnection: close\r\n\r\nOPEN\r\n');
-      return;
-    }
+  const backend = await startRawOverHttpBackend(t, (socket) => {
     socket.write('HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n\r\nboom');
   });
   const hf = await startTestHoldfast(

@@ -5,11 +5,10 @@ import { WebSocket } from 'ws';
 import { deadPort, startBackend, type RecordingBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
-import { startRawBackend } from '../helpers/raw-backend.js';
 import { eventually } from '../helpers/until.js';
 import { publisherFor, publishRaw } from '../hold/push-helpers.js';
 import { decodeEvents, type WsEvent } from '../../src/ws/websocket-events.js';
-import { WsClient, clientFrame, handshake, startWsOverHttpBackend, until } from './ws-helpers.js';
+import { WsClient, clientFrame, handshake, startRawOverHttpBackend, startWsOverHttpBackend, until } from './ws-helpers.js';
 
 /** Events of every POST the backend received, in order. */
 function eventsSeen(backend: RecordingBackend): WsEvent[][] {
@@ -197,14 +196,7 @@ test('over-HTTP: a backend that fails after the open closes the client with 1011
 test('over-HTTP: a POST whose answer breaks off mid-body reached the backend and is never sent again (issue 12)', async (t) => {
   // The backend answers the OPEN, then answers the next POST's head and part of its body and resets. That
   // POST arrived: resending it would deliver the client's message twice. The client is closed with 1011.
-  let posts = 0;
-  const backend = await startRawBackend(t, (socket, head) => {
-    if (!head.startsWith('POST ')) return;
-    posts++;
-    if (posts === 1) {
-      socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/websocket-events\r\ncontent-length: 6\r\nconnection: close\r\n\r\nOPEN\r\n');
-      return;
-    }
+  const backend = await startRawOverHttpBackend(t, (socket) => {
     socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/websocket-events\r\ncontent-length: 100\r\n\r\nTEXT 5\r\nhe', () =>
       socket.resetAndDestroy(),
     );
@@ -213,10 +205,10 @@ test('over-HTTP: a POST whose answer breaks off mid-body reached the backend and
   const client = await WsClient.open(t, url(hf));
   client.ws.send('once only');
   // Either the close (the right build) or a resent POST (the wrong one, after Pushpin's 1-2 s backoff).
-  await eventually(() => client.closeCode !== undefined || posts > 2, 10_000, 'the close, or a resent POST');
+  await eventually(() => client.closeCode !== undefined || backend.posts > 2, 10_000, 'the close, or a resent POST');
   assert.equal(client.closeCode, 1011);
   await eventually(() => hf.upgrades.sessions.size === 0, 5_000, 'the session to end');
-  assert.equal(posts, 2, 'the OPEN and the one message, each sent once');
+  assert.equal(backend.posts, 2, 'the OPEN and the one message, each sent once');
 });
 
 test('over-HTTP: a message over websocket.maxMessageBytes is closed with 1009 and never forwarded', async (t) => {
