@@ -16,6 +16,11 @@ export default tseslint.config(
     },
   },
   {
+    // The examples are plain JavaScript, run as their READMEs print them: linted without type information.
+    files: ['examples/**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

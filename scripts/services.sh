@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The services the test suite talks to: Redis on 127.0.0.1:6379 and NATS with JetStream on 127.0.0.1:4222
-# (the bus drivers' tests; their fault tests also start their own redis-server and nats-server on free ports).
-# Installs the Debian packages when the commands are missing and starts the servers when nothing answers.
+# (the bus drivers' tests; their fault tests also start their own redis-server and nats-server on free ports),
+# and Debian's chromium at /usr/bin/chromium, which the dashboard's browser test drives (playwright-core, no
+# browser download). Installs the Debian packages when missing and starts the servers when nothing answers.
 # Also nginx-light with nchan, which the probe's tests start on their own temp configs (nothing here runs it;
 # Debian's package does not start it either).
 set -euo pipefail
@@ -9,6 +10,9 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+# Not a service: test/docs runs the README's shell blocks, which use curl.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing+=(libnginx-mod-nchan)
 if [ ${#missing[@]} -gt 0 ]; then

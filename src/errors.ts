@@ -26,6 +26,8 @@ export interface ConfigIssue {
   path: string;
   value: unknown;
   expected: string;
+  /** The flag or HOLDFAST_* variable the value came from, when not the file: the error then names it. */
+  source?: string;
 }
 
 export class ConfigError extends HoldfastError {
@@ -38,7 +40,11 @@ export class ConfigError extends HoldfastError {
 }
 
 function formatConfigIssues(issues: readonly ConfigIssue[]): string {
-  const lines = issues.map((i) => `  ${i.path || '(root)'}: ${showValue(i.value)} (${i.expected})`);
+  const lines = issues.map((i) =>
+    i.source === undefined
+      ? `  ${i.path || '(root)'}: ${showValue(i.value)} (${i.expected})`
+      : `  ${i.source} must be ${i.expected}, got ${typeof i.value === 'string' || typeof i.value === 'number' ? `'${i.value}'` : showValue(i.value)} (${i.path})`,
+  );
   return `invalid configuration:\n${lines.join('\n')}`;
 }
 
@@ -97,5 +103,19 @@ export class ClusterUnavailableError extends HoldfastError {
 export class WorkerCrashLoopError extends HoldfastError {
   constructor(attempts: number, reason: string) {
     super('HF_ERR_WORKER_CRASH_LOOP', 500, `a worker failed ${attempts} times in a row before it was ready; stopping: ${reason}`);
+  }
+}
+
+/** `holdfast publish` got no HTTP answer from the address it was given: the reason is the socket's. */
+export class ControlUnreachableError extends HoldfastError {
+  constructor(address: string, reason: string, cause?: unknown) {
+    super('HF_ERR_CONTROL_UNREACHABLE', 502, `cannot reach the control listener at ${address}: ${reason}`, { cause });
+  }
+}
+
+/** `holdfast publish` got an answer, but from something else (a backend's page, Holdfast's client port, Redis). */
+export class NotControlListenerError extends HoldfastError {
+  constructor(address: string, what: string) {
+    super('HF_ERR_NOT_CONTROL_LISTENER', 502, `${address} answered, but not as Holdfast's control listener: ${what}`);
   }
 }

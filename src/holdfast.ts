@@ -6,19 +6,27 @@ import { createBus } from './bus/create-bus.js';
 import type { Bus } from './bus/bus.js';
 import { PublishEndpoint } from './control/publish.js';
 import { ControlServer } from './control/server.js';
+import { DashboardFeed } from './control/dashboard-feed.js';
+import { dashboardSource, registryMetrics } from './control/dashboard-snapshot.js';
 import { GripSigner } from './grip/sig.js';
 import { HoldManager } from './hold/hold-manager.js';
 import { LinkFetcher } from './hold/links.js';
 import { clientConnectionCap } from './edge/fd-budget.js';
+import { SendStallWatch } from './edge/send-stall.js';
 import { Edge } from './edge/server.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { Forwarder } from './proxy/forwarder.js';
+import { GroupSender } from './proxy/group-sender.js';
+import { registerProxyGauges } from './proxy/proxy-gauges.js';
+import { Routing } from './proxy/routing.js';
 import type { HoldfastError } from './errors.js';
 
 /** What a reload does not change: the listeners, edge limits and timeouts, logging and the push gateway. */
 const RESTART_ONLY_KEYS = ['listen', 'control', 'limits', 'timeouts', 'log', 'grip', 'push', 'publish', 'bus', 'workers'] as const;
 import { UpgradeRouter } from './ws/upgrade-router.js';
+import { loadCertificates } from './edge/tls-certificates.js';
+import { TlsListener } from './edge/tls-listener.js';
 
 export interface StartOptions {
   /** Where logs go (tests pass a sink); stdout by default. */
@@ -50,6 +58,8 @@ export interface RunningHoldfast {
   readonly edge: Edge;
   readonly control: ControlServer;
   readonly forwarder: Forwarder;
+  /** The groups and routes of the configuration in force. */
+  readonly routing: Routing;
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly bus: Bus;
@@ -59,6 +69,8 @@ export interface RunningHoldfast {
   /** Where clients connect, after binding (port 0 resolved). */
   readonly address: { host: string; port: number };
   readonly controlAddress: { host: string; port: number };
+  /** Where TLS clients connect (tls.listen), after binding; null without a TLS listener. */
+  readonly tlsAddress: { host: string; port: number } | null;
   /**
    * Apply a new configuration's backends, groups, routes and upstream settings to new requests; requests in
    * flight finish on the old groups. Without an argument, reads it again through StartOptions.loadConfig.
@@ -74,27 +86,48 @@ export interface RunningHoldfast {
   close(): Promise<number>;
 }
 
+/**
+ * Whose numbers the dashboard shows. With workers each one's control listener answers for itself: the
+ * connection the page's feed landed on decides which worker, and the page says so (/metrics has the sums).
+ */
+function dashboardScope(options: StartOptions): string {
+  if (options.cluster === undefined) return 'this process';
+  const worker = options.logBindings?.worker;
+  return `worker ${typeof worker === 'number' ? worker : '?'} only (pid ${process.pid}); /metrics sums every worker`;
+}
+
 /** The composition root: wires config, logs, metrics, backends, the edge and the control listener. */
 export async function startHoldfast(config: HoldfastConfig, options: StartOptions = {}): Promise<RunningHoldfast> {
   const rootLog = createLogger(config.log.level, options.logDestination);
   const log = options.logBindings === undefined ? rootLog : rootLog.child(options.logBindings);
+  // Read first: a missing or mismatched certificate is a start-up error naming its file, before anything starts.
+  const certificates = config.tls.listen === undefined ? null : loadCertificates(config.tls.certificates);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? true });
-  const forwarder = new Forwarder(config, metrics, log);
+  // One sweep for every client connection whose sent data is not draining (nginx's send_timeout).
+  const sendStall = new SendStallWatch(config.timeouts.sendStallMs, log);
+  // Built in one order, each part given what it uses: nothing is assigned after construction.
   const signer = await GripSigner.create(config.grip.sigIss, config.grip.sigKey);
-  forwarder.gripSigner = signer;
+  const routing = new Routing(config, metrics, log);
+  registerProxyGauges(metrics, routing);
+  const sender = new GroupSender(metrics, log);
   const bus: Bus = await createBus(config, metrics, log);
   try {
     await bus.start();
   } catch (err) {
-    await Promise.all([bus.close(), forwarder.destroy()]);
+    await Promise.all([bus.close(), routing.destroy()]);
     throw err;
   }
-  const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(forwarder, signer) });
-  forwarder.holds = holds;
-  const upgrades = new UpgradeRouter({ config, forwarder, metrics, log, signer, holds });
+  const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(routing, sender, signer), sendStall });
+  const forwarder = new Forwarder({ routing, sender, signer, holds, sendStall, metrics, log });
+  const upgrades = new UpgradeRouter({ config, routing, sender, metrics, log, signer, holds, sendStall });
   const maxConnections = clientConnectionCap(config, log);
   metrics.clientConnectionsMax.set(maxConnections);
   const edge = new Edge({ config, forwarder, metrics, log, upgrades, maxConnections });
+  const tls =
+    certificates === null
+      ? null
+      : new TlsListener({ certificates, adopt: (socket) => edge.adopt(socket), handshakeTimeoutMs: config.timeouts.requestHeadMs, log, metrics });
+  if (tls !== null) edge.serveAlso(tls.server);
   const { publish } = config;
   const auth = publish.key === undefined ? null : new PublishAuth(publish.key, publish.iss);
   const publisher = new PublishEndpoint({ config, bus, metrics, log, auth });
@@ -103,14 +136,18 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     let applied: HoldfastConfig;
     try {
       applied = next ?? (options.loadConfig ?? (() => current))();
-      forwarder.reload(applied);
+      // Certificates are re-read from their files (renewed ones take effect); a bad one refuses the reload.
+      const renewed = tls !== null && applied.tls.listen !== undefined ? loadCertificates(applied.tls.certificates) : null;
+      routing.reload(applied);
+      if (renewed !== null) tls!.reload(renewed);
     } catch (err) {
       metrics.reloadsTotal.inc({ outcome: 'refused' });
       log.error({ code: (err as HoldfastError).code, err: (err as Error).message }, 'config reload refused, the running one stays');
       throw err;
     }
     metrics.reloadsTotal.inc({ outcome: 'applied' });
-    const restartOnly = RESTART_ONLY_KEYS.filter((key) => JSON.stringify(applied[key]) !== JSON.stringify(current[key]));
+    const restartOnly: string[] = RESTART_ONLY_KEYS.filter((key) => JSON.stringify(applied[key]) !== JSON.stringify(current[key]));
+    if (applied.tls.listen !== current.tls.listen) restartOnly.push('tls.listen');
     if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings changed but apply only after a restart');
     current = applied;
   };
@@ -123,22 +160,31 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     timeouts: config.timeouts,
     auth,
     openReads: isLoopback(parseHostPort(config.control)!.host) || publish.openReadEndpoints,
+    dashboard: new DashboardFeed({
+      snapshot: dashboardSource({ readMetrics: registryMetrics(metrics.registry), channels: holds.index, bus, scope: dashboardScope(options) }),
+    }),
   });
 
   const listenAt = parseHostPort(config.listen)!;
   const controlAt = parseHostPort(config.control)!;
   let address: { host: string; port: number };
   let controlAddress: { host: string; port: number };
+  let tlsAddress: { host: string; port: number } | null = null;
   try {
     address = await edge.listen(listenAt.host, listenAt.port);
+    if (tls !== null) {
+      const tlsAt = parseHostPort(config.tls.listen!)!;
+      tlsAddress = await tls.listen(tlsAt.host, tlsAt.port);
+    }
     controlAddress = await control.listen(controlAt.host, controlAt.port);
   } catch (err) {
     edge.server.close();
+    tls?.server.close();
     control.server.close();
-    await forwarder.destroy();
+    await routing.destroy();
     throw err;
   }
-  log.info({ listen: address, control: controlAddress, backends: config.backends, maxConnections }, 'holdfast started');
+  log.info({ listen: address, ...(tlsAddress === null ? {} : { tlsListen: tlsAddress }), control: controlAddress, backends: config.backends, maxConnections }, 'holdfast started');
 
   let stopping: Promise<number> | null = null;
   return {
@@ -148,6 +194,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     edge,
     control,
     forwarder,
+    routing,
     metrics,
     log,
     bus,
@@ -156,6 +203,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     publisher,
     address,
     controlAddress,
+    tlsAddress,
     reload,
     drain() {
       stopping ??= (async () => {
@@ -165,8 +213,9 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         // WebSockets: terminated sockets tell their backend and close with 1001 now, tunnels at the deadline.
         const [cut] = await Promise.all([edge.drain(config.timeouts.drainMs), upgrades.drain(config.timeouts.drainMs)]);
         await bus.close();
-        await forwarder.close();
+        await routing.close();
         await control.close();
+        sendStall.stop();
         if (cut > 0) log.warn({ cutRequests: cut }, 'drained, but requests were cut at the deadline');
         else log.info('drained');
         return cut;
@@ -179,8 +228,10 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
         holds.drain();
         upgrades.closeAll();
         edge.server.close();
+        tls?.server.close();
         edge.server.closeAllConnections();
-        const [, , cut] = await Promise.all([forwarder.destroy(), control.close(), edge.drain(0), bus.close()]);
+        const [, , cut] = await Promise.all([routing.destroy(), control.close(), edge.drain(0), bus.close()]);
+        sendStall.stop();
         return cut;
       })();
       return stopping;

@@ -15,44 +15,20 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
-import { FLAGS } from './config/flags.js';
+import { UsageError, parseCommandLine, type CommandLine } from './cli/args.js';
+import { helpFor } from './cli/help.js';
+import { DEMO_BACKEND_ENV } from './config/flags.js';
 import { loadConfig } from './config/load.js';
-import { parseHostPort } from './config/schema.js';
+import { parseHostPort, type HoldfastConfig } from './config/schema.js';
+import { startWarnings } from './config/warnings.js';
 import { publishMessage } from './control/publish-client.js';
-import { createDemoBackend } from './demo/backend.js';
+import { createDemoBackend, withDemoQuietPaths } from './demo/backend.js';
 import { probeCommand } from './probe/command.js';
-import { ConfigError, HoldfastError } from './errors.js';
+import { ConfigError, ControlUnreachableError, HoldfastError, NotControlListenerError } from './errors.js';
 import { startHoldfast, type RunningHoldfast } from './holdfast.js';
 import { runPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
-
-/** How `holdfast demo --workers N` hands the primary's demo backend to its workers (not a setting). */
-const DEMO_BACKEND_ENV = 'HOLDFAST_INTERNAL_DEMO_BACKEND';
-
-const HELP = `Holdfast: a realtime reverse proxy for stateless HTTP backends.
-
-Usage:
-  holdfast [options]                      proxy clients to the backends
-  holdfast demo [options]                 start a demo backend and Holdfast in front of it
-  holdfast publish CHANNEL MESSAGE        publish MESSAGE to CHANNEL through the control listener
-      [--control host:port] [--id ID] [--event NAME] [--key KEY]
-  holdfast probe URL [--json] [--sse] [--ws]  what a server does with connections (holdfast probe --help)
-  holdfast --help | --version
-
-Options (each also as an environment variable, shown after the flag):
-${FLAGS.map((f) => `  --${`${f.flag} <${f.kind === 'int' ? 'n' : 'value'}>`.padEnd(36)} ${f.env}\n      ${f.help}`).join('\n')}
-  --config <file>                        HOLDFAST_CONFIG
-      YAML or JSON file with the same settings (see README); flags and env override it
-
-Precedence: built-in defaults < config file < HOLDFAST_* environment < flags.
-Exit codes: 0 after a clean shutdown, 1 on a runtime failure (such as a port in use), 2 on a bad configuration;
-publish: 3 when the item was a duplicate (its id already published to the channel) and nothing was sent.
-SIGTERM/SIGINT drain gracefully (timeouts.drainMs); a second signal exits at once.
-SIGHUP (or POST /reload on the control listener) reloads backends, groups and routes from the same sources;
-a bad configuration is refused and the running one stays.
-With --workers above 1, send these signals to the primary (the process started): it applies them to every worker.
-`;
+import { createLogger } from './observe/log.js';
 
 function fail(message: string, exitCode: number): never {
   process.stderr.write(`holdfast: ${message}\n`);
@@ -60,43 +36,33 @@ function fail(message: string, exitCode: number): never {
 }
 
 async function main(argv: string[]): Promise<void> {
-  // The probe is a client with flags of its own: it never reads the proxy's configuration.
-  if (argv[0] === 'probe') {
-    const outcome = await probeCommand(argv.slice(1));
+  // The probe is a client with options of its own (src/probe/command.ts): it never reads the proxy's configuration.
+  if (argv[0] === 'probe' || (argv[0] === 'help' && argv[1] === 'probe')) {
+    const outcome = await probeCommand(argv[0] === 'help' ? ['--help'] : argv.slice(1));
     process.stderr.write(outcome.stderr);
     process.stdout.write(outcome.stdout, () => process.exit(outcome.exitCode));
     return;
   }
-  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
-    config: { type: 'string' },
-    id: { type: 'string' },
-    event: { type: 'string' },
-    key: { type: 'string' },
-    help: { type: 'boolean' },
-    version: { type: 'boolean' },
-  };
-  for (const f of FLAGS) options[f.flag] = { type: 'string', multiple: f.kind === 'list' };
-  let parsed: ReturnType<typeof parseArgs>;
+  let commandLine: CommandLine;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    commandLine = parseCommandLine(argv);
   } catch (err) {
-    fail(`${(err as Error).message}\nRun holdfast --help for the options.`, 2);
+    if (err instanceof UsageError) fail(err.message, 2);
+    throw err;
   }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(HELP);
+  const { command, values } = commandLine;
+  if (values.help === true) {
+    process.stdout.write(helpFor(command));
     return;
   }
-  if (values.version) {
+  if (values.version === true) {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
     process.stdout.write(`holdfast ${pkg.version}\n`);
     return;
   }
-  const command = positionals[0];
-  if (command === 'publish') return publishCommand(positionals.slice(1), values as Record<string, string | undefined>);
-  if (command !== undefined && command !== 'demo') fail(`unknown command "${command}"; see holdfast --help`, 2);
+  if (command === 'publish') return publishCommand(commandLine.args, values as Record<string, string | undefined>);
 
-  const flags = values as Record<string, string | string[] | boolean | undefined>;
+  const flags = values;
   let demoBackendUrl: string | undefined;
   let controlUrl = '';
   if (command === 'demo' && cluster.isWorker) {
@@ -112,8 +78,10 @@ async function main(argv: string[]): Promise<void> {
 
   let running: RunningHoldfast;
   // Reloads read the same sources again: the file (edited), the flags, the environment as it was at start.
-  const readConfig = () =>
+  const readSources = () =>
     loadConfig({ file: (values.config as string | undefined) ?? process.env.HOLDFAST_CONFIG, flags, env: process.env });
+  // The demo page polls every second; its own polling stays out of the access log, so the terminal stays readable.
+  const readConfig = command === 'demo' ? () => withDemoQuietPaths(readSources()) : readSources;
   if (cluster.isWorker) process.exit(await runWorker(readConfig));
   let config;
   try {
@@ -122,6 +90,7 @@ async function main(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
   }
+  logStartWarnings(config, command === 'demo');
   const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
   if (workers > 1) {
     // The primary validated the configuration above, so a bad one still stops before any worker starts.
@@ -181,36 +150,59 @@ async function main(argv: string[]): Promise<void> {
   });
 }
 
+/** Warnings about settings that start but are probably not meant (unknown HOLDFAST_* names, the example sigKey). */
+function logStartWarnings(config: HoldfastConfig, demo: boolean): void {
+  const warnings = startWarnings(config, process.env, { demo });
+  if (warnings.length === 0) return;
+  const log = createLogger(config.log.level);
+  for (const warning of warnings) log.warn(warning.fields, warning.message);
+}
+
+const CONTROL_HINT =
+  "is Holdfast running? --control (or HOLDFAST_CONTROL) must be its control listener's host:port: `control` in its config, 127.0.0.1:5561 by default";
+
 async function publishCommand(args: string[], values: Record<string, string | undefined>): Promise<void> {
   const [channel, message] = args;
   if (channel === undefined || message === undefined || args.length > 2) {
-    fail('usage: holdfast publish CHANNEL MESSAGE [--control host:port] [--id ID] [--event NAME] [--key KEY]', 2);
+    const got = args.length === 0 ? 'nothing' : args.map((a) => `"${a}"`).join(' ');
+    fail(`publish takes CHANNEL and MESSAGE (quote a MESSAGE with spaces), got ${got}\nRun holdfast publish --help for the options.`, 2);
   }
-  const control = parseHostPort(values.control ?? process.env.HOLDFAST_CONTROL ?? '127.0.0.1:5561');
-  if (control === null) fail(`--control: expected host:port, got "${values.control ?? ''}"`, 2);
+  const controlText = values.control ?? process.env.HOLDFAST_CONTROL ?? '127.0.0.1:5561';
+  const control = parseHostPort(controlText);
+  const from = values.control === undefined && process.env.HOLDFAST_CONTROL !== undefined ? 'HOLDFAST_CONTROL' : '--control';
+  if (control === null) fail(`${from} must be host:port, such as 127.0.0.1:5561, got '${controlText}'`, 2);
   const host = control.host.includes(':') ? `[${control.host}]` : control.host;
+  const key = values.key ?? process.env.HOLDFAST_PUBLISH_KEY;
+  let outcome;
   try {
-    const outcome = await publishMessage({
-      controlUrl: `http://${host}:${control.port}`,
-      channel,
-      message,
-      id: values.id,
-      event: values.event,
-      key: values.key ?? process.env.HOLDFAST_PUBLISH_KEY,
-    });
-    if (outcome.status !== 200) fail(`publish refused (${outcome.status}): ${outcome.body.trim()}`, 1);
-    if (outcome.itemStatus === 'duplicate') {
-      // A duplicate is not an error of the publisher's making, but nothing reached anyone: say so, and exit 3.
-      process.stderr.write(
-        `holdfast: not published: id "${values.id ?? ''}" was already published to ${channel} within push.dedupWindowMs (a duplicate); delivered to 0\n`,
-      );
-      process.exit(3);
-    }
-    const others = outcome.nodes === undefined ? '' : `; the bus handed it to ${outcome.nodes} other node(s)`;
-    process.stdout.write(`published to ${channel}: delivered to ${outcome.delivered} held connection(s) on that node${others}\n`);
+    outcome = await publishMessage({ controlUrl: `http://${host}:${control.port}`, channel, message, id: values.id, event: values.event, key });
   } catch (err) {
-    fail(`cannot reach the control listener at ${host}:${control.port}: ${(err as Error).message}`, 1);
+    if (err instanceof ControlUnreachableError) fail(`${err.message}\n  ${CONTROL_HINT}`, 1);
+    if (err instanceof NotControlListenerError) {
+      fail(`${err.message}\n  --control takes the control listener (\`control\` in Holdfast's config, 127.0.0.1:5561 by default), not the port clients use`, 1);
+    }
+    throw err;
   }
+  if (outcome.status !== 200) {
+    const hint =
+      outcome.status === 401
+        ? key === undefined
+          ? '\n  this Holdfast sets publish.key: pass it with --key or HOLDFAST_PUBLISH_KEY'
+          : '\n  the key was refused: --key (or HOLDFAST_PUBLISH_KEY) must be the server\'s publish.key'
+        : '';
+    fail(`publish refused (${outcome.status}): ${outcome.body.trim()}${hint}`, 1);
+  }
+  if (outcome.itemStatus === 'duplicate') {
+    // Not an error of the publisher's making, but nothing reached anyone: say so first, and exit 3.
+    fail(
+      `duplicate, not published: ${channel} already had an item with id "${values.id ?? ''}" within push.dedupWindowMs, so this one was dropped and reached no one`,
+      3,
+    );
+  }
+  if (outcome.itemStatus === 'dropped') fail(`not published: Holdfast dropped the item (${outcome.body.trim()})`, 1);
+  const others = outcome.nodes === undefined ? '' : `; the bus handed it to ${outcome.nodes} other node(s)`;
+  const queued = outcome.itemStatus === 'queued' ? ' (queued behind its prev-id)' : '';
+  process.stdout.write(`published to ${channel}${queued}: delivered to ${outcome.delivered} held connection(s) on that node${others}\n`);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -188,16 +188,18 @@ export async function waitServingWebSocket(port, path, timeoutMs, proc) {
  * limits are raised because every subscriber comes from 127.0.0.1 (default 1000 per client address, 10000
  * in all); nothing else is tuned.
  */
-export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = [], wsPath = null, extraArgs = [], maxConnections = 30000, name = 'holdfast', readyTimeoutMs = 15_000 }) {
+export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = [], wsPath = null, extraArgs = [], maxConnections = 30000, name = 'holdfast', readyTimeoutMs = 15_000, port: askedPort, controlPort: askedControlPort, config = {} }) {
   mkdirSync(dir, { recursive: true });
-  const port = await freePort();
-  const controlPort = await freePort();
-  // WebSocket runs: a config file (YAML; JSON is YAML) serving wsPath as WebSocket-over-HTTP. Nothing else
-  // in it; the flags below still apply on top.
+  // Given ports: a restart on the same address (bench/faults), which reconnecting clients need.
+  const port = askedPort ?? (await freePort());
+  const controlPort = askedControlPort ?? (await freePort());
+  // A config file (YAML; JSON is YAML) when asked: `config` as given (bench/soak: short history), and for
+  // WebSocket runs wsPath served as WebSocket-over-HTTP. The flags below still apply on top.
   const configArgs = [];
-  if (wsPath !== null) {
+  const fileConfig = wsPath === null ? config : { ...config, websocket: { ...config.websocket, overHttpPaths: [wsPath] } };
+  if (Object.keys(fileConfig).length > 0) {
     const configFile = join(dir, 'holdfast.yaml');
-    writeFileSync(configFile, `${JSON.stringify({ websocket: { overHttpPaths: [wsPath] } })}\n`);
+    writeFileSync(configFile, `${JSON.stringify(fileConfig)}\n`);
     configArgs.push('--config', configFile);
   }
   const proc = startProcess({

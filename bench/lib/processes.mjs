@@ -123,3 +123,20 @@ export async function waitUntilReady(proc, url, check = (r) => r.status === 200,
     `${proc.name} (pid ${proc.pid}) not ready at ${url}: ${proc.exitCode !== undefined ? `exited ${proc.exitCode}` : lastError}\n${logTail(proc)}`,
   );
 }
+
+/**
+ * Ctrl-C or SIGTERM to a bench: `before()` first (a load generator stops sending), then every process this
+ * run started, by PID, and exit 130. A second signal while that runs is ignored.
+ */
+export function stopAllOnSignal(log, before = () => {}) {
+  let interrupted = false;
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => {
+      if (interrupted) return;
+      interrupted = true;
+      before();
+      log(`\n${sig}: stopping everything this run started`);
+      stopAll().finally(() => process.exit(130));
+    });
+  }
+}

@@ -36,7 +36,7 @@ export class ChannelLog {
         drop: (item, reason) => sink.drop(item, reason),
       },
     );
-    this.#sweepTimer = setInterval(sweepHistory, Math.min(60_000, Math.max(1_000, options.maxAgeMs)), this.#history);
+    this.#sweepTimer = setInterval(sweep, Math.min(60_000, Math.max(1_000, options.maxAgeMs)), this.#history, this.#sequencer);
     this.#sweepTimer.unref();
   }
 
@@ -62,12 +62,20 @@ export class ChannelLog {
     return this.#history.lastId(channel);
   }
 
+  /** Ids remembered for de-duplication (the sweep's effect, for tests). */
+  get dedupIdCount(): number {
+    return this.#sequencer.seenCount;
+  }
+
   close(): void {
     this.#sequencer.stop();
     clearInterval(this.#sweepTimer);
   }
 }
 
-function sweepHistory(history: ChannelHistory): void {
-  history.sweep(Date.now());
+/** Expired history and dedup ids go on a timer, so a process that went idle does not keep them. */
+function sweep(history: ChannelHistory, sequencer: Sequencer): void {
+  const nowMs = Date.now();
+  history.sweep(nowMs);
+  sequencer.sweep(nowMs);
 }

@@ -33,6 +33,10 @@ export class Interest {
     return false;
   }
 
+  holdsPrefix(prefix: string): boolean {
+    return this.#prefixes.has(prefix);
+  }
+
   /** Every subscription, for a driver to renew after reconnecting. */
   *entries(): Iterable<{ channel: string; prefix: boolean }> {
     for (const channel of this.#channels.keys()) yield { channel, prefix: false };

@@ -17,12 +17,15 @@ import { decodeItem, encodeItem } from './item-codec.js';
 import { encodeChannel, encodeToken, prefixSubject } from './nats-subject.js';
 import { ensureHistoryStream } from './nats-stream.js';
 import { PrevIdWaits } from './prev-id-waits.js';
+import { StreamPrefixMarks } from './stream-prefix-marks.js';
 
 /** Live messages say which node sent them (that node delivered locally already), and their place in the channel's chain. */
 const NODE_HEADER = 'Holdfast-Node';
 const SEQ_HEADER = 'Holdfast-Seq';
 /** On stored and live messages: the stream sequence of the channel's previous message (0: none). */
 const PREV_HEADER = 'Holdfast-Prev';
+/** A catch-up of wildcard prefixes after an outage reads at most this many stored items (then reports gaps). */
+const MAX_PREFIX_CATCH_UP = 100_000;
 /** Cached last sequences of channels this node published to; past this the oldest are forgotten (a cache miss costs one read). */
 const MAX_CACHED_LAST = 10_000;
 
@@ -100,6 +103,8 @@ export class NatsBus implements Bus {
   /** Per-channel turns for stores (see #store). */
   readonly #storing = new Map<string, Promise<void>>();
   readonly #watched = new Set<string>();
+  /** Where each wildcard prefix stands in the stream, for its catch-up after an outage. */
+  readonly #prefixMarks = new StreamPrefixMarks<Entry>();
   #sink: BusSink = { deliver: () => Promise.resolve(0), gap: () => undefined };
   #nc: NatsConnection | null = null;
   #js: JetStreamClient | null = null;
@@ -200,6 +205,7 @@ export class NatsBus implements Bus {
     if (!this.#interest.add(channel, prefix)) return;
     if (prefix) {
       this.#ref(prefixSubject(`${this.#deps.prefix}.ch`, channel).subject);
+      this.#markPrefix(channel);
     } else {
       this.#ref(this.#liveSubject(channel));
       this.#baseline(channel);
@@ -210,6 +216,7 @@ export class NatsBus implements Bus {
     if (!this.#interest.remove(channel, prefix)) return;
     if (prefix) {
       this.#unref(prefixSubject(`${this.#deps.prefix}.ch`, channel).subject);
+      this.#prefixMarks.stop(channel);
       for (const held of this.#cursors.keys()) if (!this.#interest.wants(held)) this.#cursors.delete(held);
     } else {
       this.#unref(this.#liveSubject(channel));
@@ -418,7 +425,11 @@ export class NatsBus implements Bus {
     this.#deps.metrics.busMessages.inc({ direction: 'in' });
     const channel = item.channel;
     this.#remember(channel, { seq, id: item.id });
-    if (this.#interest.wants(channel)) void this.#inOrder(channel, () => this.#accept(channel, [{ item, payload, seq, prev }]));
+    this.#prefixMarks.received(channel, seq);
+    const entry: Entry = { item, payload, seq, prev };
+    if (this.#interest.wants(channel) && (this.#cursors.has(channel) || !this.#prefixMarks.holdBack(channel, entry))) {
+      void this.#inOrder(channel, () => this.#accept(channel, [entry]));
+    }
     if (item.id !== undefined) {
       const next = this.#waits.take(channel, item.id);
       if (next !== undefined) this.#releaseLater(next, 'predecessor');
@@ -492,6 +503,63 @@ export class NatsBus implements Bus {
   }
 
   /**
+   * After an outage, the channels held only through a wildcard prefix that had no cursor (nothing arrived
+   * for them before): every item stored under each prefix after its mark, with the live items held back
+   * meanwhile, delivered per channel in chain order. A channel's first missed item whose predecessor came
+   * after the mark but is no longer stored is a gap.
+   */
+  async #catchUpPrefixes(): Promise<void> {
+    const marks = this.#prefixMarks.outageMarks();
+    const missed = new Map<string, Entry[]>();
+    try {
+      for (const [prefix, mark] of marks ?? []) {
+        if (!this.#interest.holdsPrefix(prefix)) continue;
+        const subject = prefixSubject(`${this.#deps.prefix}.h`, prefix).subject;
+        const entries = await this.#fetchSubject(subject, mark, Number.MAX_SAFE_INTEGER, MAX_PREFIX_CATCH_UP);
+        if (entries.length === MAX_PREFIX_CATCH_UP) this.#warn({ prefix, read: entries.length }, 'nats bus: a wildcard catch-up stopped at its limit; later items are reported as gaps');
+        for (const e of entries) {
+          const channel = e.item.channel;
+          if (!channel.startsWith(prefix) || this.#cursors.has(channel)) continue;
+          const list = missed.get(channel);
+          if (list === undefined) missed.set(channel, [e]);
+          else list.push(e);
+        }
+      }
+    } catch (err) {
+      this.#warn({ err: reason(err) }, 'nats bus: could not read what wildcard prefixes missed; reporting gaps');
+    } finally {
+      for (const [channel, live] of this.#prefixMarks.endOutage()) {
+        const list = missed.get(channel);
+        if (list === undefined) missed.set(channel, live);
+        else list.push(...live);
+      }
+      for (const [channel, list] of missed) {
+        const entries = [...new Map(list.map((e) => [e.seq, e])).values()].sort((a, b) => a.seq - b.seq);
+        const since = sinceMark(marks, channel);
+        void this.#inOrder(channel, () => {
+          if (!this.#cursors.has(channel)) {
+            const first = entries[0]!;
+            if (first.prev > since) this.#sink.gap(channel);
+            this.#cursors.set(channel, { seq: first.prev, firm: true, early: new Set() });
+          }
+          return this.#accept(channel, entries);
+        });
+      }
+    }
+  }
+
+  /** A prefix starts now: its mark is the stream's last sequence (what comes after is new to its clients). */
+  #markPrefix(prefix: string): void {
+    if (this.#state !== 'up') return;
+    this.#jsm!.streams.info(this.#stream).then(
+      (info) => {
+        if (this.#interest.holdsPrefix(prefix)) this.#prefixMarks.start(prefix, info.state.last_seq);
+      },
+      (err: unknown) => this.#warn({ prefix, err: reason(err) }, 'nats bus: no mark for a wildcard prefix; an outage before its first item is not caught up'),
+    );
+  }
+
+  /**
    * The first holder's baseline: the channel's last stored sequence when the subscription became active, so a
    * reconnect can catch up from it even if nothing arrived live before the outage.
    */
@@ -531,11 +599,14 @@ export class NatsBus implements Bus {
    * per channel. That limit is the stream's (another node may have set it), not this node's maxItems, so the
    * walk ends at beforeSeq or the channel's end; the cap only guards against a runaway loop.
    */
-  async #fetch(channel: string, afterSeq: number, beforeSeq: number): Promise<Entry[]> {
-    const subject = this.#historySubject(channel);
+  #fetch(channel: string, afterSeq: number, beforeSeq: number): Promise<Entry[]> {
+    return this.#fetchSubject(this.#historySubject(channel), afterSeq, beforeSeq, 10 * Math.max(1, this.#deps.options.maxItems) + 1_000);
+  }
+
+  /** Stored entries on `subject` (a wildcard covers several channels) with afterSeq < seq < beforeSeq, oldest first, at most `cap`. */
+  async #fetchSubject(subject: string, afterSeq: number, beforeSeq: number, cap: number): Promise<Entry[]> {
     const out: Entry[] = [];
     let seq = afterSeq;
-    const cap = 10 * Math.max(1, this.#deps.options.maxItems) + 1_000;
     for (let i = 0; i < cap; i++) {
       let msg: StoredMsg | null;
       try {
@@ -628,12 +699,15 @@ export class NatsBus implements Bus {
       if (status.type === 'disconnect' || status.type === 'staleConnection') {
         if (this.#state === 'up') log.warn({ bus: redact(url), event: status.type }, 'nats bus: connection lost, reconnecting');
         this.#setState('connecting');
+        this.#prefixMarks.lost();
       } else if (status.type === 'reconnect') {
         this.#deps.metrics.busReconnects.inc();
         this.#setState('up');
         log.info({ bus: redact(url), channels: this.#cursors.size }, 'nats bus: reconnected; catching up held channels');
         // Subscriptions are renewed by the client; what was stored meanwhile comes from the stream.
         for (const channel of [...this.#cursors.keys()]) void this.#inOrder(channel, () => this.#catchUp(channel));
+        void this.#catchUpPrefixes();
+        for (const { channel, prefix } of this.#interest.entries()) if (prefix) this.#markPrefix(channel);
       } else if (status.type === 'error') {
         log.warn({ err: reason(status.error) }, 'nats bus: server error');
       }
@@ -692,6 +766,13 @@ export class NatsBus implements Bus {
   #liveSubject(channel: string): string {
     return `${this.#deps.prefix}.ch.${encodeChannel(channel)}`;
   }
+}
+
+/** The lowest outage mark of the prefixes `channel` falls under: items after it were missed. */
+function sinceMark(marks: ReadonlyMap<string, number> | null, channel: string): number {
+  let since = Number.MAX_SAFE_INTEGER;
+  for (const [prefix, mark] of marks ?? []) if (channel.startsWith(prefix) && mark < since) since = mark;
+  return since;
 }
 
 function groupByChannel(entries: readonly Entry[]): Map<string, Entry[]> {

@@ -6,9 +6,11 @@ import type { Bus, BusDriverDeps, BusSink, BusState, HistoryResult, PublishResul
 import { Interest } from './interest.js';
 import { decodeItem, encodeItem } from './item-codec.js';
 import { PendingItems, type PendingItem } from './pending-items.js';
+import { missedSince, PrefixMarks } from './prefix-marks.js';
 import {
   compareEntryIds,
   entryFields,
+  entryTick,
   PUBLISH_SCRIPT,
   redisNames,
   type PublishScriptReply,
@@ -100,6 +102,8 @@ export class RedisBus implements Bus {
   readonly #held = new Set<string>();
   /** Wildcard prefixes held -> their PSUBSCRIBE pattern. */
   readonly #prefixes = new Map<string, string>();
+  /** Where each prefix's live items stand, for its catch-up after a reconnect. */
+  readonly #prefixMarks = new PrefixMarks();
   /** Exact channels subscribed in Redis (held, or watched while an item waits on them) and their state. */
   readonly #channels = new Map<string, ChannelState>();
   readonly #pending: PendingItems;
@@ -235,6 +239,7 @@ export class RedisBus implements Bus {
     if (prefix) {
       const pattern = this.#names.pattern(channel);
       this.#prefixes.set(channel, pattern);
+      this.#prefixMarks.start(channel, Date.now() + this.#clockOffsetMs);
       if (this.#sub.status === 'ready') this.#sub.psubscribe(pattern).catch((err: unknown) => this.#subscribeFailed(err));
     } else {
       this.#held.add(channel);
@@ -248,6 +253,7 @@ export class RedisBus implements Bus {
     if (prefix) {
       const pattern = this.#prefixes.get(channel);
       this.#prefixes.delete(channel);
+      this.#prefixMarks.stop(channel);
       if (pattern !== undefined && this.#sub.status === 'ready') this.#sub.punsubscribe(pattern).catch((err: unknown) => this.#subscribeFailed(err));
     } else {
       this.#held.delete(channel);
@@ -500,8 +506,13 @@ export class RedisBus implements Bus {
     if (state === undefined) {
       // Not held exactly: take it from one pattern only (the longest matching prefix), since Redis sends it
       // once per matching pattern. A late message for a channel just unsubscribed is dropped.
-      if (pattern === undefined || pattern !== this.#canonicalPattern(channel)) return;
-      this.#handle(channel, received);
+      const prefix = this.#canonicalPrefix(channel);
+      if (pattern === undefined || prefix === undefined || pattern !== this.#prefixes.get(prefix)) return;
+      const tick = entryTick(received.entryId);
+      const deliver = () => this.#handle(channel, received);
+      if (this.#prefixMarks.buffer(prefix, channel, received.entryId, tick, deliver)) return;
+      this.#prefixMarks.received(prefix, channel, received.entryId, tick);
+      deliver();
       return;
     }
     if (state.lastReceived !== undefined && compareEntryIds(received.entryId, state.lastReceived) <= 0) return;
@@ -514,12 +525,13 @@ export class RedisBus implements Bus {
     this.#advance(state, received.entryId);
   }
 
-  #canonicalPattern(channel: string): string | undefined {
+  /** The longest held prefix `channel` starts with: the one pattern whose messages (and catch-up) count. */
+  #canonicalPrefix(channel: string): string | undefined {
     let best: string | undefined;
     for (const prefix of this.#prefixes.keys()) {
       if (channel.startsWith(prefix) && (best === undefined || prefix.length > best.length)) best = prefix;
     }
-    return best === undefined ? undefined : this.#prefixes.get(best);
+    return best;
   }
 
   /** One item that arrived (live or by catch-up), in stream order. */
@@ -580,7 +592,10 @@ export class RedisBus implements Bus {
     const [sec, usec] = await this.#cmd.time();
     this.#clockOffsetMs = Number(sec) * 1_000 + Math.floor(Number(usec) / 1_000) - Math.round((sentAt + Date.now()) / 2);
     const reconnect = this.#everUp;
-    if (reconnect) for (const state of this.#channels.values()) state.buffer = [];
+    if (reconnect) {
+      for (const state of this.#channels.values()) state.buffer = [];
+      for (const prefix of this.#prefixes.keys()) this.#prefixMarks.hold(prefix);
+    }
     const exact = [...this.#channels.keys()].map((c) => this.#names.channel(c));
     const patterns = [...this.#prefixes.values()];
     if (exact.length > 0) await this.#sub.subscribe(...exact);
@@ -588,6 +603,7 @@ export class RedisBus implements Bus {
     if (generation !== this.#generation) return;
     if (reconnect) {
       for (const channel of [...this.#channels.keys()]) await this.#catchUp(channel);
+      for (const prefix of [...this.#prefixes.keys()]) await this.#catchUpPrefix(prefix);
     }
     if (generation !== this.#generation) return;
     this.#state = 'up';
@@ -641,6 +657,54 @@ export class RedisBus implements Bus {
     // An item that waits on this channel may have missed its predecessor while the connection was down;
     // a channel that had no mark yet gets one now.
     if (this.#pending.has(channel) || mark === undefined) await this.#subscribed(channel);
+  }
+
+  /**
+   * The same for a wildcard prefix: its channels are not known in advance, so every history under the
+   * prefix is read from the prefix's mark (PrefixMarks). Channels also held exactly were caught up by
+   * their own (that delivery reaches the prefix's clients too), and a channel under a longer held prefix
+   * by that one. A missed entry whose `prev` is missed too and gone from history was trimmed: a gap.
+   */
+  async #catchUpPrefix(prefix: string): Promise<void> {
+    const mark = this.#prefixMarks.snapshot(prefix);
+    const delivered = new Set<string>();
+    try {
+      if (mark === undefined) return;
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await this.#cmd.scan(cursor, 'MATCH', this.#names.historyPattern(prefix), 'COUNT', 1000);
+        cursor = next;
+        keys.push(...batch);
+      } while (cursor !== '0');
+      // Every missed entry of every channel, then delivered in the engine's order (stream ids are Redis's
+      // clock), as they would have arrived live: a client of the prefix sees publish order across channels.
+      const missed: { channel: string; entryId: string; node: string; item: string; gapBefore: boolean }[] = [];
+      for (const key of keys) {
+        const channel = key.slice(this.#names.historyPrefix.length);
+        if (this.#channels.has(channel) || this.#canonicalPrefix(channel) !== prefix) continue;
+        const entries = (await this.#cmd.xrange(key, String(mark.tick), '+')) as StreamEntry[];
+        const read = new Set(entries.map(([entryId]) => entryId));
+        let first = true;
+        for (const [entryId, fields] of entries) {
+          if (!missedSince(mark, channel, entryId, entryTick(entryId))) continue;
+          const f = entryFields(fields);
+          // The first missed entry's predecessor is missed too but no longer in history: trimmed.
+          const gapBefore = first && f.prev !== '' && !read.has(f.prev) && missedSince(mark, channel, f.prev, entryTick(f.prev));
+          first = false;
+          missed.push({ channel, entryId, node: f.node, item: f.item, gapBefore });
+        }
+      }
+      missed.sort((x, y) => compareEntryIds(x.entryId, y.entryId));
+      for (const { channel, entryId, node, item, gapBefore } of missed) {
+        if (gapBefore) this.#sink.gap(channel);
+        this.#prefixMarks.received(prefix, channel, entryId, entryTick(entryId));
+        delivered.add(`${channel} ${entryId}`);
+        this.#handle(channel, { node, entryId, encoded: item });
+      }
+    } finally {
+      this.#prefixMarks.release(prefix, delivered);
+    }
   }
 
   #noteError(err: unknown): void {

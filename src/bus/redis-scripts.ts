@@ -18,6 +18,10 @@ export function redisNames(prefix: string) {
     /** PSUBSCRIBE pattern for every channel starting with `channelPrefix`. */
     pattern: (channelPrefix: string) => `${ch}${escapeGlob(channelPrefix)}*`,
     history: (channel: string) => `${prefix}:h:${channel}`,
+    /** Start of every history key: what is left after it is the Holdfast channel. */
+    historyPrefix: `${prefix}:h:`,
+    /** SCAN pattern for the history of every channel starting with `channelPrefix`. */
+    historyPattern: (channelPrefix: string) => `${escapeGlob(`${prefix}:h:${channelPrefix}`)}*`,
     dedup: (channel: string) => `${prefix}:d:${channel}`,
   };
 }
@@ -27,6 +31,12 @@ export type RedisNames = ReturnType<typeof redisNames>;
 /** Redis glob patterns (PSUBSCRIBE) treat `* ? [ ] \` as special; a channel prefix means itself. */
 export function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/** A stream entry id's milliseconds: Redis's clock when it was added, comparable across streams. */
+export function entryTick(entryId: string): number {
+  const dash = entryId.indexOf('-');
+  return Number(dash < 0 ? entryId : entryId.slice(0, dash));
 }
 
 /** Compares two stream entry ids (`ms-seq`) numerically: -1, 0 or 1. */
@@ -50,7 +60,8 @@ export function compareEntryIds(a: string, b: string): number {
  *    in-process Sequencer does, so a copy of it published on another node meanwhile is a duplicate);
  * 3. prev-id: when the stream's last entry has an id other than prev-id, the item must wait (the node
  *    that took the publish keeps it waiting); no last id (never published, or expired) lets it through;
- * 4. XADD with an exact MAXLEN of at least 1 (so the last id survives for sequencing even with a history
+ * 4. XADD (with the entry before it as `prev`, so a reader that finds it without its predecessor knows
+ *    history lost something) with an exact MAXLEN of at least 1 (so the last id survives for sequencing even with a history
  *    of 0 items; history() then says not found), XTRIM by age, PEXPIRE the stream to the age bound so an
  *    idle channel leaves nothing behind (issue 15 found such a per-channel leak in the memory bus);
  * 5. PUBLISH `<node> <entry-id> <item>` and return the receiver count.
@@ -90,7 +101,7 @@ if last[1] then
   end
 end
 local maxAge = tonumber(ARGV[8])
-local entry = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[7], '*', 'node', ARGV[2], 'id', id, 'item', ARGV[5])
+local entry = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[7], '*', 'node', ARGV[2], 'id', id, 'prev', lastEntry, 'item', ARGV[5])
 redis.call('XTRIM', KEYS[1], 'MINID', now - maxAge)
 redis.call('PEXPIRE', KEYS[1], maxAge)
 local receivers = redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. entry .. ' ' .. ARGV[5])
@@ -107,11 +118,11 @@ export type PublishScriptReply =
 export type StreamEntry = [id: string, fields: string[]];
 
 /** The fields the publish script writes into a stream entry. */
-export function entryFields(fields: readonly string[]): { node: string; id: string; item: string } {
-  const out = { node: '', id: '', item: '' };
+export function entryFields(fields: readonly string[]): { node: string; id: string; prev: string; item: string } {
+  const out = { node: '', id: '', prev: '', item: '' };
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i];
-    if (name === 'node' || name === 'id' || name === 'item') out[name] = fields[i + 1]!;
+    if (name === 'node' || name === 'id' || name === 'prev' || name === 'item') out[name] = fields[i + 1]!;
   }
   return out;
 }

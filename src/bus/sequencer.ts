@@ -71,6 +71,20 @@ export class Sequencer {
     this.#pending.expire(nowMs);
   }
 
+  /**
+   * Forgets ids whose dedup window has passed. `add` does it too, but only when another item with an id
+   * comes: without this, an idle process keeps a whole window of ids until the next publish (bench/soak:
+   * 3.1 MiB of heap after a load that published ~52,000 ids).
+   */
+  sweep(nowMs: number): void {
+    this.#expireSeen(nowMs);
+  }
+
+  /** Ids remembered for de-duplication: what the sweep must bring back to zero once the window passed. */
+  get seenCount(): number {
+    return this.#seen.size;
+  }
+
   stop(): void {
     this.#pending.stop();
   }

@@ -11,26 +11,35 @@ export interface FlagSpec {
   kind: FlagKind;
   env: string;
   help: string;
+  /** What a valid value is, for an error that names the flag: "--max-connections must be {expects}, got 'lots'". */
+  expects: string;
 }
 
-function spec(flag: string, path: string, kind: FlagKind, help: string): FlagSpec {
-  return { flag, path, kind, env: `HOLDFAST_${flag.toUpperCase().replaceAll('-', '_')}`, help };
+function spec(flag: string, path: string, kind: FlagKind, help: string, expects: string): FlagSpec {
+  return { flag, path, kind, env: `HOLDFAST_${flag.toUpperCase().replaceAll('-', '_')}`, help, expects };
 }
+
+// The bounds repeat schema.ts's; test/cli/flags.test.ts holds each one to what the schema accepts.
+const atLeast = (min: number) => `a whole number ≥ ${min}`;
+const msAtLeast = (min: number) => `a whole number of milliseconds ≥ ${min}`;
 
 export const FLAGS: readonly FlagSpec[] = [
-  spec('listen', 'listen', 'string', 'client listener, host:port (default 127.0.0.1:8080)'),
-  spec('backend', 'backends', 'list', 'backend origin, repeatable (env: comma separated)'),
-  spec('control', 'control', 'string', 'control listener for /metrics, /healthz (default 127.0.0.1:5561)'),
-  spec('max-connections', 'limits.maxConnections', 'int', 'client connections at once (default 10000)'),
-  spec('max-connections-per-client', 'limits.maxConnectionsPerClient', 'int', 'per client address (default 1000)'),
-  spec('max-requests-per-connection', 'limits.maxRequestsPerConnection', 'int', '0 = no cap (default 1000)'),
-  spec('request-head-timeout', 'timeouts.requestHeadMs', 'int', 'ms for the whole request head (default 10000)'),
-  spec('keep-alive-timeout', 'timeouts.keepAliveIdleMs', 'int', 'ms an idle client connection is kept (default 15000)'),
-  spec('upstream-timeout', 'timeouts.upstreamResponseMs', 'int', 'ms to wait for a backend response head (default 60000)'),
-  spec('drain-timeout', 'timeouts.drainMs', 'int', 'ms in-flight requests get on shutdown (default 15000)'),
-  spec('bus', 'bus.url', 'string', 'memory | redis://host:port[/db] | nats://host:port (default memory)'),
-  spec('workers', 'workers', 'int', 'processes sharing the ports, a number or auto = one per core (default 1)'),
-  spec('log-level', 'log.level', 'string', 'fatal|error|warn|info|debug|trace|silent (default info)'),
+  spec('listen', 'listen', 'string', 'client listener, host:port (default 127.0.0.1:8080)', 'host:port, such as 127.0.0.1:8080 or 0.0.0.0:8080'),
+  spec('backend', 'backends', 'list', 'backend origin, repeatable (env: comma separated)', 'an http:// or https:// origin such as http://127.0.0.1:3000'),
+  spec('tls-listen', 'tls.listen', 'string', 'TLS client listener, host:port (needs --tls-cert and --tls-key)', 'host:port, such as 0.0.0.0:8443'),
+  spec('tls-cert', 'tls.cert', 'string', 'PEM certificate file for the TLS listener (more in the config file: tls.certificates)', 'a PEM certificate file'),
+  spec('tls-key', 'tls.key', 'string', 'PEM private key file of --tls-cert', 'a PEM private key file'),
+  spec('control', 'control', 'string', 'control listener for /metrics, /healthz, /publish (default 127.0.0.1:5561)', 'host:port, such as 127.0.0.1:5561'),
+  spec('max-connections', 'limits.maxConnections', 'int', 'client connections at once (default 10000)', atLeast(1)),
+  spec('max-connections-per-client', 'limits.maxConnectionsPerClient', 'int', 'per client address (default 1000)', atLeast(1)),
+  spec('max-requests-per-connection', 'limits.maxRequestsPerConnection', 'int', '0 = no cap (default 1000)', atLeast(0)),
+  spec('request-head-timeout', 'timeouts.requestHeadMs', 'int', 'ms for the whole request head (default 10000)', msAtLeast(100)),
+  spec('keep-alive-timeout', 'timeouts.keepAliveIdleMs', 'int', 'ms an idle client connection is kept (default 15000)', msAtLeast(100)),
+  spec('upstream-timeout', 'timeouts.upstreamResponseMs', 'int', 'ms to wait for a backend response head (default 60000)', msAtLeast(10)),
+  spec('drain-timeout', 'timeouts.drainMs', 'int', 'ms in-flight requests get on shutdown (default 15000)', msAtLeast(0)),
+  spec('bus', 'bus.url', 'string', 'memory | redis://host:port[/db] | nats://host:port (default memory)', 'memory, redis://host:port[/db] or nats://host:port'),
+  spec('workers', 'workers', 'int', 'processes sharing the ports, a number or auto = one per core (default 1)', 'a whole number from 1 to 256, or auto'),
+  spec('log-level', 'log.level', 'string', 'fatal|error|warn|info|debug|trace|silent (default info)', 'one of fatal, error, warn, info, debug, trace, silent'),
 ];
 
 /** Turns a flag or env string into the kind the schema expects; a bad number stays a string so the schema names it. */
@@ -51,3 +60,15 @@ export function convertFlagValue(kind: FlagKind, raw: string | string[]): unknow
       return values[values.length - 1];
   }
 }
+
+/** HOLDFAST_* variables that are not a FLAGS entry, with what reads them (for --help and the unknown-variable check). */
+export const OTHER_ENV: readonly { env: string; help: string }[] = [
+  { env: 'HOLDFAST_CONFIG', help: 'the config file, as --config' },
+  { env: 'HOLDFAST_PUBLISH_KEY', help: 'holdfast publish: the key it sends (publish.key on the server), as --key' },
+];
+
+/** How `holdfast demo --workers N` hands the primary's demo backend to its workers: set by Holdfast, not a setting. */
+export const DEMO_BACKEND_ENV = 'HOLDFAST_INTERNAL_DEMO_BACKEND';
+
+/** Every HOLDFAST_* variable Holdfast reads. */
+export const KNOWN_ENV: readonly string[] = [...FLAGS.map((f) => f.env), ...OTHER_ENV.map((e) => e.env), DEMO_BACKEND_ENV];

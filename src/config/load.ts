@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../errors.js';
-import { FLAGS, convertFlagValue } from './flags.js';
+import { FLAGS, convertFlagValue, type FlagSpec } from './flags.js';
 import { RENAMED_KEYS, configSchema, type HoldfastConfig } from './schema.js';
 
 export interface ConfigSources {
@@ -20,16 +20,31 @@ type Tree = Record<string, unknown>;
 /** defaults < file < environment < flags, all validated by one schema; every bad key is reported at once. */
 export function loadConfig(sources: ConfigSources): HoldfastConfig {
   const tree: Tree = sources.file === undefined ? {} : readConfigFile(sources.file);
+  // Which flag or variable set each path last (flags win), so a bad value is reported in the words it was typed.
+  const origins = new Map<string, { spec: FlagSpec; source: string }>();
   for (const spec of FLAGS) {
     const envValue = sources.env?.[spec.env];
-    if (envValue !== undefined && envValue !== '') setPath(tree, spec.path, convertFlagValue(spec.kind, envValue));
+    if (envValue === undefined || envValue === '') continue;
+    setPath(tree, spec.path, convertFlagValue(spec.kind, envValue));
+    origins.set(spec.path, { spec, source: spec.env });
   }
   for (const spec of FLAGS) {
     const flagValue = sources.flags?.[spec.flag];
     if (flagValue === undefined || typeof flagValue === 'boolean') continue;
     setPath(tree, spec.path, convertFlagValue(spec.kind, flagValue));
+    origins.set(spec.path, { spec, source: `--${spec.flag}` });
   }
-  return validateConfig(tree);
+  try {
+    return validateConfig(tree);
+  } catch (err) {
+    if (!(err instanceof ConfigError) || origins.size === 0) throw err;
+    throw new ConfigError(
+      err.issues.map((issue) => {
+        const origin = origins.get(issue.path) ?? origins.get(issue.path.replace(/\.\d+$/, ''));
+        return origin === undefined ? issue : { ...issue, source: origin.source, expected: origin.spec.expects };
+      }),
+    );
+  }
 }
 
 export function validateConfig(input: unknown): HoldfastConfig {

@@ -24,13 +24,50 @@ const backendUrl = z.string().refine(
   (s) => {
     try {
       const url = new URL(s);
-      return url.protocol === 'http:' && url.pathname === '/' && !url.search && !url.username;
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/' && !url.search && !url.username;
     } catch {
       return false;
     }
   },
-  { message: 'an http:// origin such as http://127.0.0.1:3000 (no path, query or credentials)' },
+  { message: 'an http:// or https:// origin such as http://127.0.0.1:3000 (no path, query or credentials)' },
 );
+
+const certificateFiles = z.strictObject({
+  /** PEM certificate file (the chain after it, if any). */
+  cert: z.string().min(1),
+  /** PEM private key file of that certificate. */
+  key: z.string().min(1),
+});
+
+const tlsSchema = z
+  .strictObject({
+    /** TLS client listener (HTTP/1.1 over TLS) beside the plain `listen`; absent = none. */
+    listen: hostPort.optional(),
+    /**
+     * Certificates, each chosen by SNI from its own names (subjectAltName, else CN; wildcards one label deep);
+     * the first is the default for other names and clients without SNI. Re-read by SIGHUP and POST /reload.
+     * @default []
+     */
+    certificates: z.array(certificateFiles).default([]),
+    /** Shortcut for one certificate (the `--tls-cert` flag): put first in `certificates`. */
+    cert: z.string().min(1).optional(),
+    /** Its key (`--tls-key`). */
+    key: z.string().min(1).optional(),
+    /** PEM file of the CAs that https:// backends' certificates must chain to, instead of Node's bundled roots. */
+    backendCa: z.string().min(1).optional(),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.cert === undefined) !== (tls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [tls.cert === undefined ? 'cert' : 'key'], message: 'tls.cert and tls.key go together' });
+    }
+    if (tls.listen !== undefined && tls.certificates.length === 0 && tls.cert === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['certificates'], message: 'at least one certificate (cert and key files) for tls.listen' });
+    }
+  })
+  .transform(({ cert, key, ...tls }) => ({
+    ...tls,
+    certificates: cert !== undefined && key !== undefined ? [{ cert, key }, ...tls.certificates] : tls.certificates,
+  }));
 
 /** `memory`, or the URL of the engine several Holdfast processes share channels through. */
 export function parseBusUrl(text: string): { driver: 'memory' } | { driver: 'redis' | 'nats'; url: URL } | null {
@@ -87,6 +124,11 @@ export const timeoutsSchema = z.strictObject({
   upstreamResponseMs: ms(10).default(60_000),
   /** A backend response body that makes no progress for this long is cut off. @default 120000 */
   upstreamBodyStallMs: ms(10).default(120_000),
+  /**
+   * A client connection with sent data queued that the client has not read any of for this long is cut: held
+   * streams, SSE, terminated WebSockets and proxied responses (nginx's send_timeout). @default 30000
+   */
+  sendStallMs: ms(100).default(30_000),
   /** On SIGTERM/SIGINT, in-flight requests get this long to finish before connections are cut. @default 15000 */
   drainMs: ms(0).default(15_000),
 });
@@ -243,8 +285,13 @@ export const DEFAULT_GROUP = 'default';
 export const logSchema = z.strictObject({
   /** pino level. @default "info" */
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** One JSON access line per request. @default true */
+  /** One JSON access line per request, and one per WebSocket when it ends. @default true */
   access: z.boolean().default(true),
+  /**
+   * Request paths (exact, without the query) left out of the access log: something polled every second,
+   * such as a load balancer's health check. `holdfast demo` leaves out its page's own polling. @default []
+   */
+  accessExcludePaths: z.array(z.string().startsWith('/')).default([]),
 });
 
 export const gripSchema = z.strictObject({
@@ -356,6 +403,8 @@ export const configSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:8080'),
   /** Control listener: metrics, health, publish. Never the client port. @default "127.0.0.1:5561" */
   control: hostPort.default('127.0.0.1:5561'),
+  /** TLS: the TLS client listener and its certificates, and the CAs for https:// backends. */
+  tls: tlsSchema.prefault({}),
   /** Backend origins, balanced round-robin: the shortcut for one group named "default" with a catch-all route. */
   backends: z.array(backendUrl).min(1, { message: 'at least one backend, such as http://127.0.0.1:3000' }).optional(),
   /** Backend groups, as a map by name or a list of groups with `name`. */

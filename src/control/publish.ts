@@ -101,6 +101,7 @@ export class PublishEndpoint {
   }
 
   #refuse(req: IncomingMessage, res: ServerResponse, err: HoldfastError, extra: Record<string, string> = {}): void {
+    this.#deps.metrics.publishRefused.inc({ code: err.code });
     this.#deps.log.info({ code: err.code }, `publish refused: ${err.message}`);
     // An oversized body may still be arriving: answer now, close after, and meanwhile read and discard what
     // comes for up to LINGER_MS. A close with unread input is a reset, and a publisher still writing (curl

@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { deadlineCheckIntervalMs } from '../edge/deadline-check.js';
 import { ConfigError, HoldfastError, ListenError } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
+import { dashboardPage } from './dashboard-page.js';
+import type { DashboardFeed } from './dashboard-feed.js';
 import type { PublishAuth } from './publish-auth.js';
 import type { PublishEndpoint } from './publish.js';
 
@@ -26,10 +28,12 @@ export interface ControlDeps {
   auth: PublishAuth | null;
   /** `/metrics` and `/healthz` answer without the key: on loopback, or when `publish.openReadEndpoints` says so. */
   openReads: boolean;
+  /** The dashboard's live feed (`/dashboard/events`). */
+  dashboard: DashboardFeed;
 }
 
 /**
- * The control listener: Prometheus metrics and health, later the publish API and dashboard. Separate from
+ * The control listener: Prometheus metrics and health, the publish API, reload and the dashboard. Separate from
  * the client port so none of it is reachable by clients (DESIGN.md).
  */
 export class ControlServer {
@@ -75,6 +79,7 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    this.#deps.dashboard.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -86,8 +91,21 @@ export class ControlServer {
     const auth = this.#deps.auth;
     if (auth === null || (readOnly && this.#deps.openReads)) return true;
     if (await auth.verify(req.headers.authorization)) return true;
-    refuseUnauthorized(res);
+    refuseUnauthorized(res, 'Bearer');
     return false;
+  }
+
+  /**
+   * Who may see the dashboard: everything without a publish key or with it; with a key set and the request
+   * without it, the numbers where reads are open (loopback, publish.openReadEndpoints) but never channel
+   * names, which the key protects; otherwise a 401 whose Basic challenge makes a browser ask for the key.
+   */
+  async #dashboardAccess(req: IncomingMessage, res: ServerResponse): Promise<'full' | 'numbers' | null> {
+    const auth = this.#deps.auth;
+    if (auth === null || (await auth.verify(req.headers.authorization))) return 'full';
+    if (this.#deps.openReads) return 'numbers';
+    refuseUnauthorized(res, BASIC_CHALLENGE);
+    return null;
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -149,10 +167,34 @@ export class ControlServer {
         res.end(req.method === 'HEAD' ? undefined : ready ? 'ok\n' : `${readiness}\n`);
         return;
       }
+      case '/dashboard':
+      case '/dashboard/': {
+        if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
+        if ((await this.#dashboardAccess(req, res)) === null) return;
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : dashboardPage());
+        return;
+      }
+      case '/dashboard/events': {
+        if (!allowMethods(req, res, ['GET'])) return;
+        const access = await this.#dashboardAccess(req, res);
+        if (access === null) return;
+        this.#deps.dashboard.open(res, access === 'full');
+        return;
+      }
+      case '/dashboard/sign-in': {
+        // The page's link when channel names are hidden: the key is asked for here even where reads are open.
+        if (!allowMethods(req, res, ['GET'])) return;
+        const auth = this.#deps.auth;
+        if (auth !== null && !(await auth.verify(req.headers.authorization))) return refuseUnauthorized(res, BASIC_CHALLENGE);
+        res.writeHead(303, { location: '/dashboard', 'cache-control': 'no-store' });
+        res.end();
+        return;
+      }
       case '/':
         if (!allowMethods(req, res, ['GET', 'HEAD'])) return;
         res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end(req.method === 'HEAD' ? undefined : 'Holdfast control listener: POST /publish, POST /reload, /metrics, /healthz\n');
+        res.end(req.method === 'HEAD' ? undefined : 'Holdfast control listener: POST /publish, POST /reload, /metrics, /healthz, /dashboard\n');
         return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain' });
@@ -161,13 +203,16 @@ export class ControlServer {
   }
 }
 
+/** A browser answers this by asking for a user and password, and PublishAuth takes the key as the password. */
+const BASIC_CHALLENGE = 'Basic realm="Holdfast control", charset="UTF-8"';
+
 /** Answered to a control request without the publish key where one is needed. */
-function refuseUnauthorized(res: ServerResponse): void {
+function refuseUnauthorized(res: ServerResponse, challenge: string): void {
   const err = new HoldfastError('HF_ERR_CONTROL_UNAUTHORIZED', 401, 'this control endpoint needs the publish key (publish.key) in Authorization');
   res.writeHead(err.httpStatus, {
     'content-type': 'text/plain',
     'cache-control': 'no-store',
-    'www-authenticate': 'Bearer',
+    'www-authenticate': challenge,
     'x-holdfast-error': err.code,
   });
   res.end(`${err.message}\n`);

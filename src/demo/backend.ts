@@ -1,8 +1,22 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { pushSchema, type HoldfastConfig } from '../config/schema.js';
+import { FAVICON_SVG } from '../control/favicon.js';
 import { publishMessage } from '../control/publish-client.js';
 import { demoPage } from './page.js';
 
 export const DEMO_CHANNEL = 'demo';
+
+/** What the demo page polls (every second, and a long-poll after each answer): not worth an access line each. */
+export const DEMO_QUIET_PATHS = ['/api/info', '/poll'] as const;
+
+/** The demo's configuration: the given one, with the page's own polling left out of the access log. */
+export function withDemoQuietPaths(config: HoldfastConfig): HoldfastConfig {
+  const excluded = new Set([...config.log.accessExcludePaths, ...DEMO_QUIET_PATHS]);
+  return { ...config, log: { ...config.log, accessExcludePaths: [...excluded] } };
+}
+
+/** The SSE event type of Holdfast's gap notice (push.sseGapEvent's default), which the page shows. */
+const GAP_EVENT = /^event: *(\S+)/m.exec(pushSchema.parse({}).sseGapEvent)?.[1] ?? 'holdfast-gap';
 
 /**
  * The built-in demo backend `holdfast demo` puts behind Holdfast: an ordinary, stateless HTTP app. It never
@@ -22,7 +36,12 @@ export function createDemoBackend(controlUrl: () => string): Server {
     switch (url.pathname) {
       case '/':
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(demoPage());
+        res.end(demoPage({ control: controlUrl().replace(/^http:\/\//, ''), gapEvent: GAP_EVENT }));
+        return;
+      case '/favicon.ico':
+        // The page links an inline icon; this is for clients that ask for the usual path anyway.
+        res.writeHead(200, { 'content-type': 'image/svg+xml', 'cache-control': 'max-age=86400' });
+        res.end(FAVICON_SVG);
         return;
       case '/events':
         // Server-Sent Events: hold the client on the demo channel; Holdfast adds ids, heartbeats, replay.

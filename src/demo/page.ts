@@ -1,39 +1,75 @@
-/** The demo page: live events over SSE and long-poll, a publish box, and the keep-alive pooling numbers. */
-export function demoPage(): string {
+import { FAVICON_DATA_URL } from '../control/favicon.js';
+
+/**
+ * The demo page: live events over SSE and long-poll, a publish box, and the keep-alive pooling numbers.
+ * It claims only what Holdfast does: an event shows an id only when it carried one (an EventSource keeps
+ * the previous id through an event without one), a reconnect replays only what history still holds after
+ * the last id seen, and Holdfast's gap event is shown as messages missed.
+ */
+export function demoPage(options: { control: string; gapEvent: string }): string {
+  const publishCommand = `holdfast publish demo "hello" --control ${options.control}`;
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Holdfast demo</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Holdfast demo</title>
+<link rel="icon" href="${FAVICON_DATA_URL}">
 <style>
-body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-code,pre{background:#f3f3f3;padding:.1rem .3rem;border-radius:4px}
-.cols{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
-.panel{border:1px solid #ddd;border-radius:8px;padding:.5rem 1rem;min-height:12rem}
-.panel ol{padding-left:1.2rem;margin:.3rem 0;font-family:ui-monospace,monospace;font-size:.9rem}
-form{margin:1rem 0;display:flex;gap:.5rem}input{flex:1;padding:.4rem}button{padding:.4rem 1rem}
+*{box-sizing:border-box}
+body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.6rem;line-height:1.2}
+code,pre{background:#f3f3f3;padding:.1rem .3rem;border-radius:4px;overflow-wrap:anywhere}
+pre{white-space:pre-wrap}
+.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,18rem),1fr));gap:1rem}
+.panel{border:1px solid #ddd;border-radius:8px;padding:.5rem 1rem;min-height:12rem;min-width:0}
+.panel h3{margin:.4rem 0}
+.panel ol{padding-left:1.2rem;margin:.3rem 0;font-family:ui-monospace,monospace;font-size:.9rem;overflow-wrap:anywhere}
+.state{display:block;font-size:.8rem;font-weight:normal;color:#555}
+li.gap{color:#9a3412}
+form{margin:1rem 0;display:flex;gap:.5rem}input{flex:1;min-width:0;padding:.4rem}button{padding:.4rem 1rem}
 </style></head>
 <body>
 <h1>Holdfast is in front of this page</h1>
 <p>The backend behind Holdfast is stateless: it answers <code>/events</code> and <code>/poll</code> at once with
-GRIP instructions, and Holdfast holds your browser's connections. Publish below (or run
-<code>holdfast publish demo "hello"</code>) and watch both transports receive it.</p>
-<form id="pub"><input id="msg" placeholder="a message" autocomplete="off"><button>Publish</button></form>
+GRIP instructions, and Holdfast holds your browser's connections. Publish below, or from a shell with
+<code>${escapeHtml(publishCommand)}</code>, and watch both transports receive it.</p>
+<form id="pub"><input id="msg" placeholder="a message" autocomplete="off" aria-label="message"><button>Publish</button></form>
 <p id="pubres"></p>
 <div class="cols">
-  <div class="panel"><h3>Server-Sent Events <small id="sse-state"></small></h3><ol id="sse"></ol></div>
-  <div class="panel"><h3>Long-poll</h3><ol id="lp"></ol></div>
+  <div class="panel"><h3>Server-Sent Events <small id="sse-state" class="state">connecting</small></h3><ol id="sse"></ol></div>
+  <div class="panel"><h3>Long-poll <small class="state">a new request after each answer</small></h3><ol id="lp"></ol></div>
 </div>
 <h3>Keep-alive pooling</h3>
 <pre id="stats">waiting...</pre>
 <script>
-function add(list, text) {
+function add(list, text, className) {
   const li = document.createElement('li'); li.textContent = text;
+  if (className) li.className = className;
   const ol = document.getElementById(list); ol.prepend(li);
   while (ol.children.length > 12) ol.lastChild.remove();
 }
+const sseState = document.getElementById('sse-state');
 const es = new EventSource('/events');
+// The id of the last event that carried one: what the browser sends as Last-Event-ID when it reconnects.
+let lastId = '';
+function label(e) {
+  if (e.lastEventId === lastId) return '(no id)';
+  lastId = e.lastEventId;
+  return '#' + lastId;
+}
 es.addEventListener('hello', (e) => add('sse', e.data));
-es.onmessage = (e) => add('sse', '#' + e.lastEventId + ' ' + e.data);
-es.onopen = () => { document.getElementById('sse-state').textContent = '(open)'; };
-es.onerror = () => { document.getElementById('sse-state').textContent = '(reconnecting: missed events are replayed)'; };
+es.onmessage = (e) => add('sse', label(e) + ' ' + e.data);
+es.addEventListener(${JSON.stringify(options.gapEvent)}, (e) => {
+  let detail = {};
+  try { detail = JSON.parse(e.data); } catch {}
+  add('sse', 'missed messages: history no longer reaches ' + (detail.lastEventId ? '#' + detail.lastEventId : 'the last id seen') +
+    ', so some messages published while reconnecting were lost', 'gap');
+});
+es.onopen = () => { sseState.textContent = 'open'; };
+es.onerror = () => {
+  sseState.textContent = lastId === ''
+    ? 'reconnecting: no id seen yet, so messages published meanwhile are missed'
+    : 'reconnecting: messages after #' + lastId + ' that Holdfast still has in history will be replayed';
+};
 async function poll() {
   for (;;) {
     try {
@@ -62,4 +98,8 @@ setInterval(() => { tick().catch(() => {}); }, 1000);
 </script>
 </body></html>
 `;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -1,4 +1,5 @@
 import type { ProxyExchange } from '../proxy/exchange.js';
+import { SweepTimer } from './sweep-timer.js';
 
 interface Watched {
   bytesRead: number;
@@ -16,16 +17,17 @@ export class BodyStallWatch {
   readonly #stallMs: number;
   readonly #onStall: (exchange: ProxyExchange) => void;
   readonly #watched = new Map<ProxyExchange, Watched>();
-  #timer: NodeJS.Timeout | null = null;
+  readonly #sweep: SweepTimer;
 
   constructor(stallMs: number, onStall: (exchange: ProxyExchange) => void) {
     this.#stallMs = stallMs;
     this.#onStall = onStall;
+    this.#sweep = new SweepTimer(Math.min(1_000, stallMs), (nowMs) => this.check(nowMs));
   }
 
   add(exchange: ProxyExchange): void {
     this.#watched.set(exchange, { bytesRead: exchange.req.socket.bytesRead, lastProgressMs: Date.now(), waiting: true });
-    this.#timer ??= setInterval(sweep, Math.min(1_000, this.#stallMs), this).unref();
+    this.#sweep.start();
   }
 
   delete(exchange: ProxyExchange): void {
@@ -51,15 +53,11 @@ export class BodyStallWatch {
         this.#onStall(exchange);
       }
     }
-    if (this.#watched.size === 0 && this.#timer !== null) {
-      clearInterval(this.#timer);
-      this.#timer = null;
-    }
+    if (this.#watched.size === 0) this.#sweep.stop();
   }
 
   stop(): void {
-    if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = null;
+    this.#sweep.stop();
     this.#watched.clear();
   }
 }
@@ -72,8 +70,4 @@ export class BodyStallWatch {
  */
 function waitingOnClient(exchange: ProxyExchange): boolean {
   return exchange.bodyInvited && exchange.req.readableLength === 0;
-}
-
-function sweep(watch: BodyStallWatch): void {
-  watch.check(Date.now());
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { HoldfastConfig } from '../config/schema.js';
 import { HoldfastError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
-import { shortcutGroup } from '../proxy/forwarder.js';
+import { shortcutGroup } from '../proxy/routing.js';
 import { serverConnectionCap } from '../proxy/group.js';
 
 /**

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { HoldfastConfig } from '../config/schema.js';
 import { ClientRequestError, HoldfastError, ListenError } from '../errors.js';
+import { AccessLog } from '../observe/access-log.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { RateLimitedLog } from '../observe/rate-limited-log.js';
@@ -42,7 +43,7 @@ export class Edge implements EdgeContext {
   draining = false;
   readonly #deps: EdgeDeps;
   readonly #bodyStall: BodyStallWatch;
-  readonly #accessLog: boolean;
+  readonly #accessLog: AccessLog;
   /** Counters bound to their label once, not looked up per response. */
   readonly #responseClasses: { inc(): void }[];
   readonly #maxRequestsPerConnection: number;
@@ -50,13 +51,14 @@ export class Edge implements EdgeContext {
   readonly #maxHeaderFields: number;
   /** At a limit refusals come in floods: one line a second per error code, with the count. */
   readonly #refusals: RateLimitedLog;
+  /** Other listeners whose connections this edge serves (TLS): closed and waited for on drain. */
+  readonly #otherListeners: NetServer[] = [];
 
   constructor(deps: EdgeDeps) {
     this.#deps = deps;
     const { limits, timeouts } = deps.config;
     this.maxPipelinedInFlight = limits.maxPipelinedInFlight;
-    // Decided once: building the access-log object for a level that drops it costs more than the proxying.
-    this.#accessLog = deps.config.log.access && deps.log.isLevelEnabled('info');
+    this.#accessLog = new AccessLog(deps.config.log, deps.log);
     this.#responseClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => deps.metrics.responsesTotal.labels({ class: c }));
     this.#maxRequestsPerConnection = limits.maxRequestsPerConnection;
     this.registry = new ConnectionRegistry({ maxConnections: deps.maxConnections, maxConnectionsPerClient: limits.maxConnectionsPerClient });
@@ -116,13 +118,28 @@ export class Edge implements EdgeContext {
   }
 
   /**
+   * Serves the connections of another listener (the TLS one hands over each connection after its
+   * handshake, `adopt`), and closes it with this one on drain.
+   */
+  serveAlso(listener: NetServer): void {
+    this.#otherListeners.push(listener);
+  }
+
+  /** A connection accepted by another listener: from here on it is served like one accepted here. */
+  adopt(socket: Socket): void {
+    this.server.emit('connection', socket);
+  }
+
+  /**
    * Stop accepting, let in-flight requests finish (their responses say `Connection: close`), close idle
    * connections at once, and cut whatever is left when the deadline passes.
    */
   /** Resolves to the number of requests still unanswered at the deadline, whose connections were cut. */
   async drain(deadlineMs: number): Promise<number> {
     this.draining = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = Promise.all(
+      [this.server, ...this.#otherListeners].map((listener) => new Promise<void>((resolve) => listener.close(() => resolve()))),
+    );
     for (const conn of this.registry.connections()) {
       if (conn.pendingResponses === 0) conn.socket.destroy();
     }
@@ -308,20 +325,17 @@ export class Edge implements EdgeContext {
     if (exchange !== undefined) {
       const seconds = (Date.now() - exchange.startedAtMs) / 1000;
       metrics.requestDuration.observe(seconds);
-      if (this.#accessLog) {
-        this.#deps.log.info(
-          {
-            client: conn.clientAddress,
-            method: exchange.method,
-            target: exchange.target,
-            status: res.writableFinished ? status : 0,
-            ms: Math.round(seconds * 1000),
-            backend: exchange.backend?.name,
-            attempts: exchange.attempts,
-            code: exchange.errorCode,
-          },
-          'access',
-        );
+      if (this.#accessLog.enabled) {
+        this.#accessLog.write({
+          client: conn.clientAddress,
+          method: exchange.method,
+          target: exchange.target,
+          status: res.writableFinished ? status : 0,
+          ms: Math.round(seconds * 1000),
+          backend: exchange.backend?.name,
+          attempts: exchange.attempts,
+          code: exchange.errorCode,
+        });
       }
     }
     const idle = conn.onResponseClosed(res);

@@ -66,6 +66,25 @@ export class ChannelIndex<C> {
     return [...union];
   }
 
+  /**
+   * The `limit` channels with the most holders, most first (a wildcard prefix `scores.` shown as `scores.*`).
+   * One pass over the channels keeping a small sorted list: for the dashboard, once a second, not per delivery.
+   */
+  top(limit: number): { name: string; holders: number }[] {
+    const best: { name: string; holders: number }[] = [];
+    const consider = (name: string, holders: number) => {
+      if (best.length === limit && holders <= best[best.length - 1]!.holders) return;
+      let at = best.length;
+      while (at > 0 && best[at - 1]!.holders < holders) at--;
+      best.splice(at, 0, { name, holders });
+      if (best.length > limit) best.pop();
+    };
+    if (limit <= 0) return best;
+    for (const [name, set] of this.#exact) consider(name, set.size);
+    for (const [prefix, set] of this.#prefixes) consider(`${prefix}*`, set.size);
+    return best;
+  }
+
   holders(channel: string): number {
     return this.#exact.get(channel)?.size ?? 0;
   }

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { resetConnection, type SendStallSubject, type SendStallWatch } from '../edge/send-stall.js';
 import type { ChannelSubscription, Instruct } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import { passesFilters, type FilterSubject } from './filters.js';
@@ -10,6 +11,8 @@ export type Transport = 'sse' | 'stream' | 'response' | 'ws';
 export interface HoldHost {
   readonly maxQueuedBytes: number;
   readonly draining: boolean;
+  /** Cuts held clients whose sent data stops draining (the kernel part of a slow consumer). */
+  readonly sendStall: SendStallWatch;
   reschedule(client: HeldClient): void;
   countDelivery(client: HeldClient): void;
   countDrop(reason: string): void;
@@ -50,7 +53,7 @@ export interface HeldOutput {
  * A client the push gateway holds: its subscriptions, metadata, links and one deadline on the shared
  * timer wheel. Transports (stream/SSE, long-poll, WebSocket) decide what an item looks like on the wire.
  */
-export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements WheelEntry, FilterSubject {
+export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements WheelEntry, FilterSubject, SendStallSubject {
   wheelDueMs = 0;
   wheelSlot: Set<WheelEntry> | null = null;
   abstract readonly transport: Transport;
@@ -141,12 +144,26 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
     return delivered;
   }
 
-  /** Drop a client whose socket cannot keep up, before its queue grows without bound. */
+  /**
+   * Drop a client whose socket cannot keep up, before its queue grows without bound; a queue under the bound
+   * that stops draining is cut at the send deadline (SendStallWatch), since the kernel holds far more than
+   * the bound for a client that never reads.
+   */
   checkSlowConsumer(): boolean {
-    if (this.res.writableLength <= this.host.maxQueuedBytes) return false;
-    this.host.countDrop('slow_consumer');
-    this.res.destroy();
-    return true;
+    if (this.res.writableLength > this.host.maxQueuedBytes) {
+      this.host.countDrop('slow_consumer');
+      resetConnection(this.corkTarget(), this.res);
+      return true;
+    }
+    this.host.sendStall.noteWrite(this.corkTarget(), this);
+    return false;
+  }
+
+  /** Its sent data did not drain for timeouts.sendStallMs: a slow consumer too, counted apart. */
+  onSendStall(): string {
+    this.host.countDrop('drain_timeout');
+    resetConnection(this.corkTarget(), this.res);
+    return this.transport;
   }
 
   /** The socket a publish batch corks so its items leave in one write; null when there is none yet. */

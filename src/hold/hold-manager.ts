@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Bus, BusSink } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
 import { dropHeldClientOnFin } from '../edge/client-fin.js';
+import type { SendStallWatch } from '../edge/send-stall.js';
 import { releaseParserForStream } from '../edge/stream-takeover.js';
 import { HoldfastError } from '../errors.js';
 import { headerValue, isGripResponse, parseInstruct, type ChannelSubscription, type Instruct, type KeepAlive } from '../grip/instruct.js';
@@ -34,6 +35,7 @@ export interface HoldManagerDeps {
   log: Logger;
   bus: Bus;
   links: LinkFetcher;
+  sendStall: SendStallWatch;
 }
 
 class HoldLimitError extends HoldfastError {
@@ -51,6 +53,7 @@ export class HoldManager implements HoldHost, BusSink {
   readonly index = new ChannelIndex<HeldClient>();
   readonly wheel: TimerWheel<HeldClient>;
   readonly maxQueuedBytes: number;
+  readonly sendStall: SendStallWatch;
   draining = false;
   readonly #deps: HoldManagerDeps;
   readonly #held = new Set<HeldClient>();
@@ -63,6 +66,7 @@ export class HoldManager implements HoldHost, BusSink {
     this.#deps = deps;
     const push = deps.config.push;
     this.maxQueuedBytes = push.maxQueuedBytesPerConnection;
+    this.sendStall = deps.sendStall;
     this.#sseHeartbeat =
       push.sseHeartbeatMs > 0 ? { data: Buffer.from(':\n\n'), timeoutSec: push.sseHeartbeatMs / 1000, mode: 'idle' } : null;
     this.wheel = new TimerWheel<HeldClient>(TICK_MS, (client) => client.onDue(Date.now()));

@@ -1,4 +1,7 @@
-import type { Forwarder } from '../proxy/forwarder.js';
+import { HoldfastError, UpstreamError } from '../errors.js';
+import type { PickRequest } from '../proxy/balancer.js';
+import type { GroupSender } from '../proxy/group-sender.js';
+import type { Routing } from '../proxy/routing.js';
 import type { GripSigner } from '../grip/sig.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 
@@ -21,14 +24,17 @@ const NOT_REPEATED = new Set(['content-length', 'content-type', 'grip-sig', 'gri
  * used for its path only, so a backend's instruction can never make us call an arbitrary host.
  */
 export class LinkFetcher {
-  readonly #forwarder: Forwarder;
+  readonly #routing: Routing;
+  readonly #sender: GroupSender;
   readonly #signer: GripSigner;
 
-  constructor(forwarder: Forwarder, signer: GripSigner) {
-    this.#forwarder = forwarder;
+  constructor(routing: Routing, sender: GroupSender, signer: GripSigner) {
+    this.#routing = routing;
+    this.#sender = sender;
     this.#signer = signer;
   }
 
+  /** The backend's answer, or a HoldfastError: no route, the group's refusal (503), a failed backend (502/504). */
   async fetch(
     link: string,
     base: { target: string; upstreamTarget: string; upstreamHeaders: readonly string[] },
@@ -39,39 +45,41 @@ export class LinkFetcher {
     // resolves against the target that backend saw.
     const resolved = new URL(link, new URL(base.upstreamTarget, 'http://holdfast.invalid'));
     const path = `${resolved.pathname}${resolved.search}`;
-    const route = this.#forwarder.route(headerOf(base.upstreamHeaders, 'host'), base.target);
-    if (route === null) throw new Error(`no route for the request that gave link ${path}`);
+    const route = this.#routing.route(headerOf(base.upstreamHeaders, 'host'), base.target);
+    if (route === null) throw new HoldfastError('HF_ERR_NO_ROUTE', 404, `no route for the request that gave link ${path}`);
     const headers: string[] = [];
     for (let i = 0; i < base.upstreamHeaders.length; i += 2) {
       if (!NOT_REPEATED.has(base.upstreamHeaders[i]!.toLowerCase())) headers.push(base.upstreamHeaders[i]!, base.upstreamHeaders[i + 1]!);
     }
     headers.push('grip-sig', this.#signer.token(), 'grip-feature', GRIP_FEATURES, ...extraHeaders);
-    const backend = route.group.balancer.pick(Date.now(), null, undefined, false);
-    if (backend === null) throw new Error(`no backend available for link ${path}`);
-    backend.requestCounter.inc();
-    const response = await backend.pool.request({
-      path,
+    // Admitted, balanced, health-counted and retried as a proxied request is (GroupSender).
+    const result = await this.#sender.request(route.group, {
       method,
+      path,
       headers,
-      body: method === 'POST' ? '' : null,
+      body: method === 'POST' ? EMPTY : null,
+      pickRequest: linkPickRequest(base.upstreamHeaders),
+      maxBodyBytes: () => MAX_LINK_BODY_BYTES,
     });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of response.body) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_LINK_BODY_BYTES) {
-        response.body.destroy();
-        throw new Error(`link ${path} answered more than ${MAX_LINK_BODY_BYTES} bytes`);
-      }
-      chunks.push(chunk as Buffer);
+    if (!result.ok) throw result.error;
+    const { response } = result;
+    if (response.oversized) {
+      throw new UpstreamError('HF_ERR_UPSTREAM_BAD_RESPONSE', 502, response.backend.name, `answered link ${path} with more than ${MAX_LINK_BODY_BYTES} bytes`);
     }
-    const flat: string[] = [];
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (value === undefined) continue;
-      for (const v of Array.isArray(value) ? value : [value]) flat.push(name, v);
-    }
-    return { status: response.statusCode, reason: '', headers: flat, body: Buffer.concat(chunks) };
+    return { status: response.status, reason: response.reason, headers: response.headers, body: response.body };
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * What the group's balancer sees of a link fetch: the original request's upstream headers (hashing on a
+ * header finds the same server), and the client's address, which is the last X-Forwarded-For hop we added.
+ */
+function linkPickRequest(upstreamHeaders: readonly string[]): PickRequest {
+  const forwardedFor = headerOf(upstreamHeaders, 'x-forwarded-for') ?? '';
+  const clientAddress = forwardedFor.slice(forwardedFor.lastIndexOf(',') + 1).trim();
+  return { req: { rawHeaders: upstreamHeaders }, owner: { clientAddress } };
 }
 
 function headerOf(headers: readonly string[], lowerName: string): string | undefined {

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { GripResponse, Instruct } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
+import { resetConnection } from '../edge/send-stall.js';
 import { HeldClient, type HoldHost, type HoldOrigin } from './held-client.js';
 
 /** Framing headers a long-poll answer never inherits: its body is a different one. */
@@ -25,6 +26,13 @@ export class ResponseHold extends HeldClient<ServerResponse> {
   /** One answer per hold: nothing to batch. */
   corkTarget(): null {
     return null;
+  }
+
+  /** Its answer did not drain (the response may be finished on our side, so the connection is what goes). */
+  override onSendStall(): string {
+    this.host.countDrop('drain_timeout');
+    resetConnection(this.res.req.socket, this.res);
+    return this.transport;
   }
 
   nextDueMs(): number {
@@ -84,6 +92,8 @@ export class ResponseHold extends HeldClient<ServerResponse> {
       if (reason) this.res.writeHead(code, reason, headers);
       else this.res.writeHead(code, headers);
       this.res.end(this.res.req.method === 'HEAD' ? undefined : body);
+      // A published answer can be large (publish.maxMessageBytes): one the client never reads is cut too.
+      this.host.sendStall.noteWrite(this.res.socket, this);
     } catch {
       this.res.destroy();
     }

@@ -1,10 +1,11 @@
 import type { Socket } from 'node:net';
+import type { SendStallSubject } from '../edge/send-stall.js';
 import type { Instruct } from '../grip/instruct.js';
 import type { PublishItem, WsMessageFormat } from '../grip/publish-items.js';
 import { HeldClient, type HoldHost, type HoldOrigin } from './held-client.js';
 
 /** The terminated WebSocket a WsHold writes to (src/ws/over-http-session.ts). */
-export interface WsHoldSocket {
+export interface WsHoldSocket extends SendStallSubject {
   /** Bytes ws has queued toward the client. */
   readonly bufferedAmount: number;
   /** Send one published item's ws-message format; false when it was not written. */
@@ -55,7 +56,11 @@ export class WsHold extends HeldClient<Socket> {
 
   /** RFC 6455 §7.4.1: a client that cannot keep up is closed with 1008 (policy), not cut. */
   override checkSlowConsumer(): boolean {
-    if (this.socket.bufferedAmount <= this.host.maxQueuedBytes) return false;
+    if (this.socket.bufferedAmount <= this.host.maxQueuedBytes) {
+      // The session owns the connection, so it decides what a stalled one means (and counts this hold's drop).
+      this.host.sendStall.noteWrite(this.res, this.socket);
+      return false;
+    }
     this.host.countDrop('slow_consumer');
     this.socket.closeClient(1008, 'send queue full', 'policy');
     return true;

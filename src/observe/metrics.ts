@@ -36,6 +36,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Idle keep-alive client connections closed to admit a new one at a limit',
       registers,
     }),
+    tlsHandshakesTotal: new Counter({
+      name: 'holdfast_tls_handshakes_total',
+      help: 'TLS handshakes on the TLS client listener, by outcome (ok, failed)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     requestsTotal: new Counter({
       name: 'holdfast_requests_total',
       help: 'Client requests received',
@@ -141,6 +147,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Items accepted by the publish API',
       registers,
     }),
+    publishRefused: new Counter({
+      name: 'holdfast_publish_refused_total',
+      help: 'Publish requests refused by the publish API, by error code',
+      labelNames: ['code'] as const,
+      registers,
+    }),
     deliveries: new Counter({
       name: 'holdfast_deliveries_total',
       help: 'Items written to held clients, by transport',
@@ -149,7 +161,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     drops: new Counter({
       name: 'holdfast_drops_total',
-      help: 'Items or clients dropped, by reason (slow_consumer, filter, duplicate, sequence)',
+      help: 'Items or clients dropped, by reason (slow_consumer, drain_timeout, filter, history_gap, duplicate, sequence)',
       labelNames: ['reason'] as const,
       registers,
     }),

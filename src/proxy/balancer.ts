@@ -1,13 +1,15 @@
-import type { IncomingMessage } from 'node:http';
 import type { GroupConfig } from '../config/schema.js';
 import { ConsistentHashBalancer } from './balancers/consistent-hash.js';
 import { LeastRequestsBalancer } from './balancers/least-requests.js';
 import { RoundRobinBalancer } from './balancers/round-robin.js';
 import type { Backend } from './upstream.js';
 
-/** What a balancer may look at in a request: its headers and where it came from. */
+/**
+ * What a balancer may look at in a request: its headers and where it came from. A client request's
+ * IncomingMessage fits; a GRIP link fetch gives the original request's upstream headers.
+ */
 export interface PickRequest {
-  readonly req: IncomingMessage;
+  readonly req: { readonly rawHeaders: readonly string[] };
   readonly owner: { readonly clientAddress: string };
 }
 

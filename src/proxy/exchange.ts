@@ -2,17 +2,19 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../edge/error-response.js';
+import { SEND_TIMEOUT_CODE, resetConnection, type SendStallSubject } from '../edge/send-stall.js';
 import type { Forwarder } from './forwarder.js';
 import type { ResponseEncoder } from './compression.js';
 import { GatheredBody } from './gathered-body.js';
 import { withoutCookie } from './cookies.js';
-import type { BackendGroup, GroupRequest } from './group.js';
+import type { BackendGroup } from './group.js';
+import type { SentRequest } from './group-sender.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import { isGripResponse } from '../grip/instruct.js';
 import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js';
-import { clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders, writableReason } from './headers.js';
+import { clientProto, clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders, writableReason } from './headers.js';
 import type { CheckedRequest } from '../edge/request-checks.js';
-import { classifyUpstreamError, mayRetry } from './retry-policy.js';
+import { interimStatus } from './unasked-continue.js';
 import type { UnpooledHandler } from './unpooled-request.js';
 import type { Backend } from './upstream.js';
 
@@ -43,7 +45,7 @@ class ClientGoneError extends HoldfastError {
  * The two requests undici cannot send (`OPTIONS *`, `Expect: 100-continue`) drive the same handler through
  * node:http instead (unpooled-request.ts).
  */
-export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, GroupRequest, UnpooledHandler {
+export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, SentRequest, UnpooledHandler, SendStallSubject {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly owner: ExchangeOwner;
@@ -60,13 +62,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   upstreamTarget: string;
   slot: Backend | null = null;
   attempts = 0;
+  /** Servers a connect failure already ruled out for this request (GroupSender.failed). */
+  triedServers: Set<Backend> | null = null;
   /** Set when Holdfast answered with its own error. */
   errorCode: string | undefined;
   #headers: string[] | null = null;
   /** Set when the backend answered with GRIP instructions: the push gateway takes the response over. */
   #grip: GripResponseReader | null = null;
   #gripFailed = false;
-  #tried: Set<Backend> | null = null;
   #abort: ((err?: Error) => void) | null = null;
   #resume: (() => void) | null = null;
   #responseStarted = false;
@@ -211,10 +214,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     const headers = upstreamRequestHeaders(this.req.rawHeaders, {
       clientAddress: this.owner.clientAddress,
       httpVersion: this.req.httpVersion,
-      proto: 'http',
+      proto: clientProto(this.req.socket),
     });
-    const signer = this.forwarder.gripSigner;
-    if (signer !== null) headers.push('grip-sig', signer.token(), 'grip-feature', GRIP_FEATURES);
+    headers.push('grip-sig', this.forwarder.signer.token(), 'grip-feature', GRIP_FEATURES);
     // Sticky `indirect`: the backend never sees Holdfast's cookie.
     const sticky = this.group?.sticky;
     return sticky == null ? headers : withoutCookie(headers, sticky.cookie);
@@ -245,15 +247,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, backendReason: string): boolean {
-    // 1xx: undici never sees a 100 (it sends no Expect; the unpooled path relays 100 through onContinue);
-    // the others are not relayed.
-    if (statusCode < 200) return true;
+    if (statusCode < 200) {
+      this.#relayInterim(interimStatus(statusCode), rawHeaders);
+      return true;
+    }
     this.#resume = resume;
     const statusText = writableReason(backendReason);
     const headers = clientResponseHeaders(rawHeaders);
-    const holds = this.forwarder.holds;
-    if (holds !== null && isGripResponse(headers)) {
-      this.#grip = holds.readResponse(this, statusCode, statusText, headers);
+    if (isGripResponse(headers)) {
+      this.#grip = this.forwarder.holds.readResponse(this, statusCode, statusText, headers);
       return true;
     }
     this.#status = statusCode;
@@ -287,6 +289,31 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   }
 
   /**
+   * RFC 9110 §15.2: a proxy forwards interim answers, except to an HTTP/1.0 client (which cannot parse them);
+   * the final answer follows as usual. Node writes the three registered ones (100 Continue, including one the
+   * client did not ask for, which it must be able to parse; 102 Processing; 103 Early Hints); any other 1xx is
+   * dropped. 101 never comes here: undici refuses an upgrade it did not ask for (a 502). A client that sent
+   * `Expect: 100-continue` goes the unpooled way, where node:http reports 100 through onContinue and keeps
+   * other 1xx to itself.
+   */
+  #relayInterim(status: number, rawHeaders: Buffer[]): void {
+    const req = this.req;
+    if (this.#clientGone || this.res.headersSent || this.res.destroyed || (req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) return;
+    if (status === 100) this.res.writeContinue();
+    else if (status === 102) this.res.writeProcessing();
+    else if (status === 103) {
+      const hints: Record<string, string[]> = {};
+      const headers = clientResponseHeaders(rawHeaders);
+      for (let i = 0; i < headers.length; i += 2) (hints[headers[i]!.toLowerCase()] ??= []).push(headers[i + 1]!);
+      try {
+        this.res.writeEarlyHints(hints);
+      } catch {
+        // A Link value Node's check refuses: hints are optional, the final answer is what counts.
+      }
+    }
+  }
+
+  /**
    * RFC 9110 §6.4.1: a 204 or 304 has no content whatever its fields say, so the client's answer is complete
    * with its head. undici does not know that: a 304 carrying the Content-Length of the representation (which
    * RFC 9110 §8.6 allows) or a 204 with a stray one fails its length check after the head and loses the
@@ -309,15 +336,33 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   onData(chunk: Buffer): boolean {
     if (this.#answeredAtHead) return true; // a body after a 204 or 304 is not part of it (undici drops the socket)
     if (this.#gripFailed) return true;
-    if (this.#body !== null) return this.#body.write(chunk);
+    if (this.#body !== null) return this.#body.write(chunk) || this.#watchSend();
     if (this.#grip !== null ? this.#grip.onData(chunk) : this.res.write(chunk)) return true;
     // Backpressure: undici stops reading the backend socket until the client drains.
     this.res.once('drain', resOnDrain);
+    return this.#watchSend();
+  }
+
+  /**
+   * The client is not taking the body as fast as the backend sends it: undici is paused (so its body timeout
+   * does not run) and this request holds a backend connection and a concurrency slot for as long as the
+   * client keeps its connection open. nginx's send_timeout: cut it when it stops reading altogether.
+   */
+  #watchSend(): false {
+    this.forwarder.sendStall.noteWrite(this.req.socket, this);
     return false;
   }
 
+  /** The client read nothing of its response for timeouts.sendStallMs. */
+  onSendStall(): string {
+    this.forwarder.metrics.clientErrorsTotal.inc({ code: SEND_TIMEOUT_CODE });
+    // The socket, not the response: the stuck bytes may be the tail of an answer already finished.
+    resetConnection(this.req.socket, this.res);
+    return 'response';
+  }
+
   onComplete(_trailers: string[] | null): void {
-    this.backend?.recordResponse(Date.now(), this.#status);
+    this.forwarder.sender.answered(this.backend!, this.#status);
     if (this.#gripFailed || this.#answeredAtHead) return this.#finishUpstream();
     if (this.#grip !== null) {
       // The push gateway owns the client response from here; the backend connection goes back to the pool.
@@ -329,13 +374,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     }
     if (this.#body !== null) this.#body.end();
     else this.res.end();
+    // A whole answer under the stream's high-water mark can sit in Node's queue with nothing paused.
+    this.forwarder.sendStall.noteWrite(this.req.socket, this);
     this.#finishUpstream();
   }
 
   onError(err: Error): void {
     const backend = this.backend;
     if (this.#answeredAtHead) {
-      this.backend?.recordResponse(Date.now(), this.#status);
+      if (backend !== null) this.forwarder.sender.answered(backend, this.#status);
       return this.#finishUpstream();
     }
     if (this.#gripFailed || this.#clientGone || err instanceof ClientGoneError || backend === null) {
@@ -354,26 +401,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
       this.res.destroy();
       return this.#finishUpstream();
     }
-    const failure = classifyUpstreamError(backend.name, err, this.#responseStarted);
-    this.forwarder.metrics.upstreamErrorsTotal.inc({ backend: backend.name, code: failure.error.code });
-    if (failure.healthFailure) backend.recordFailure(Date.now(), failure.error.code);
-    const retry = mayRetry(failure, {
-      method: this.method,
-      hasBody: this.hasBody,
+    const { failure, next } = this.forwarder.sender.failed(this.group!, this, backend, err, {
+      responseStarted: this.#responseStarted,
+      streamedBody: this.hasBody,
       bodyUntouched: !this.hasBody || !this.req.readableDidRead,
-      responseStarted: this.res.headersSent,
-      attemptsLeft: this.forwarder.retries + 1 - this.attempts,
+      clientSawResponse: this.res.headersSent,
     });
-    if (retry) {
-      this.forwarder.metrics.upstreamRetriesTotal.inc({ backend: backend.name });
-      this.forwarder.log.debug({ backend: backend.name, code: failure.error.code, method: this.method }, 'retrying');
+    if (next !== null) {
       this.#abort = null;
       this.#responseStarted = false;
-      if (!failure.notSent) return this.#send(backend); // a stale pooled socket: a fresh connection will do
-      // A refused connection goes to another backend; with none left, the client learns why this one failed.
-      (this.#tried ??= new Set()).add(backend);
-      const next = this.group!.retryElsewhere(this, this.#tried, Date.now());
-      if (next !== null) return this.#send(next);
+      return this.#send(next);
     }
     this.#fail(failure.error);
   }

@@ -49,6 +49,11 @@ export interface ForwardContext {
   proto: 'http' | 'https';
 }
 
+/** The scheme the client used: `https` on a connection the TLS listener accepted. */
+export function clientProto(socket: object): 'http' | 'https' {
+  return (socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
+}
+
 const VIA_PRODUCT = 'holdfast';
 
 /**

@@ -1,7 +1,8 @@
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { errors } from 'undici';
+import { backendRequestFunction, type BackendTlsOptions } from './backend-tls.js';
 import { rawHeaderValue } from './headers.js';
 import { holdWriteErrors } from './held-write-errors.js';
 
@@ -24,6 +25,8 @@ import { holdWriteErrors } from './held-write-errors.js';
 export interface UnpooledServer {
   readonly hostname: string;
   readonly port: number;
+  /** For an https:// origin: TLS options (node:https then); null for http://. */
+  readonly tls: BackendTlsOptions | null;
   /** `host[:port]` of the origin, for a request that carries no Host (HTTP/1.0), as undici sends. */
   readonly host: string;
   readonly connectTimeoutMs: number;
@@ -98,7 +101,8 @@ export function dispatchUnpooled(server: UnpooledServer, request: UnpooledReques
   if (request.expectContinue) headers.push('expect', '100-continue');
   let upstream: Tagged<ClientRequest>;
   try {
-    upstream = httpRequest({
+    upstream = backendRequestFunction(server.tls)({
+      ...server.tls,
       host: server.hostname,
       port: server.port,
       method: request.method,

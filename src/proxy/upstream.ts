@@ -1,11 +1,13 @@
 import type { Socket } from 'node:net';
 import './undici-global-guard.js';
 import { buildConnector, type Pool } from 'undici';
+import { backendTlsOptions, type BackendTlsOptions } from './backend-tls.js';
 import type { HoldfastConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { holdWriteErrors } from './held-write-errors.js';
 import { createMruPool } from './mru-pool.js';
+import { acceptUnaskedContinue } from './unasked-continue.js';
 import { dispatchUnpooled, type UnpooledHandler, type UnpooledRequest, type UnpooledServer } from './unpooled-request.js';
 
 /** Set on a backend socket's errors: how many response bytes the socket had read before it failed. */
@@ -15,6 +17,8 @@ export interface UpstreamDeps {
   config: HoldfastConfig;
   metrics: Metrics;
   log: Logger;
+  /** PEM CAs for https:// backends (tls.backendCa, read once per configuration); undefined: Node's roots. */
+  backendCa?: string | undefined;
 }
 
 /** What a group decides for each of its servers. */
@@ -61,6 +65,8 @@ export class Backend {
   outstanding = 0;
   /** Called when the server comes back up (the group hands it queued requests). */
   onUp: (() => void) | null = null;
+  /** For an https:// origin, how connections outside the pool (unpooled requests, WebSocket tunnels) reach it. */
+  readonly tls: BackendTlsOptions | null;
   readonly #deps: UpstreamDeps;
   readonly #options: ServerOptions;
   /** The same server for the requests undici cannot send (unpooled-request.ts). */
@@ -99,10 +105,12 @@ export class Backend {
       connect: countingConnector(origin, deps, timeouts.upstreamConnectMs),
     });
     const url = new URL(origin);
+    this.tls = backendTlsOptions(url, deps.backendCa);
     const connections = deps.metrics.upstreamConnectionsTotal.labels({ backend: origin });
     this.#unpooled = {
       hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: Number(url.port || 80),
+      port: Number(url.port || (this.tls === null ? 80 : 443)),
+      tls: this.tls,
       host: url.host,
       connectTimeoutMs: timeouts.upstreamConnectMs,
       headersTimeoutMs: timeouts.upstreamResponseMs,
@@ -221,7 +229,9 @@ export class Backend {
  * read side has had its say, so an early answer sent just before a reset is still read (held-write-errors.ts).
  */
 function countingConnector(origin: string, deps: UpstreamDeps, timeoutMs: number): buildConnector.connector {
-  const connect = buildConnector({ timeout: timeoutMs, keepAlive: true, keepAliveInitialDelay: 60_000 });
+  // An https:// origin: undici's connector does TLS (SNI from the host name) with these CAs.
+  const ca = deps.backendCa === undefined ? {} : { ca: deps.backendCa };
+  const connect = buildConnector({ timeout: timeoutMs, keepAlive: true, keepAliveInitialDelay: 60_000, ...ca });
   const counter = deps.metrics.upstreamConnectionsTotal.labels({ backend: origin });
   return function connectCounted(options, callback) {
     connect(options, (err, socket) => {
@@ -229,6 +239,7 @@ function countingConnector(origin: string, deps: UpstreamDeps, timeoutMs: number
         counter.inc();
         socket.prependListener('error', stampBytesRead);
         holdWriteErrors(socket);
+        acceptUnaskedContinue(socket);
       }
       (callback as (e: Error | null, s: Socket | null) => void)(err, socket);
     });

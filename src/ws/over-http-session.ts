@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Dispatcher } from 'undici';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { HoldfastConfig } from '../config/schema.js';
 import { rawErrorResponse } from '../edge/error-response.js';
-import { ClientRequestError, UpstreamError, type HoldfastError } from '../errors.js';
+import { SEND_TIMEOUT_CODE, resetConnection, type SendStallWatch } from '../edge/send-stall.js';
+import { ClientRequestError, type HoldfastError } from '../errors.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import type { WsMessageFormat } from '../grip/publish-items.js';
 import type { GripSigner } from '../grip/sig.js';
@@ -14,12 +14,12 @@ import type { TimerWheel } from '../hold/timer-wheel.js';
 import { WsHold, type WsHoldSocket } from '../hold/ws-hold.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { rawHeaderValue, upstreamRequestHeaders } from '../proxy/headers.js';
-import { classifyUpstreamError } from '../proxy/retry-policy.js';
+import { clientProto, rawHeaderValue, upstreamRequestHeaders } from '../proxy/headers.js';
+import type { BufferedResponse, GroupSender } from '../proxy/group-sender.js';
 import type { Backend } from '../proxy/upstream.js';
 import { parseControlMessage, type ControlMessage } from './control-messages.js';
 import { PingPong, type WsTimed } from './liveness.js';
-import { pickBackend, type WsUpstream } from './ws-upstream.js';
+import type { WsUpstream } from './ws-upstream.js';
 import {
   WEBSOCKET_EVENTS,
   WsEventsError,
@@ -38,6 +38,8 @@ export interface SessionHost {
   readonly log: Logger;
   readonly signer: GripSigner | null;
   readonly holds: HoldManager | null;
+  readonly sendStall: SendStallWatch;
+  readonly sender: GroupSender;
   readonly wheel: TimerWheel<WsTimed>;
   readonly wss: WebSocketServer;
   sessionClosed(session: OverHttpSession): void;
@@ -324,11 +326,29 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     if (this.#clientKeepAlive?.mode === 'idle') this.#clientKeepAliveDueMs = Date.now() + this.#clientKeepAlive.timeoutMs;
     // Inside a corked publish batch every byte counts as queued however fast the client reads; the hold
     // manager checks once it uncorks (WsHold.checkSlowConsumer).
-    if (this.#tcp.writableCorked === 0 && ws.bufferedAmount > this.host.config.websocket.maxQueuedBytes) {
-      this.closeClient(1008, 'send queue full', 'policy');
-      return false;
+    if (this.#tcp.writableCorked === 0) {
+      if (ws.bufferedAmount > this.host.config.websocket.maxQueuedBytes) {
+        this.closeClient(1008, 'send queue full', 'policy');
+        return false;
+      }
+      this.host.sendStall.noteWrite(this.#tcp, this);
     }
     return true;
+  }
+
+  /**
+   * The client has not read what it was sent for timeouts.sendStallMs. A close frame would only join the
+   * stuck queue (and ws waits 30 s for the handshake), so the TCP connection is cut; the backend hears
+   * DISCONNECT. A subscribed socket counts as a dropped held client, as SSE does.
+   */
+  onSendStall(): string {
+    const holds = this.host.holds;
+    if (this.hold !== null && holds !== null) holds.countDrop('drain_timeout');
+    else this.host.metrics.clientErrorsTotal.inc({ code: SEND_TIMEOUT_CODE });
+    this.#closeCause ??= 'dead';
+    // ws's terminate() would close with a FIN and leave the kernel's buffers to an orphaned socket.
+    resetConnection(this.#tcp, this.#tcp);
+    return 'ws';
   }
 
   /** A published ws-message item for this socket (through WsHold). */
@@ -413,7 +433,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
 
   #openHold(holds: HoldManager): WsHold {
     // Links route like the client's request and resolve against the target this backend saw.
-    const origin = { upstreamHeaders: this.#headers(), target: this.upstream.pickRequest.req.url ?? this.target, upstreamTarget: this.target, method: 'GET' };
+    const origin = { upstreamHeaders: this.#headers(), target: this.req.url ?? this.target, upstreamTarget: this.target, method: 'GET' };
     const hold = new WsHold(holds, this, this.#tcp, origin, this.meta);
     holds.activate(hold, undefined);
     return hold;
@@ -453,7 +473,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     const replayed = upstreamRequestHeaders(this.req.rawHeaders, {
       clientAddress: this.#clientAddress,
       httpVersion: this.req.httpVersion,
-      proto: 'http',
+      proto: clientProto(this.req.socket),
     });
     const headers: string[] = [];
     for (let i = 0; i < replayed.length; i += 2) {
@@ -476,54 +496,40 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
   #post(events: WsEvent[]): void {
     this.#inFlight = events;
     this.#keepAliveDueMs = Infinity;
-    const backend = pickBackend(this.upstream);
-    if (backend === null) {
-      this.#onPostError(
-        null,
-        new UpstreamError('HF_ERR_NO_HEALTHY_BACKEND', 503, this.upstream.group.describe(), 'has no server taking traffic'),
-        true,
-      );
-      return;
-    }
     const headers = [...this.#headers()];
     const token = this.host.signer?.token();
     if (token !== undefined) headers.push('grip-sig', token);
     for (const [name, value] of Object.entries(this.meta)) headers.push(`meta-${name}`, value);
-    backend.requestCounter.inc();
-    backend.pool
-      .request({ path: this.target, method: 'POST', headers, body: encodeEvents(events) })
-      .then((res) => this.#onResponse(backend, res))
+    // Through the group as a proxied request goes: admitted (or queued) against its limits, counted for
+    // passive health, and sent again only when it provably never arrived (a POST is never sent twice).
+    this.host.sender
+      .request(this.upstream.group, {
+        method: 'POST',
+        path: this.target,
+        headers,
+        body: encodeEvents(events),
+        pickRequest: this.upstream.pickRequest,
+        maxBodyBytes: answerLimit,
+      })
+      .then((result) => {
+        if (result.ok) this.#onResponse(result.response);
+        else this.#onPostError(result.backend, result.error, result.notSent);
+      })
       .catch((err: unknown) => {
-        const failure = classifyUpstreamError(backend.name, err, false);
-        this.host.metrics.upstreamErrorsTotal.inc({ backend: backend.name, code: failure.error.code });
-        if (failure.healthFailure) backend.recordFailure(Date.now(), failure.error.code);
-        this.#onPostError(backend, failure.error, failure.notSent || failure.staleReusedSocket);
+        this.host.log.error({ connectionId: this.id, err: (err as Error).message }, 'WebSocket-over-HTTP session failed');
+        this.destroy();
       });
   }
 
-  async #onResponse(backend: Backend, res: Dispatcher.ResponseData): Promise<void> {
-    const headers = flatHeaders(res.headers);
-    const ok = res.statusCode === 200 && mediaType(headerIn(headers, 'content-type')) === WEBSOCKET_EVENTS;
-    const limit = ok ? RESPONSE_BODY_MAX_BYTES : REJECT_BODY_MAX_BYTES;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let oversized = false;
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > limit) {
-        res.body.destroy();
-        oversized = true;
-        break;
-      }
-      chunks.push(chunk as Buffer);
-    }
-    backend.recordSuccess();
-    const body = Buffer.concat(chunks);
+  #onResponse(response: BufferedResponse): void {
+    const { backend, headers, body, oversized } = response;
+    const ok = answerAccepted(response.status, headers);
+    const limit = answerLimit(response.status, headers);
     this.#retries = 0;
     const events = this.#inFlight ?? [];
     this.#inFlight = null;
     if (this.state === 'closed') return;
-    if (!ok) return this.#onRefused(backend, res.statusCode, headers, body);
+    if (!ok) return this.#onRefused(backend, response.status, headers, body);
     if (oversized) return this.#onBackendBroken(backend, new WsEventsError(`answer over ${limit} bytes`));
     let decoded: WsEvent[];
     try {
@@ -771,15 +777,13 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
 
 const DRAINING = new ClientRequestError('HF_ERR_DRAINING', 503, 'shutting down, not accepting new WebSocket connections');
 
-/** undici's header object as a flat name/value list. */
-function flatHeaders(headers: Record<string, string | string[] | undefined>): string[] {
-  const flat: string[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) flat.push(name, v);
-    else flat.push(name, value);
-  }
-  return flat;
+/** Pushpin's limits: an accepted answer carries events, a refusal only a page for the handshake's answer. */
+function answerLimit(status: number, headers: readonly string[]): number {
+  return answerAccepted(status, headers) ? RESPONSE_BODY_MAX_BYTES : REJECT_BODY_MAX_BYTES;
+}
+
+function answerAccepted(status: number, headers: readonly string[]): boolean {
+  return status === 200 && mediaType(headerIn(headers, 'content-type')) === WEBSOCKET_EVENTS;
 }
 
 function headerIn(headers: readonly string[], lowerName: string): string | undefined {

@@ -1,4 +1,4 @@
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { UpstreamError, type HoldfastError } from '../errors.js';
 import { rawErrorResponse } from '../edge/error-response.js';
@@ -6,10 +6,11 @@ import { GRIP_FEATURES } from '../grip/features.js';
 import type { TimerWheel } from '../hold/timer-wheel.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { rawHeaderValue, upstreamRequestHeaders } from '../proxy/headers.js';
+import { clientProto, rawHeaderValue, upstreamRequestHeaders } from '../proxy/headers.js';
 import type { Backend } from '../proxy/upstream.js';
 import type { WsTimed } from './liveness.js';
 import { pickBackend, type WsUpstream } from './ws-upstream.js';
+import { backendRequestFunction } from '../proxy/backend-tls.js';
 
 /** What a tunnel needs of the router that owns it. */
 export interface TunnelHost {
@@ -75,12 +76,13 @@ export class Tunnel implements WsTimed {
     }
     this.backend = backend;
     backend.requestCounter.inc();
-    const headers = upstreamRequestHeaders(req.rawHeaders, { clientAddress, httpVersion: req.httpVersion, proto: 'http' });
+    const headers = upstreamRequestHeaders(req.rawHeaders, { clientAddress, httpVersion: req.httpVersion, proto: clientProto(req.socket) });
     // The two hop-by-hop fields a WebSocket handshake is made of go to the backend hop too (RFC 6455 §4.1).
     headers.push('connection', 'upgrade', 'upgrade', rawHeaderValue(req.rawHeaders, 'upgrade') ?? 'websocket');
     if (gripSig !== null) headers.push('grip-sig', gripSig, 'grip-feature', GRIP_FEATURES);
     const origin = new URL(backend.name);
-    const request = httpRequest({
+    const request = backendRequestFunction(backend.tls)({
+      ...backend.tls,
       host: origin.hostname,
       port: origin.port,
       method: 'GET',

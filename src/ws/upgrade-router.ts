@@ -3,14 +3,17 @@ import type { Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import type { HoldfastConfig } from '../config/schema.js';
 import { rawErrorResponse } from '../edge/error-response.js';
+import type { SendStallWatch } from '../edge/send-stall.js';
 import { ClientRequestError } from '../errors.js';
 import type { GripSigner } from '../grip/sig.js';
 import type { HoldManager } from '../hold/hold-manager.js';
 import type { TimerWheel } from '../hold/timer-wheel.js';
+import { AccessLog } from '../observe/access-log.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import type { Forwarder } from '../proxy/forwarder.js';
+import type { GroupSender } from '../proxy/group-sender.js';
 import { rawHeaderValue } from '../proxy/headers.js';
+import type { Routing } from '../proxy/routing.js';
 import { createWsWheel, type WsTimed } from './liveness.js';
 import { OverHttpSession, type SessionHost, type SessionRequest } from './over-http-session.js';
 import { Tunnel, type TunnelHost } from './tunnel.js';
@@ -18,12 +21,22 @@ import type { WsUpstream } from './ws-upstream.js';
 
 export interface UpgradeDeps {
   config: HoldfastConfig;
-  forwarder: Forwarder;
+  routing: Routing;
+  /** WebSocket-over-HTTP POSTs go through their group as proxied requests do (admission, health, retries). */
+  sender: GroupSender;
   metrics: Metrics;
   log: Logger;
   signer: GripSigner | null;
   /** The push gateway, for GRIP over WebSocket subscriptions; null in tests of the bare proxy. */
   holds: HoldManager | null;
+  sendStall: SendStallWatch;
+}
+
+/** What a WebSocket's access line needs from its start, written when it ends. */
+interface WsStart {
+  readonly startedAtMs: number;
+  readonly client: string;
+  readonly target: string;
 }
 
 /** RFC 6455 §4.1: the key is 16 random bytes in base64. */
@@ -36,11 +49,13 @@ const KEY_PATTERN = /^[+/0-9A-Za-z]{21}[AQgw]==$/;
  */
 export class UpgradeRouter implements TunnelHost, SessionHost {
   readonly config: HoldfastConfig;
-  readonly forwarder: Forwarder;
+  readonly routing: Routing;
+  readonly sender: GroupSender;
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly signer: GripSigner | null;
   readonly holds: HoldManager | null;
+  readonly sendStall: SendStallWatch;
   readonly wheel: TimerWheel<WsTimed> = createWsWheel();
   readonly idleTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
@@ -51,19 +66,25 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
   draining = false;
   readonly #overHttpAll: boolean;
   readonly #overHttpPaths: readonly string[];
+  readonly #accessLog: AccessLog;
+  /** Only while the access log is on. */
+  readonly #starts = new Map<Tunnel | OverHttpSession, WsStart>();
 
   constructor(deps: UpgradeDeps) {
     this.config = deps.config;
-    this.forwarder = deps.forwarder;
+    this.routing = deps.routing;
+    this.sender = deps.sender;
     this.metrics = deps.metrics;
     this.log = deps.log;
     this.signer = deps.signer;
     this.holds = deps.holds;
+    this.sendStall = deps.sendStall;
     const ws = deps.config.websocket;
     this.idleTimeoutMs = ws.tunnelIdleTimeoutMs;
     this.handshakeTimeoutMs = deps.config.timeouts.upstreamResponseMs;
     this.#overHttpAll = ws.mode === 'over-http';
     this.#overHttpPaths = ws.overHttpPaths;
+    this.#accessLog = new AccessLog(deps.config.log, deps.log);
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -90,38 +111,58 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
     const refusal = this.draining ? DRAINING : checkHandshake(req);
     if (refusal !== null) {
       this.metrics.wsRejected.inc({ code: refusal.code });
+      this.#logRefusal(clientAddress, target, refusal);
       socket.on('error', destroyOnError);
       socket.end(handshakeErrorResponse(refusal));
       return;
     }
     // Routed like HTTP (host, path prefix, rewrites). A WebSocket is one long request: it takes a server
     // without waiting in the group's concurrency queue.
-    const match = this.forwarder.route(rawHeaderValue(req.rawHeaders, 'host'), target);
+    const match = this.routing.route(rawHeaderValue(req.rawHeaders, 'host'), target);
     if (match === null) {
       const error = new ClientRequestError('HF_ERR_NO_ROUTE', 404, `no route for GET ${target}`);
       this.metrics.wsRejected.inc({ code: error.code });
+      this.#logRefusal(clientAddress, target, error);
       socket.on('error', destroyOnError);
       socket.end(rawErrorResponse(error));
       return;
     }
+    const start: WsStart | null = this.#accessLog.enabled ? { startedAtMs: Date.now(), client: clientAddress, target } : null;
     const upstream: WsUpstream = { group: match.group, target: match.target, pickRequest: { req, owner: { clientAddress } } };
     if (this.isOverHttp(target)) {
       const session = new OverHttpSession(this, req, socket, head, upstream, clientAddress);
       this.sessions.add(session);
+      if (start !== null) this.#starts.set(session, start);
       session.start();
       return;
     }
     const tunnel = new Tunnel(this, socket, head);
     this.tunnels.add(tunnel);
+    if (start !== null) this.#starts.set(tunnel, start);
     tunnel.start(req, upstream, clientAddress, this.signer?.token() ?? null);
   }
 
   tunnelClosed(tunnel: Tunnel): void {
     this.tunnels.delete(tunnel);
+    this.#logEnd(tunnel, tunnel.open, tunnel.backend?.name, 'passthrough');
   }
 
   sessionClosed(session: OverHttpSession): void {
     this.sessions.delete(session);
+    this.#logEnd(session, session.ws !== null, undefined, 'over-http');
+  }
+
+  /** A WebSocket's access line, when it ends: 101 if it opened, 0 if it never did (refused by the backend, cut). */
+  #logEnd(socket: Tunnel | OverHttpSession, opened: boolean, backend: string | undefined, mode: 'passthrough' | 'over-http'): void {
+    const start = this.#starts.get(socket);
+    if (start === undefined) return;
+    this.#starts.delete(socket);
+    const { client, target, startedAtMs } = start;
+    this.#accessLog.write({ client, method: 'GET', target, status: opened ? 101 : 0, ms: Date.now() - startedAtMs, backend, websocket: mode });
+  }
+
+  #logRefusal(client: string, target: string, error: ClientRequestError): void {
+    this.#accessLog.write({ client, method: 'GET', target, status: error.httpStatus, ms: 0, code: error.code });
   }
 
   /**

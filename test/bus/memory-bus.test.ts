@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ChannelHistory } from '../../src/bus/channel-history.js';
+import { ChannelLog } from '../../src/bus/channel-log.js';
 import { MemoryBus } from '../../src/bus/memory-bus.js';
 import type { BusOptions, BusSink } from '../../src/bus/bus.js';
 import type { PublishItem } from '../../src/grip/publish-items.js';
@@ -145,4 +146,19 @@ test('memory bus: what it keeps per channel (history and last id) expires with t
   for (let i = 0; i < 1_000; i++) await bus.publish([item(`c${i}`, String(i))]);
   t.mock.timers.tick(11_000);
   assert.equal(bus.lastId('c1'), undefined);
+});
+
+test('memory bus: ids kept for de-duplication are forgotten on the sweep timer once their window passed, with no further publish (fake clock)', (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_700_000_000_000 });
+  const drops: string[] = [];
+  const log = new ChannelLog(options({ maxAgeMs: 5_000, dedupWindowMs: 10_000 }), { released: () => undefined, drop: (i, reason) => drops.push(`${i.id}:${reason}`) });
+  t.after(() => log.close());
+  for (let i = 0; i < 1_000; i++) log.add([item(`d${i}`, `x${i}`)], Date.now());
+  log.add([item('kept', 'k1')], Date.now());
+  t.mock.timers.tick(5_000);
+  assert.equal(log.dedupIdCount, 1_001, 'within the window every id is kept (a sweep ran at 5 s)');
+  assert.deepEqual(log.add([item('kept', 'k1')], Date.now()).statuses, ['duplicate'], 'and still de-duplicates');
+  t.mock.timers.tick(10_000);
+  assert.equal(log.dedupIdCount, 0, 'the window passed and the 10 s and 15 s sweeps forgot every id');
+  assert.deepEqual(drops, ['k1:duplicate']);
 });

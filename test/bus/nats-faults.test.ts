@@ -171,6 +171,40 @@ test('nats faults: a node cut off from NATS refuses publishes, then catches its 
   assert.deepEqual(ids('kept'), ['k1', 'k2', 'k3', 'k4']);
 });
 
+test('nats faults: after a cut, channels held only by a wildcard prefix are caught up from the stream too (or report a gap)', async (t) => {
+  const link = await relay(t);
+  let n = 0;
+  const [a, b] = await startContractNodes(t, (tt, p) => {
+    const options = busOptions({ maxItems: 3 });
+    if (n++ > 0) return Promise.resolve(natsNode(tt, p, { options, url: link.url }));
+    dropStreamAfter(tt, p);
+    return Promise.resolve(natsNode(tt, p, { options }));
+  }, 2);
+  b!.bus.subscribe('scores.', true);
+  await subscribed(a!, b!, 'scores.probe');
+  await a!.bus.publish([item('scores.1', 's1')]);
+  await eventually(() => b!.received.length === 1, 5_000, 's1 at b');
+
+  link.cut();
+  await eventually(() => b!.bus.state === 'connecting', 10_000, 'b to see it is cut off');
+  // One channel b has seen, one it has not, one that loses items from history, and one it does not hold.
+  await a!.bus.publish([item('scores.1', 's2'), item('scores.2', 't1'), item('elsewhere', 'x1')]);
+  for (const id of ['u1', 'u2', 'u3', 'u4', 'u5']) await a!.bus.publish([item('scores.3', id)]);
+  link.restore();
+  await eventually(() => b!.bus.state === 'up', 10_000, 'b to reconnect');
+  await eventually(() => b!.received.length === 1 + 1 + 1 + 3, 5_000, 'b to catch up every channel under the prefix');
+  const ids = (channel: string) => b!.received.filter((i) => i.channel === channel).map((i) => i.id);
+  assert.deepEqual(ids('scores.1'), ['s1', 's2']);
+  assert.deepEqual(ids('scores.2'), ['t1'], 'a channel first seen after the outage');
+  assert.deepEqual(ids('scores.3'), ['u3', 'u4', 'u5'], 'what history still had');
+  assert.deepEqual(ids('elsewhere'), []);
+  assert.deepEqual(b!.gaps, ['scores.3'], 'and a gap for what it no longer had');
+  // Live again, without repeats.
+  await a!.bus.publish([item('scores.2', 't2')]);
+  await eventually(() => ids('scores.2').length === 2, 5_000, 't2');
+  assert.deepEqual(ids('scores.2'), ['t1', 't2']);
+});
+
 test('nats faults: a NATS without JetStream is a clear start error', async (t) => {
   const nats = await PrivateNats.start(t, { jetstream: false });
   const bus = natsNode(t, `hff${randomUUID().slice(0, 8)}`, { url: nats.url });

@@ -136,6 +136,23 @@ test('redis faults: Redis paused (SIGSTOP): a publish is 503 within requestTimeo
   assert.equal(b.holds.heldCount, 1, 'the client stayed held');
 });
 
+/**
+ * Locks every node but `keep` out of Redis: a password their reconnects do not have (connections already
+ * open stay authenticated, so `keep` goes on), then drops their connections. Every connection but keep's
+ * (named after its node id) and the admin's: a connection that came back in the middle of a password
+ * change may have missed its CLIENT SETNAME, so the others' names cannot be relied on.
+ */
+function lockOutAllBut(admin: Redis, keep: TestHoldfast): () => Promise<void> {
+  const keepName = `holdfast-${(keep.bus as RedisBus).nodeId}`;
+  return async () => {
+    const adminId = String(await admin.client('ID'));
+    await admin.config('SET', 'requirepass', 'locked');
+    const lines = ((await admin.client('LIST')) as string).split('\n').filter((l) => l.trim() !== '');
+    const others = lines.filter((l) => !l.includes(` name=${keepName}`) && /\bid=(\d+)/.exec(l)![1] !== adminId);
+    for (const line of others) await admin.client('KILL', 'ID', /\bid=(\d+)/.exec(line)![1]!);
+  };
+}
+
 test('redis faults: a node cut off while Redis stays up catches up from the stream on reconnect, or announces a gap', async (t) => {
   const redis = await PrivateRedis.start(t);
   const backend = await holdBackend(t);
@@ -148,18 +165,7 @@ test('redis faults: a node cut off while Redis stays up catches up from the stre
   assert.equal((await publishRaw(a, { items: [sseItem('feed', '1')] })).status, 200);
   await inbox.waitCount(1);
 
-  // Lock B out: a password its reconnects do not have (connections already open stay authenticated, so
-  // A goes on), then drop B's two connections. A publishes; B must get what it missed once let back in.
-  // B is every connection but A's (named after its node id) and this one: a connection that came back in
-  // the middle of a password change may have missed its CLIENT SETNAME, so B's names cannot be relied on.
-  const aName = `holdfast-${(a.bus as RedisBus).nodeId}`;
-  const adminId = String(await admin.client('ID'));
-  const lockOut = async () => {
-    await admin.config('SET', 'requirepass', 'locked');
-    const lines = ((await admin.client('LIST')) as string).split('\n').filter((l) => l.trim() !== '');
-    const others = lines.filter((l) => !l.includes(` name=${aName}`) && /\bid=(\d+)/.exec(l)![1] !== adminId);
-    for (const line of others) await admin.client('KILL', 'ID', /\bid=(\d+)/.exec(line)![1]!);
-  };
+  const lockOut = lockOutAllBut(admin, a);
   await lockOut();
   await busState([b], 'connecting');
   assert.equal(a.bus.state, 'up');
@@ -182,4 +188,46 @@ test('redis faults: a node cut off while Redis stays up catches up from the stre
     ['gap:feed', 'message:6', 'message:7', 'message:8'],
     'the gap, then what history still had',
   );
+});
+
+test('redis faults: a node cut off catches up channels it holds only by a wildcard prefix, or announces their gap', async (t) => {
+  const redis = await PrivateRedis.start(t);
+  const backend = await holdBackend(t);
+  const { nodes } = await startNodes(t, redis, 2, [backend.url], { push: { historyMaxItems: 3, wildcardChannels: true } });
+  const [a, b] = nodes as [TestHoldfast, TestHoldfast];
+  const es = openEventSource(t, `${b.url}/scores.*.sse`);
+  const inbox = new Inbox(es, ['message', 'holdfast-gap']);
+  const admin = await redisClient(t, redis.url);
+  await eventually(async () => Number(await admin.pubsub('NUMPAT')) === 1, 10_000, 'the prefix subscribed');
+  assert.equal((await publishRaw(a, { items: [sseItem('scores.1', '1')] })).status, 200);
+  await inbox.waitCount(1);
+
+  const lockOut = lockOutAllBut(admin, a);
+  await lockOut();
+  await busState([b], 'connecting');
+  // Two channels B's client holds only through `scores.*`, and one it does not hold at all.
+  for (const [channel, id] of [['scores.1', '2'], ['scores.2', '3'], ['other', 'x']] as const) {
+    assert.equal((await publishRaw(a, { items: [sseItem(channel, id)] })).status, 200);
+  }
+  await admin.config('SET', 'requirepass', '');
+  await busState([b], 'up');
+  await inbox.waitCount(3);
+  assert.deepEqual(inbox.events.map((e) => `${e.type}:${e.id}`), ['message:1', 'message:2', 'message:3'], 'caught up from both histories');
+  // Live again after the catch-up, and nothing delivered twice.
+  assert.equal((await publishRaw(a, { items: [sseItem('scores.2', '4')] })).status, 200);
+  await inbox.waitCount(4);
+
+  // More than history keeps on one channel: a gap for it, then what it still has.
+  await lockOut();
+  await busState([b], 'connecting');
+  for (const id of ['5', '6', '7', '8', '9']) assert.equal((await publishRaw(a, { items: [sseItem('scores.1', id)] })).status, 200);
+  await admin.config('SET', 'requirepass', '');
+  await busState([b], 'up');
+  await inbox.waitCount(8);
+  assert.deepEqual(
+    inbox.events.slice(3).map((e) => (e.type === 'holdfast-gap' ? `gap:${JSON.parse(e.data).channel}` : `message:${e.id}`)),
+    ['message:4', 'gap:scores.1', 'message:7', 'message:8', 'message:9'],
+    'the gap, then what history still had',
+  );
+  assert.equal(es.readyState, EventSource.OPEN);
 });

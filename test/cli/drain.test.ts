@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { startBackend } from '../helpers/backend.js';
 import { RawClient } from '../helpers/raw.js';
 import { readJsonLines } from '../helpers/cli.js';
+import { eventually } from '../helpers/until.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -90,7 +91,7 @@ test('SIGTERM drains: no new connections, in-flight finishes with Connection: cl
   const busy = await RawClient.connect(t, port);
   busy.write('GET /slow HTTP/1.1\r\nHost: drain.test\r\n\r\n');
   // The slow request reached the backend (the handler is holding it).
-  while (!backend.seen.some((s) => s.url === '/slow')) await new Promise((r) => setImmediate(r));
+  await eventually(() => backend.seen.some((s) => s.url === '/slow'), 10_000, 'the slow request at the backend');
 
   const signalledAtMs = performance.now();
   hf.process.kill('SIGTERM');
@@ -131,7 +132,7 @@ test('a request that outlives the drain deadline is cut, logged and counted, and
   const port = ((await hf.logged('holdfast started')).listen as { port: number }).port;
   const busy = await RawClient.connect(t, port);
   busy.write('GET /forever HTTP/1.1\r\nHost: drain.test\r\n\r\n');
-  while (backend.seen.length === 0) await new Promise((r) => setImmediate(r));
+  await eventually(() => backend.seen.length > 0, 10_000, 'a request at the backend');
 
   const signalledAtMs = performance.now();
   hf.process.kill('SIGTERM');
@@ -156,7 +157,7 @@ test('a second signal exits at once', async (t) => {
   const port = ((await hf.logged('holdfast started')).listen as { port: number }).port;
   const busy = await RawClient.connect(t, port);
   busy.write('GET /forever HTTP/1.1\r\nHost: drain.test\r\n\r\n');
-  while (backend.seen.length === 0) await new Promise((r) => setImmediate(r));
+  await eventually(() => backend.seen.length > 0, 10_000, 'a request at the backend');
   hf.process.kill('SIGTERM');
   await hf.logged('draining');
   const secondAtMs = performance.now();

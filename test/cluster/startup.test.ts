@@ -7,7 +7,7 @@ test('start-up errors with workers: a bad config exits 2 before forking; a port 
   const bad = spawnCluster(t, ['--workers', '2', '--backend', 'not a url']);
   const badExit = await bad.exited;
   assert.equal(badExit.code, 2);
-  assert.match(bad.stderr(), /^holdfast: invalid configuration:\n {2}backends\.0/);
+  assert.match(bad.stderr(), /^holdfast: invalid configuration:\n {2}--backend must be .*\(backends\.0\)\n$/);
   assert.equal(bad.all('starting workers').length, 0, 'validated in the primary, nothing forked');
 
   const { createServer } = await import('node:net');

@@ -49,6 +49,7 @@ test('defaults fill everything but the backends', () => {
     upstreamConnectMs: 5_000,
     upstreamResponseMs: 60_000,
     upstreamBodyStallMs: 120_000,
+    sendStallMs: 30_000,
     drainMs: 15_000,
   });
   assert.deepEqual(config.upstream, {
@@ -58,7 +59,7 @@ test('defaults fill everything but the backends', () => {
     maxFails: 1,
     failTimeoutMs: 10_000,
   });
-  assert.deepEqual(config.log, { level: 'info', access: true });
+  assert.deepEqual(config.log, { level: 'info', access: true, accessExcludePaths: [] });
 });
 
 test('no backend at all is an error naming backends', () => {

@@ -119,7 +119,8 @@ test('under a low open-files limit: maxConnections is lowered with one warning n
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-fd-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const configFile = join(dir, 'holdfast.json');
-  writeFileSync(configFile, JSON.stringify({ upstream: { maxConnectionsPerBackend: POOL } }));
+  // A sigKey of its own: the example one is warned about too, and this test counts the warnings.
+  writeFileSync(configFile, JSON.stringify({ upstream: { maxConnectionsPerBackend: POOL }, grip: { sigKey: 'fd-limit-test' } }));
   const hf = holdfastUnderLimit(t, FD_LIMIT, [
     '--config', configFile,
     '--listen', '127.0.0.1:0',

@@ -4,6 +4,7 @@ import { test, type TestContext } from 'node:test';
 import { startBackend, type RecordingBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
+import { until } from '../helpers/until.js';
 
 /** A backend that holds every `/hold` request until `release()`, and says when `n` of them have arrived. */
 async function holdingBackend(t: TestContext): Promise<{
@@ -153,7 +154,7 @@ test('a refused connection frees nothing it never held: once a busy one closes, 
   assert.equal((await busy.readResponse()).status, 200);
 
   // The registry forgot both; wait for the server side of `busy` to be gone before connecting again.
-  while (hf.edge.registry.size > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  await until(() => hf.edge.registry.size === 0, 'the registry to forget both connections');
   const next = await RawClient.connect(t, hf.port);
   next.write('GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
   assert.equal((await next.readResponse()).status, 200);

@@ -3,6 +3,7 @@ import type { TestContext } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput, HoldfastConfig } from '../../src/config/schema.js';
 import { startHoldfast, type RunningHoldfast } from '../../src/holdfast.js';
+import { within } from './until.js';
 
 /** Log lines a test can inspect instead of printing them. */
 export class LogSink extends Writable {
@@ -22,12 +23,17 @@ export class LogSink extends Writable {
     done();
   }
 
-  /** The first line (logged already or later) whose fields include every one of `fields`. */
-  waitFor(fields: Record<string, unknown>): Promise<Record<string, unknown>> {
+  /** The first line (logged already or later) whose fields include every one of `fields`; fails after `timeoutMs`. */
+  waitFor(fields: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
     const match = (line: Record<string, unknown>) => Object.entries(fields).every(([k, v]) => line[k] === v);
     const found = this.lines.find(match);
     if (found !== undefined) return Promise.resolve(found);
-    return new Promise((resolve) => this.#waiters.push({ match, resolve }));
+    const waiter = { match, resolve: (_line: Record<string, unknown>) => {} };
+    const logged = new Promise<Record<string, unknown>>((resolve) => (waiter.resolve = resolve));
+    this.#waiters.push(waiter);
+    return within(logged, timeoutMs, `a log line with ${JSON.stringify(fields)}`).finally(() => {
+      this.#waiters = this.#waiters.filter((w) => w !== waiter);
+    });
   }
 }
 

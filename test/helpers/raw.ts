@@ -1,5 +1,9 @@
 import { connect, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
+import { within } from './until.js';
+
+/** Longest a raw client waits for a server that sends nothing at all (real time, whatever clock a test fakes). */
+const RAW_IDLE_MS = 60_000;
 
 export interface RawResponse {
   status: number;
@@ -93,8 +97,9 @@ export class RawClient {
     return out;
   }
 
+  /** Until the next bytes or the end; bounded, so a server that never answers fails the test by name. */
   #wait(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    return within(new Promise((resolve) => this.#waiters.push(resolve)), RAW_IDLE_MS, 'the server to send or end (raw client)');
   }
 
   #wake(): void {

@@ -5,7 +5,7 @@ import { Publisher, type GripInstruct } from '@fanoutio/grip';
 import { ServeGrip } from '@fanoutio/serve-grip';
 import { startBackend, type RecordingBackend } from '../helpers/backend.js';
 import type { TestHoldfast } from '../helpers/holdfast.js';
-import { until } from '../helpers/until.js';
+import { until, within } from '../helpers/until.js';
 
 /**
  * Shared pieces of the push-gateway tests: a backend built on @fanoutio/serve-grip (the middleware real
@@ -124,7 +124,7 @@ export class HeldStream {
   async waitFor(condition: (body: string) => boolean, what: string): Promise<string> {
     while (!condition(this.body)) {
       if (this.finished) throw new Error(`stream ended before ${what}; body: ${JSON.stringify(this.body)}`);
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      await this.#wait(what);
     }
     return this.body;
   }
@@ -136,12 +136,17 @@ export class HeldStream {
   async waitHead(): Promise<void> {
     while (!this.#headDone) {
       if (this.closed) throw new Error('closed before the response head');
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      await this.#wait('the response head');
     }
   }
 
   async waitFinished(): Promise<void> {
-    while (!this.finished) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    while (!this.finished) await this.#wait('the stream to finish');
+  }
+
+  /** Until the next bytes or the close; bounded by real time, so a stream that never moves fails by name. */
+  #wait(what: string): Promise<void> {
+    return within(new Promise<void>((resolve) => this.#waiters.push(resolve)), 30_000, what);
   }
 
   #parse(): void {

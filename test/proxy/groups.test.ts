@@ -5,6 +5,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startBackend, type RecordingBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
+import { until } from '../helpers/until.js';
 
 /** Groups and routes instead of `backends`. */
 function grouped(groups: ConfigInput['groups'], routes: ConfigInput['routes']): Partial<ConfigInput> {
@@ -127,7 +128,7 @@ test('least outstanding requests: a server stuck on slow requests gets no new on
   t.after(() => agent.close());
   // Two slow requests: one per server (ties rotate). The one on `fast` answers at once.
   const slowOnes = [get(`${hf.url}/slow1`, {}, agent), get(`${hf.url}/slow2`, {}, agent)];
-  while (slow.seen.length + fast.seen.length < 2) await new Promise((r) => setImmediate(r));
+  await until(() => slow.seen.length + fast.seen.length === 2, 'both requests at their backends');
   await Promise.race(slowOnes);
   const stuck = slow.seen.length;
   assert.ok(stuck >= 1);
@@ -168,7 +169,7 @@ test('consistent hash on a header: stable per key, even within 25%, and a new se
   for (const c of counts) assert.ok(Math.abs(c - KEYS / 4) <= KEYS / 4 / 4, `shares within 25% of even: ${counts.join(', ')}`);
 
   // Membership change through a reload: a fifth server.
-  hf.forwarder.reload(validateConfig({ backends: undefined, groups: groupsFor(5), routes: [{ group: 'web' }] }));
+  hf.routing.reload(validateConfig({ backends: undefined, groups: groupsFor(5), routes: [{ group: 'web' }] }));
   const after = await owners();
   const moved = after.filter((o, key) => o !== first[key]);
   assert.ok(moved.every((o) => o === 4), 'keys only move to the new server');
@@ -176,7 +177,7 @@ test('consistent hash on a header: stable per key, even within 25%, and a new se
   assert.ok(fraction > 0.2 * 0.6 && fraction < 0.2 * 1.4, `moved ${(fraction * 100).toFixed(1)}% (1/N = 20%)`);
 
   // A server taken out: only its keys move (the ring walks on to the next live point).
-  hf.forwarder.reload(validateConfig({ backends: undefined, groups: groupsFor(4), routes: [{ group: 'web' }] }));
+  hf.routing.reload(validateConfig({ backends: undefined, groups: groupsFor(4), routes: [{ group: 'web' }] }));
   const restored = await owners();
   assert.deepEqual(restored, first, 'removing the fifth server moves exactly its keys back');
 });

@@ -20,7 +20,7 @@ test('active checks: fall 3 marks a server down (503 + Retry-After when none is 
   // Only the health timer is faked (undici's own timers stay real); the sockets are real.
   t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: Date.now() });
   const hf = await startTestHoldfast(t, [], grouped({ web: { servers: [{ url: backend.url }], healthCheck: { path: '/healthz' } } }));
-  const health = hf.forwarder.groups.get('web')!.health!;
+  const health = hf.routing.groups.get('web')!.health!;
   const round = async () => {
     t.mock.timers.tick(2_000); // the default interval
     await health.settled();
@@ -68,7 +68,7 @@ test('active checks: expectStatus, and a refused connection counts as a failed c
     grouped({ web: { servers: [{ url: backend.url }], healthCheck: { path: '/h', expectStatus: 204, fall: 1, intervalMs: 500 } } }),
   );
   t.mock.timers.tick(500);
-  await hf.forwarder.groups.get('web')!.health!.settled();
+  await hf.routing.groups.get('web')!.health!.settled();
   const res = await request(`${hf.url}/x`);
   await res.body.dump();
   assert.equal(res.statusCode, 503, '200 is not the expected 204');
@@ -114,7 +114,7 @@ test('a server killed and restarted mid-traffic: not one failed GET, and it take
       },
     }),
   );
-  const group = hf.forwarder.groups.get('web')!;
+  const group = hf.routing.groups.get('web')!;
   const agent = new Agent({ connections: 8 });
   t.after(() => agent.close());
   let stop = false;

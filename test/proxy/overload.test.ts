@@ -53,7 +53,7 @@ test('over the per-server cap requests queue; a full queue is 503 at once, a que
   // Fake setTimeout and Date: the queue's deadline timer; the sockets stay real.
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() });
   const hf = await startTestHoldfast(t, [], overloadConfig(h.backend.url, { maxLength: 2, timeoutMs: 1_000 }));
-  const group: BackendGroup = hf.forwarder.groups.get('web')!;
+  const group: BackendGroup = hf.routing.groups.get('web')!;
 
   const r1 = await sendGet(t, hf.port, '/1');
   await until(() => h.held.length === 1);
@@ -91,7 +91,7 @@ test('over the per-server cap requests queue; a full queue is 503 at once, a que
 test('queued requests are served first in, first out as slots free, never more than the cap at once', async (t) => {
   const h = await startHeldBackend(t);
   const hf = await startTestHoldfast(t, [], overloadConfig(h.backend.url, { maxLength: 10, timeoutMs: 60_000 }));
-  const group = hf.forwarder.groups.get('web')!;
+  const group = hf.routing.groups.get('web')!;
   const first = await sendGet(t, hf.port, '/q0');
   await until(() => h.held.length === 1);
   const queued: { client: RawClient; response: Promise<RawResponse> }[] = [];
@@ -117,7 +117,7 @@ test('queued requests are served first in, first out as slots free, never more t
 test('a client that leaves while queued is dropped from the queue and never reaches the backend', async (t) => {
   const h = await startHeldBackend(t);
   const hf = await startTestHoldfast(t, [], overloadConfig(h.backend.url, { maxLength: 10, timeoutMs: 60_000 }));
-  const group = hf.forwarder.groups.get('web')!;
+  const group = hf.routing.groups.get('web')!;
   const first = await sendGet(t, hf.port, '/a');
   await until(() => h.held.length === 1);
   const leaving = await sendGet(t, hf.port, '/gone');
@@ -148,7 +148,7 @@ test('a slot freed by a failure wakes the queue even when that failure marked th
     ...overloadConfig(backend.url, { maxLength: 10, timeoutMs: 5_000 }),
     upstream: { maxFails: 1, failTimeoutMs: 10_000, retries: 0 },
   });
-  const group: BackendGroup = hf.forwarder.groups.get('web')!;
+  const group: BackendGroup = hf.routing.groups.get('web')!;
   const r1 = await sendGet(t, hf.port, '/1');
   await until(() => held.length === 1);
   const r2 = await sendGet(t, hf.port, '/2');

@@ -4,6 +4,7 @@ import { Agent, request } from 'undici';
 import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
+import { eventually, until } from '../helpers/until.js';
 
 test('200 requests from 20 client connections reach the backend over a handful of pooled connections', async (t) => {
   const backend = await startBackend(t);
@@ -74,17 +75,32 @@ test('HEAD requests reuse the pooled backend connection like any other (undici w
   assert.equal(backend.connections, 1, 'one backend connection carried every HEAD and GET');
 });
 
-test('undici as the client: 200 concurrent requests over 20 connections', async (t) => {
-  const backend = await startBackend(t);
+test('undici as the client: 200 concurrent requests over 20 connections, 20 at once at the backend', async (t) => {
+  // The first 20 answers wait until 20 requests are at the backend at the same time: a build that forwarded
+  // one request at a time (or fewer at once than the client sends) never gets there and fails the bound.
+  const firstWave: (() => void)[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const backend = await startBackend(t, async (req, res) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    if (firstWave.length < 20) await new Promise<void>((resolve) => firstWave.push(resolve));
+    inFlight--;
+    res.end(`GET ${req.url}\n`);
+  });
   const hf = await startTestHoldfast(t, [backend.url]);
   const agent = new Agent({ connections: 20, pipelining: 1 });
   t.after(() => agent.close());
-  const results = await Promise.all(
+  const all = Promise.all(
     Array.from({ length: 200 }, async (_, i) => {
       const res = await request(`${hf.url}/u${i}`, { dispatcher: agent });
       return { status: res.statusCode, body: await res.body.text() };
     }),
   );
+  await eventually(() => firstWave.length === 20, 10_000, '20 requests at the backend at once');
+  assert.equal(maxInFlight, 20);
+  for (const release of firstWave) release();
+  const results = await all;
   for (const [i, r] of results.entries()) assert.deepEqual(r, { status: 200, body: `GET /u${i}\n` });
   assert.equal(await metricValue(hf, 'holdfast_client_connections_total'), 20);
   assert.equal(backend.seen.length, 200);
@@ -157,7 +173,7 @@ test('the most recently used backend connection is reused first, not the oldest 
   });
   const hf = await startTestHoldfast(t, [backend.url]);
   const held = ['/hold1', '/hold2', '/hold3'].map((path) => request(`${hf.url}${path}`).then((r) => r.body.text()));
-  while (waiting.size < 3) await new Promise((resolve) => setImmediate(resolve));
+  await until(() => waiting.size === 3, 'three requests held at the backend');
   const connectionOf = (path: string) => backend.seen.find((r) => r.url === path)!.connection;
   for (const path of ['/hold3', '/hold1', '/hold2']) {
     waiting.get(path)!();

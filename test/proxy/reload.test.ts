@@ -6,7 +6,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
-import { until } from '../helpers/until.js';
+import { eventually, until } from '../helpers/until.js';
 
 function routedTo(group: string, url: string): ConfigInput {
   return {
@@ -74,10 +74,10 @@ test('POST /reload under traffic: new requests use the new groups, in-flight one
     assert.ok(Number(seen.url.slice(2)) <= sentAtReload, `${seen.url} was sent after the reload but reached the old group`);
   }
   for (const [n, body] of bodies) if (n > sentAtReload) assert.equal(body, 'new', `request ${n}`);
-  assert.equal(hf.forwarder.groups.has('v1'), false);
+  assert.equal(hf.routing.groups.has('v1'), false);
   assert.equal(hf.config.routes[0]!.group, 'v2');
   // The retired group's pool closes once idle: the old backend sees its connections go.
-  while ((await openConnections(oldBackend.server)) > 0) await new Promise((resolve) => setImmediate(resolve));
+  await eventually(async () => (await openConnections(oldBackend.server)) === 0, 10_000, 'the retired pool to close its connections');
   assert.equal(await metricValue(hf, 'holdfast_config_reloads_total', { outcome: 'applied' }), 1);
 });
 

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import type { WebSocketContext } from '@fanoutio/grip';
@@ -7,7 +7,8 @@ import { ServeGrip } from '@fanoutio/serve-grip';
 import { WebSocket, WebSocketServer, type ClientOptions, type ServerOptions } from 'ws';
 import { startBackend, type RecordingBackend } from '../helpers/backend.js';
 import { listen } from '../helpers/listen.js';
-import { until } from '../helpers/until.js';
+import { startRawBackend } from '../helpers/raw-backend.js';
+import { until, within } from '../helpers/until.js';
 
 /** One message as ws delivered it. */
 export interface Received {
@@ -68,10 +69,11 @@ export class WsClient {
     return { code: this.closeCode!, reason: this.closeReason };
   }
 
-  async until(condition: () => boolean, what: string): Promise<void> {
+  /** Bounded: fails naming `what` when no event has moved it for `idleMs` of real time. */
+  async until(condition: () => boolean, what: string, idleMs = 10_000): Promise<void> {
     while (!condition()) {
       if (this.ws.readyState === WebSocket.CLOSED && this.closeCode === undefined) throw new Error(`socket gone waiting for ${what}`);
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      await within(new Promise<void>((resolve) => this.#waiters.push(resolve)), idleMs, what);
     }
   }
 
@@ -168,6 +170,39 @@ export { until };
 
 export { listen };
 
+/** What @fanoutio/grip's WebSocketContext.recv() throws on a DISCONNECT event. */
+const CLIENT_DISCONNECTED = 'Client disconnected unexpectedly.';
+
+/** A WebSocket-over-HTTP backend on a raw socket, for answers Node's server would not send. */
+export interface RawOverHttpBackend {
+  url: string;
+  /** POSTs received, the OPEN included. */
+  readonly posts: number;
+}
+
+/**
+ * Accepts the OPEN, then hands each later POST's socket to `onPost` (the POST's number, from 2). The OPEN's
+ * answer closes its connection: the raw backend reads no bodies, so one POST per connection keeps heads apart.
+ */
+export async function startRawOverHttpBackend(t: TestContext, onPost: (socket: Socket, n: number) => void): Promise<RawOverHttpBackend> {
+  let posts = 0;
+  const backend = await startRawBackend(t, (socket, head) => {
+    if (!head.startsWith('POST ')) return;
+    posts++;
+    if (posts === 1) {
+      socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/websocket-events\r\ncontent-length: 6\r\nconnection: close\r\n\r\nOPEN\r\n');
+      return;
+    }
+    onPost(socket, posts);
+  });
+  return {
+    url: backend.url,
+    get posts() {
+      return posts;
+    },
+  };
+}
+
 export type ContextHandler = (ws: WebSocketContext) => void;
 
 /**
@@ -205,8 +240,10 @@ export async function startWsOverHttpBackend(
         }
         onMessage(ws, message);
       }
-    } catch {
-      // DISCONNECT: the client is gone; nothing to answer.
+    } catch (err) {
+      // DISCONNECT: js-grip's recv() says the client is gone, and there is nothing to answer. Anything else (an
+      // assertion in a test's handler) must fail the test, not vanish here.
+      if ((err as Error).message !== CLIENT_DISCONNECTED) throw err;
     }
     res.end();
   });
