@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { UsageError, parseCommandLine } from '../../src/cli/args.js';
 import { CHECK_IDS } from '../../src/probe/check.js';
 import { probeCommand } from '../../src/probe/command.js';
 import { startBackend } from '../helpers/backend.js';
@@ -60,4 +61,8 @@ test('holdfast probe: bad usage exits 2 naming the flag or the URL; --help is th
   const help = await probeCommand(['--help']);
   assert.equal(help.exitCode, 0);
   assert.match(help.stdout, /^Usage: holdfast probe URL/);
+});
+
+test('holdfast prob: the command line points a near miss at probe', () => {
+  assert.throws(() => parseCommandLine(['prob', 'http://127.0.0.1:1/']), (err: Error) => err instanceof UsageError && /did you mean holdfast probe\?/.test(err.message));
 });
