@@ -3,6 +3,8 @@
 # (the bus drivers' tests; their fault tests also start their own redis-server and nats-server on free ports),
 # and Debian's chromium at /usr/bin/chromium, which the dashboard's browser test drives (playwright-core, no
 # browser download). Installs the Debian packages when missing and starts the servers when nothing answers.
+# Also nginx-light with nchan, which the probe's tests start on their own temp configs (nothing here runs it;
+# Debian's package does not start it either).
 set -euo pipefail
 
 missing=()
@@ -11,6 +13,8 @@ command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 # Not a service: test/docs runs the README's shell blocks, which use curl.
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing+=(libnginx-mod-nchan)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "services.sh: ${missing[*]} missing; install them (apt-get install -y ${missing[*]}) or run this as root" >&2

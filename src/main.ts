@@ -23,6 +23,7 @@ import { parseHostPort, type HoldfastConfig } from './config/schema.js';
 import { startWarnings } from './config/warnings.js';
 import { publishMessage } from './control/publish-client.js';
 import { createDemoBackend, withDemoQuietPaths } from './demo/backend.js';
+import { probeCommand } from './probe/command.js';
 import { ConfigError, ControlUnreachableError, HoldfastError, NotControlListenerError } from './errors.js';
 import { startHoldfast, type RunningHoldfast } from './holdfast.js';
 import { runPrimary } from './cluster/primary.js';
@@ -35,6 +36,13 @@ function fail(message: string, exitCode: number): never {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // The probe is a client with flags of its own: it never reads the proxy's configuration.
+  if (argv[0] === 'probe') {
+    const outcome = await probeCommand(argv.slice(1));
+    process.stderr.write(outcome.stderr);
+    process.stdout.write(outcome.stdout, () => process.exit(outcome.exitCode));
+    return;
+  }
   let commandLine: CommandLine;
   try {
     commandLine = parseCommandLine(argv);

@@ -5,9 +5,10 @@ const USAGE = `Usage:
   holdfast [options]                      proxy clients to the backends
   holdfast demo [options]                 start a demo backend and Holdfast in front of it
   holdfast publish CHANNEL MESSAGE        publish MESSAGE to CHANNEL through the control listener
+  holdfast probe URL [--json] [--sse] [--ws]  what a server does with connections
   holdfast help [COMMAND] | --help | --version
 
-Each command has its own help: holdfast publish --help, holdfast demo --help.`;
+Each command has its own help: holdfast publish --help, holdfast demo --help, holdfast probe --help.`;
 
 const flagLines = FLAGS.map((f) => `  --${`${f.flag} <${f.kind === 'int' ? 'n' : 'value'}>`.padEnd(36)} ${f.env}\n      ${f.help}`).join('\n');
 
