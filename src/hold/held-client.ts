@@ -143,10 +143,15 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
 
   /** Drop a client whose socket cannot keep up, before its queue grows without bound. */
   checkSlowConsumer(): boolean {
-    if (this.res.writableLength <= this.host.maxQueuedBytes) return false;
+    if (this.queuedBytes() <= this.host.maxQueuedBytes) return false;
     this.host.countDrop('slow_consumer');
     this.res.destroy();
     return true;
+  }
+
+  /** Bytes written to this client that its connection has not taken yet. */
+  protected queuedBytes(): number {
+    return this.res.writableLength;
   }
 
   /** The socket a publish batch corks so its items leave in one write; null when there is none yet. */

@@ -106,16 +106,25 @@ export class StreamHold extends HeldClient<ServerResponse> {
 
   /** `chunk`: the same bytes framed as one chunk when the caller has them (a published item's), else built here. */
   #write(bytes: Buffer, chunk: Buffer | null): boolean {
-    if (this.closed || this.res.destroyed) return false;
-    if (bytes.length === 0) return true;
-    const socket = this.#chunkSocket ?? this.#takeChunkSocket();
+    if (this.closed) return false;
     // Straight to the socket once Node has put the head out and frames the body as chunks; otherwise (a
-    // pipelined response not yet on the socket, an HTTP/1.0 client) through Node's response.
-    if (socket !== null && socket.writable) socket.write(chunk ?? asChunk(bytes));
+    // pipelined response not yet on the socket, an HTTP/1.0 client) through Node's response. A writable
+    // socket means a response not destroyed (destroying it destroys the socket): at 100k subscribers every
+    // object a delivery reads is a likely cache miss, so the response is not read on the direct path.
+    const socket = this.#chunkSocket ?? this.#takeChunkSocket();
+    const direct = socket !== null && socket.writable;
+    if (!direct && this.res.destroyed) return false;
+    if (bytes.length === 0) return true;
+    if (direct) socket.write(chunk ?? asChunk(bytes));
     else this.res.write(bytes);
     // While corked for a publish batch every byte counts as queued, however fast the client reads: the
     // check would drop healthy clients of any batch over the limit. The manager checks once it uncorks.
     return this.corked || !this.checkSlowConsumer();
+  }
+
+  /** Once writing straight to the socket, the response queues nothing of its own: the socket's queue is all. */
+  protected override queuedBytes(): number {
+    return this.#chunkSocket === null ? this.res.writableLength : this.#chunkSocket.writableLength;
   }
 
   #takeChunkSocket(): Socket | null {
