@@ -58,12 +58,18 @@ export function rssKiB(pid) {
 
 /** utime + stime in seconds of one process. */
 export function cpuSeconds(pid) {
+  return kernelAndTotalSeconds(pid).total;
+}
+
+/** CPU time of a process from /proc (USER_HZ = 100 on Linux): in the kernel (stime) and in all (utime + stime). */
+export function kernelAndTotalSeconds(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ = 100 on Linux
+    const kernel = Number(fields[12]) / 100;
+    return { kernel, total: Number(fields[11]) / 100 + kernel };
   } catch {
-    return 0;
+    return { kernel: 0, total: 0 };
   }
 }
 

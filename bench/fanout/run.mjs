@@ -17,6 +17,7 @@ import {
   checkNoLeftovers,
   cpuSeconds,
   freePort,
+  kernelAndTotalSeconds,
   adoptChild,
   killPid,
   rssKiB,
@@ -187,6 +188,9 @@ function serverRss(s) {
 function serverCpu_(s) {
   return s.cpuPids().reduce((a, pid) => a + cpuSeconds(pid), 0);
 }
+function serverKernelCpu(s) {
+  return s.cpuPids().reduce((a, pid) => a + kernelAndTotalSeconds(pid).kernel, 0);
+}
 
 async function startPeer(name, n, tr) {
   await startBackend();
@@ -352,6 +356,7 @@ async function runLatency(name, n, tr) {
     // Measured messages, spaced `interval` apart; publishes are not awaited (nchan answers only after
     // writing to every subscriber), their round trips are reported.
     const cpuBefore = serverCpu_(s);
+    const kernelBefore = serverKernelCpu(s);
     const h0 = hostBusySeconds();
     const o0 = ownSeconds(s);
     const start = Date.now();
@@ -385,6 +390,8 @@ async function runLatency(name, n, tr) {
       log(`  /healthz during the measured phase: ${h.count} checks, p50 ${h.p50.toFixed(2)} ms, p99 ${h.p99.toFixed(2)} ms, max ${h.max.toFixed(2)} ms${h.failure ? `; FAILED: ${h.failure}` : ''}${h.unanswered ? '; one unanswered at the end' : ''}`);
     }
     row.cpuMs = (serverCpu_(s) - cpuBefore) * 1000;
+    // How much of it the kernel spent (the socket writes and what loopback does for them) and how much the process.
+    row.kernelPct = row.cpuMs > 0 ? (100 * (serverKernelCpu(s) - kernelBefore) * 1000) / row.cpuMs : NaN;
     row.foreignPct = (100 * Math.max(0, hostBusySeconds() - h0 - (ownSeconds(s) - o0))) / ((Date.now() - start) / 1000);
     const reports = await Promise.all(cl.all.map((c) => call(c, { cmd: 'report' })));
     const finalHeads = sum(reports, 'heads');
@@ -425,7 +432,7 @@ async function runLatency(name, n, tr) {
     log(
       `  delivered ${row.delivered}/${row.expected}${row.lost ? ` (LOST ${row.lost})` : ''}, p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, ` +
         `max ${row.max.toFixed(1)} ms, worst per-message p99 ${row.worstMsgP99.toFixed(1)} ms; probe (${cl.probeN}) p50 ${row.probeP50.toFixed(1)} p99 ${row.probeP99.toFixed(1)} ms; ` +
-        `server CPU ${row.cpuMs.toFixed(0)} ms (${row.cpuUsPerDelivery.toFixed(2)} us/delivery); other processes on the host ${row.foreignPct.toFixed(0)}% of a core; publish ${row.pubStatus}, slowest answer ${row.pubMsMax.toFixed(0)} ms; ` +
+        `server CPU ${row.cpuMs.toFixed(0)} ms (${row.cpuUsPerDelivery.toFixed(2)} us/delivery, ${row.kernelPct.toFixed(0)}% in the kernel); other processes on the host ${row.foreignPct.toFixed(0)}% of a core; publish ${row.pubStatus}, slowest answer ${row.pubMsMax.toFixed(0)} ms; ` +
         `closed by the server ${row.closed}, duplicates ${row.dups}${tr === 'ws' ? `, pings answered ${row.pings}` : ''}`,
     );
     await closeClients(cl.all);
@@ -458,6 +465,7 @@ async function runThroughput(tr) {
       bodies.push(list);
     }
     const cpuBefore = serverCpu_(s);
+    const kernelBefore = serverKernelCpu(s);
     const h0 = hostBusySeconds();
     const o0 = ownSeconds(s);
     const t0 = nowUs();
@@ -513,17 +521,17 @@ const fmt = (x, d = 0) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(
 
 function table(rows) {
   const lines = [
-    '| peer | N | connect all (s) | all subscribed (s) | delivered / expected | p50 (ms) | p99 (ms) | max (ms) | worst msg p99 (ms) | probe p50 / p99 (ms) | server CPU / delivery (us) | RSS idle (MiB) | RSS held (MiB) | KB / held conn | other load (% core) |',
-    '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| peer | N | connect all (s) | all subscribed (s) | delivered / expected | p50 (ms) | p99 (ms) | max (ms) | worst msg p99 (ms) | probe p50 / p99 (ms) | server CPU / delivery (us) | of it in the kernel (%) | RSS idle (MiB) | RSS held (MiB) | KB / held conn | other load (% core) |',
+    '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     if (r.error) {
-      lines.push(`| ${label(r.peer, r.transport)} | ${r.n} | failed: ${r.error} |||||||||||||`);
+      lines.push(`| ${label(r.peer, r.transport)} | ${r.n} | failed: ${r.error} ||||||||||||||`);
       continue;
     }
     lines.push(
       `| ${label(r.peer, r.transport)} | ${r.n} | ${fmt(r.connectMs / 1000, 2)} | ${fmt(r.subscribedMs / 1000, 2)} | ${r.delivered} / ${r.expected}${r.lost ? ` (**lost ${r.lost}**)` : ''}${r.connectErrors ? ` (${r.connectErrors} never connected)` : ''}${r.retried ? ` (${r.retried} subscribe attempts retried)` : ''} | ` +
-        `${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.max, 1)} | ${fmt(r.worstMsgP99, 1)} | ${fmt(r.probeP50, 1)} / ${fmt(r.probeP99, 1)} | ${fmt(r.cpuUsPerDelivery, 2)} | ` +
+        `${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.max, 1)} | ${fmt(r.worstMsgP99, 1)} | ${fmt(r.probeP50, 1)} / ${fmt(r.probeP99, 1)} | ${fmt(r.cpuUsPerDelivery, 2)} | ${fmt(r.kernelPct)} | ` +
         `${fmt(r.rssIdleKiB / 1024, 1)} | ${fmt(r.rssHeldKiB / 1024, 1)} | ${fmt(r.kbPerConn, 1)} | ${fmt(r.foreignPct)} |` +
         `${r.closed ? ` **${r.closed} closed by the server**` : ''}`,
     );

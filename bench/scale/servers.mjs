@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { httpGet } from '../lib/processes.mjs';
 import http from 'node:http';
-import { cpuSeconds, descendants, killPid, rssKiB, sleep, startHoldfast, startNchan, stopProcess } from '../fanout/peers.mjs';
+import { descendants, kernelAndTotalSeconds, killPid, rssKiB, sleep, startHoldfast, startNchan, stopProcess } from '../fanout/peers.mjs';
 
 /**
  * What this build of Holdfast accepts, read from its `--help`: `--workers` and `--bus` are being built
@@ -42,12 +42,15 @@ export function treeStats(pids) {
   let rss = 0;
   let pss = 0;
   let cpu = 0;
+  let kernel = 0;
   for (const pid of pids) {
     rss += rssKiB(pid);
     pss += pssKiB(pid);
-    cpu += cpuSeconds(pid);
+    const t = kernelAndTotalSeconds(pid);
+    cpu += t.total;
+    kernel += t.kernel;
   }
-  return { rssKiB: rss, pssKiB: pss, cpuS: cpu, count: pids.length };
+  return { rssKiB: rss, pssKiB: pss, cpuS: cpu, kernelCpuS: kernel, count: pids.length };
 }
 
 /** SIGTERM to the root (both Holdfast's primary and nginx's master stop their workers), then any survivor by PID. */
@@ -133,14 +136,14 @@ function publishGrip(controlPort, ch, id, content) {
  * one-process configuration unchanged.
  */
 // 90 s to serve: a primary forking 7 workers on 2 cores at load 12 did not open its port within 15 s.
-export async function startHoldfastCluster({ dirOf, cpu, backendPort, mainJs, nodes, workers, bus, maxConnections }) {
+export async function startHoldfastCluster({ dirOf, cpu, backendPort, mainJs, nodes, workers, bus, maxConnections, nodeArgs = [] }) {
   const started = [];
   try {
     for (let k = 0; k < nodes; k++) {
       const extraArgs = [];
       if (workers > 1) extraArgs.push('--workers', String(workers));
       if (bus !== 'memory') extraArgs.push('--bus', bus);
-      started.push(await startHoldfast({ dir: dirOf(k), cpu, backendPort, mainJs, extraArgs, maxConnections, name: `holdfast-node${k}`, readyTimeoutMs: 90_000 }));
+      started.push(await startHoldfast({ dir: dirOf(k), cpu, backendPort, mainJs, nodeArgs, extraArgs, maxConnections, name: `holdfast-node${k}`, readyTimeoutMs: 90_000 }));
     }
   } catch (err) {
     await Promise.all(started.map((s) => stopTree(s.proc)));

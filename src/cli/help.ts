@@ -5,7 +5,7 @@ const USAGE = `Usage:
   holdfast [options]                      proxy clients to the backends
   holdfast demo [options]                 start a demo backend and Holdfast in front of it
   holdfast publish CHANNEL MESSAGE        publish MESSAGE to CHANNEL through the control listener
-  holdfast probe URL                      what a server does with connections: keep-alive, pipelining, SSE, WebSocket
+  holdfast probe URL [--json] [--sse] [--ws]  what a server does with connections
   holdfast help [COMMAND] | --help | --version
 
 Each command has its own help: holdfast publish --help, holdfast demo --help, holdfast probe --help.`;

@@ -150,7 +150,7 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
    * the bound for a client that never reads.
    */
   checkSlowConsumer(): boolean {
-    if (this.res.writableLength > this.host.maxQueuedBytes) {
+    if (this.queuedBytes() > this.host.maxQueuedBytes) {
       this.host.countDrop('slow_consumer');
       resetConnection(this.corkTarget(), this.res);
       return true;
@@ -164,6 +164,11 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
     this.host.countDrop('drain_timeout');
     resetConnection(this.corkTarget(), this.res);
     return this.transport;
+  }
+
+  /** Bytes written to this client that its connection has not taken yet. */
+  protected queuedBytes(): number {
+    return this.res.writableLength;
   }
 
   /** The socket a publish batch corks so its items leave in one write; null when there is none yet. */

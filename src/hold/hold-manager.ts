@@ -11,7 +11,7 @@ import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { ChannelIndex } from './channel-index.js';
 import { GripResponseReader, type GripReaderOwner } from './grip-reader.js';
-import type { HeldClient, HoldHost, HoldOrigin } from './held-client.js';
+import type { HeldClient, HoldHost, HoldOrigin, Transport } from './held-client.js';
 import type { LinkFetcher, LinkResponse } from './links.js';
 import { ResponseHold } from './response-hold.js';
 import { SlicedDeliveries } from './sliced-deliveries.js';
@@ -21,6 +21,7 @@ import { TimerWheel } from './timer-wheel.js';
 /** Headers a held stream's head never carries: the stream is open-ended, Node frames it. */
 const STREAM_DROPPED = new Set(['content-length', 'transfer-encoding']);
 const TICK_MS = 250;
+const TRANSPORTS: readonly Transport[] = ['sse', 'stream', 'response', 'ws'];
 
 /** What the manager needs of the request a hold starts from (the proxy exchange). */
 export interface HoldRequest extends HoldOrigin {
@@ -58,7 +59,8 @@ export class HoldManager implements HoldHost, BusSink {
   readonly #deps: HoldManagerDeps;
   readonly #held = new Set<HeldClient>();
   readonly #sseHeartbeat: KeepAlive | null;
-  readonly #deliveryTally = new Map<string, number>();
+  /** Deliveries per transport since the last flush to the counter (a record, not a Map: no hashing per delivery). */
+  readonly #deliveryTally: Record<Transport, number> = { sse: 0, stream: 0, response: 0, ws: 0 };
   readonly #deliveries: SlicedDeliveries<HeldClient>;
   #tallyFlushQueued = false;
 
@@ -212,7 +214,7 @@ export class HoldManager implements HoldHost, BusSink {
   countDelivery(client: HeldClient): void {
     // Once per subscriber per message: tallied here and added to the counter once per publish (a bound
     // prom-client child still hashes its labels on every inc).
-    this.#deliveryTally.set(client.transport, (this.#deliveryTally.get(client.transport) ?? 0) + 1);
+    this.#deliveryTally[client.transport]++;
     if (!this.#tallyFlushQueued) {
       this.#tallyFlushQueued = true;
       queueMicrotask(() => this.#flushDeliveryTally());
@@ -221,8 +223,12 @@ export class HoldManager implements HoldHost, BusSink {
 
   #flushDeliveryTally(): void {
     this.#tallyFlushQueued = false;
-    for (const [transport, n] of this.#deliveryTally) this.#deps.metrics.deliveries.inc({ transport }, n);
-    this.#deliveryTally.clear();
+    const tally = this.#deliveryTally;
+    for (const transport of TRANSPORTS) {
+      if (tally[transport] === 0) continue;
+      this.#deps.metrics.deliveries.inc({ transport }, tally[transport]);
+      tally[transport] = 0;
+    }
   }
 
   countDrop(reason: string): void {

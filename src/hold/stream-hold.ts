@@ -3,43 +3,10 @@ import type { Socket } from 'node:net';
 import type { Instruct, KeepAlive } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import { HeldClient, type HoldHost, type HoldOrigin, type Transport } from './held-client.js';
-
-const SSE_ID_LINE = /^id:/m;
-const sseBytesCache = new WeakMap<PublishItem, Buffer>();
-const chunkCache = new WeakMap<Buffer, Buffer>();
-const CRLF = Buffer.from('\r\n');
-
-/**
- * The same bytes framed as one HTTP/1.1 chunk, built once per message and shared by every subscriber: Node's
- * `res.write` on a chunked response would queue the size line, the payload and the CRLF separately for each
- * subscriber (three-part writev and its bookkeeping, measured as the largest cost of a fan-out after the
- * syscall itself; bench/fanout).
- */
-function asChunk(bytes: Buffer): Buffer {
-  let framed = chunkCache.get(bytes);
-  if (framed === undefined) {
-    framed = Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`, 'latin1'), bytes, CRLF]);
-    chunkCache.set(bytes, framed);
-  }
-  return framed;
-}
+import { asChunk, sseFrame, streamFrame } from './stream-frames.js';
 
 /** Node's own fields: `_headerSent` is true once the head went to the socket (`headersSent` is true from writeHead on). */
 type ChunkedResponse = ServerResponse & { chunkedEncoding?: boolean; _headerSent?: boolean };
-
-/**
- * SSE events carry the item's id, so a reconnecting EventSource sends it back as Last-Event-ID. Built once
- * per item and shared by every subscriber.
- */
-function sseContent(item: PublishItem, content: Buffer): Buffer {
-  if (item.id === undefined || /[\r\n]/.test(item.id)) return content;
-  let bytes = sseBytesCache.get(item);
-  if (bytes === undefined) {
-    bytes = SSE_ID_LINE.test(content.toString('utf8')) ? content : Buffer.concat([Buffer.from(`id: ${item.id}\n`), content]);
-    sseBytesCache.set(item, bytes);
-  }
-  return bytes;
-}
 
 /**
  * A held HTTP stream (`Grip-Hold: stream`): published `http-stream` content is appended to the open
@@ -51,6 +18,12 @@ export class StreamHold extends HeldClient<ServerResponse> {
   keepAliveDueMs = Infinity;
   /** When content last went out: idle keep-alives and next links count from here. */
   lastDataMs = 0;
+  /**
+   * The connection, once Node has put the response head on it and frames the body as chunks: from then on
+   * the stream writes pre-framed chunks to it directly (both conditions hold for the rest of the response,
+   * so they are checked until they first do, not on every write).
+   */
+  #chunkSocket: Socket | null = null;
 
   constructor(host: HoldHost, res: ServerResponse, origin: HoldOrigin, instruct: Instruct, sse: boolean, defaultHeartbeat: KeepAlive | null) {
     super(host, res, origin, instruct);
@@ -128,17 +101,37 @@ export class StreamHold extends HeldClient<ServerResponse> {
 
   /** Raw bytes to the client, with the slow-consumer check. Returns false when the client was dropped. */
   write(bytes: Buffer): boolean {
-    if (this.closed || this.res.destroyed) return false;
-    if (bytes.length === 0) return true;
-    const res = this.res as ChunkedResponse;
-    const socket = res.socket;
+    return this.#write(bytes, null);
+  }
+
+  /** `chunk`: the same bytes framed as one chunk when the caller has them (a published item's), else built here. */
+  #write(bytes: Buffer, chunk: Buffer | null): boolean {
+    if (this.closed) return false;
     // Straight to the socket once Node has put the head out and frames the body as chunks; otherwise (a
-    // pipelined response not yet on the socket, an HTTP/1.0 client) through Node's response.
-    if (socket !== null && res.chunkedEncoding === true && res._headerSent === true && socket.writable) socket.write(asChunk(bytes));
-    else res.write(bytes);
+    // pipelined response not yet on the socket, an HTTP/1.0 client) through Node's response. A writable
+    // socket means a response not destroyed (destroying it destroys the socket): at 100k subscribers every
+    // object a delivery reads is a likely cache miss, so the response is not read on the direct path.
+    const socket = this.#chunkSocket ?? this.#takeChunkSocket();
+    const direct = socket !== null && socket.writable;
+    if (!direct && this.res.destroyed) return false;
+    if (bytes.length === 0) return true;
+    if (direct) socket.write(chunk ?? asChunk(bytes));
+    else this.res.write(bytes);
     // While corked for a publish batch every byte counts as queued, however fast the client reads: the
     // check would drop healthy clients of any batch over the limit. The manager checks once it uncorks.
     return this.corked || !this.checkSlowConsumer();
+  }
+
+  /** Once writing straight to the socket, the response queues nothing of its own: the socket's queue is all. */
+  protected override queuedBytes(): number {
+    return this.#chunkSocket === null ? this.res.writableLength : this.#chunkSocket.writableLength;
+  }
+
+  #takeChunkSocket(): Socket | null {
+    const res = this.res as ChunkedResponse;
+    if (res.socket === null || res.chunkedEncoding !== true || res._headerSent !== true) return null;
+    this.#chunkSocket = res.socket;
+    return res.socket;
   }
 
   protected carriesContent(item: PublishItem): boolean {
@@ -156,8 +149,8 @@ export class StreamHold extends HeldClient<ServerResponse> {
         if (this.nextLink !== null) this.host.fetchNext(this, 'hint');
         return true;
       case 'send': {
-        const content = format.content ?? Buffer.alloc(0);
-        const ok = this.write(this.transport === 'sse' ? sseContent(item, content) : content);
+        const frame = this.transport === 'sse' ? sseFrame(item, format.content) : streamFrame(item, format.content);
+        const ok = this.#write(frame.bytes, frame.chunk);
         if (ok) this.armTimers(Date.now(), true);
         return ok;
       }

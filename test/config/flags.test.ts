@@ -40,6 +40,6 @@ test('a value from a HOLDFAST_* variable is named by the variable; flags win ove
   // An element of a repeated flag is named by the flag, with its key path.
   assert.throws(
     () => loadConfig({ flags: { backend: ['ftp://files.test'] } }),
-    (err: ConfigError) => err.message.includes("--backend must be an http:// origin such as http://127.0.0.1:3000, got 'ftp://files.test' (backends.0)"),
+    (err: ConfigError) => err.message.includes("--backend must be an http:// or https:// origin such as http://127.0.0.1:3000, got 'ftp://files.test' (backends.0)"),
   );
 });
