@@ -1,11 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { deadlineCheckIntervalMs } from '../edge/deadline-check.js';
-import { ConfigError, HoldfastError, ListenError } from '../errors.js';
+import { ConfigError, HoldfastError } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import { dashboardPage } from './dashboard-page.js';
 import type { DashboardFeed } from './dashboard-feed.js';
 import type { PublishAuth } from './publish-auth.js';
 import type { PublishEndpoint } from './publish.js';
+import { listenOn } from '../edge/listen-on.js';
 
 export interface ControlDeps {
   metrics: Metrics;
@@ -65,17 +66,8 @@ export class ControlServer {
     });
   }
 
-  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(new ListenError('control', `${host}:${port}`, err));
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
-    const address = this.server.address();
-    return typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : { host, port };
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return listenOn(this.server, 'control', host, port);
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { HoldfastConfig } from '../config/schema.js';
-import { ClientRequestError, HoldfastError, ListenError } from '../errors.js';
+import { ClientRequestError, HoldfastError } from '../errors.js';
 import { AccessLog } from '../observe/access-log.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -15,6 +15,7 @@ import { rawErrorResponse, sendErrorResponse } from './error-response.js';
 import { ConnectionRegistry } from './registry.js';
 import { checkRequest } from './request-checks.js';
 import { isWebSocketUpgrade, replayAsPlainRequest, type UpgradeRouter } from '../ws/upgrade-router.js';
+import { listenOn } from './listen-on.js';
 
 type EdgeSocket = Socket & { [kConnection]?: ClientConnection };
 type EdgeResponse = ServerResponse & { [kExchange]?: ProxyExchange; [kConnection]?: ClientConnection };
@@ -104,17 +105,8 @@ export class Edge implements EdgeContext {
     });
   }
 
-  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(new ListenError('clients', `${host}:${port}`, err));
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
-    const address = this.server.address();
-    return typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : { host, port };
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return listenOn(this.server, 'clients', host, port);
   }
 
   /**

@@ -1,10 +1,10 @@
 import type { Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { ListenError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { RateLimitedLog } from '../observe/rate-limited-log.js';
 import { pickCertificate, type LoadedCertificate } from './tls-certificates.js';
+import { listenOn } from './listen-on.js';
 
 export interface TlsListenerDeps {
   certificates: LoadedCertificate[];
@@ -57,17 +57,8 @@ export class TlsListener {
     this.server.setSecureContext({ cert: first.certPem, key: first.keyPem, minVersion: 'TLSv1.2' });
   }
 
-  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(new ListenError('TLS clients', `${host}:${port}`, err));
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
-    const address = this.server.address();
-    return typeof address === 'object' && address !== null ? { host: address.address, port: address.port } : { host, port };
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return listenOn(this.server, 'TLS clients', host, port);
   }
 
   /** Stops accepting; resolves once every connection it accepted has closed (the edge drains them). */

@@ -136,7 +136,8 @@ async function relay(t: TestContext): Promise<{ url: string; cut(): void; restor
   };
 }
 
-test('nats faults: a node cut off from NATS refuses publishes, then catches its channels up from the stream (or reports a gap)', async (t) => {
+/** Two contract nodes keeping 3 items per channel: `a` on the shared NATS, `b` through a relay a test can cut. */
+async function nodesBehindRelay(t: TestContext) {
   const link = await relay(t);
   let n = 0;
   const [a, b] = await startContractNodes(t, (tt, p) => {
@@ -145,6 +146,11 @@ test('nats faults: a node cut off from NATS refuses publishes, then catches its 
     dropStreamAfter(tt, p);
     return Promise.resolve(natsNode(tt, p, { options }));
   }, 2);
+  return { link, a, b };
+}
+
+test('nats faults: a node cut off from NATS refuses publishes, then catches its channels up from the stream (or reports a gap)', async (t) => {
+  const { link, a, b } = await nodesBehindRelay(t);
   b!.bus.subscribe('kept');
   b!.bus.subscribe('lost');
   await subscribed(a!, b!, 'kept');
@@ -172,14 +178,7 @@ test('nats faults: a node cut off from NATS refuses publishes, then catches its 
 });
 
 test('nats faults: after a cut, channels held only by a wildcard prefix are caught up from the stream too (or report a gap)', async (t) => {
-  const link = await relay(t);
-  let n = 0;
-  const [a, b] = await startContractNodes(t, (tt, p) => {
-    const options = busOptions({ maxItems: 3 });
-    if (n++ > 0) return Promise.resolve(natsNode(tt, p, { options, url: link.url }));
-    dropStreamAfter(tt, p);
-    return Promise.resolve(natsNode(tt, p, { options }));
-  }, 2);
+  const { link, a, b } = await nodesBehindRelay(t);
   b!.bus.subscribe('scores.', true);
   await subscribed(a!, b!, 'scores.probe');
   await a!.bus.publish([item('scores.1', 's1')]);
