@@ -16,7 +16,8 @@ import { startBackend } from '../helpers/backend.js';
 import { ROOT } from '../helpers/cli.js';
 import { LogSink, startTestHoldfast } from '../helpers/holdfast.js';
 import { listen } from '../helpers/listen.js';
-import { eventually } from '../helpers/until.js';
+import { eventually, within } from '../helpers/until.js';
+import { connect as netConnect } from 'node:net';
 import { startWsEchoBackend } from '../ws/ws-helpers.js';
 import { WebSocket, WebSocketServer } from 'ws';
 import { heldCount, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
@@ -234,4 +235,30 @@ test('tls: a WebSocket over the TLS listener (wss://) is passed through to a pla
     assert.equal(await answer, expected);
   }
   assert.equal(plain.handshakes[0]!.headers['x-forwarded-proto'], 'https');
+});
+
+test('tls: plain HTTP, garbage or silence on the TLS port never reach a backend: the connection is closed and counted', async (t) => {
+  const dir = certDir(t);
+  const cert = makeCert(dir, 'localhost');
+  const backend = await startBackend(t);
+  const { hf, tlsPort } = await startTls(t, [backend.url], [cert], { timeouts: { requestHeadMs: 300 } });
+  const closedAfter = async (bytes: string | null) => {
+    const socket = netConnect(tlsPort, '127.0.0.1');
+    t.after(() => socket.destroy());
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    if (bytes !== null) socket.write(bytes);
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    await within(new Promise<void>((resolve) => socket.once('close', () => resolve())), 5_000, 'the server to close the connection');
+    return received;
+  };
+  // A cleartext request is not answered in the clear (no HTTP response leaks), and nothing is forwarded.
+  assert.ok(!(await closedAfter('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n')).startsWith('HTTP/'));
+  await closedAfter('\x16\x03\x01\x00\x05garbage-that-is-no-client-hello');
+  // Silence: dropped by the handshake deadline (timeouts.requestHeadMs), as a slow request head is.
+  await closedAfter(null);
+  assert.equal(backend.seen.length, 0);
+  const metric = await hf.metrics.registry.getSingleMetric('holdfast_tls_handshakes_total')!.get();
+  assert.equal(metric.values.find((v) => v.labels.outcome === 'failed')?.value, 3);
 });
