@@ -6,7 +6,8 @@ import { mock, test, type TestContext } from 'node:test';
 import { WebSocketMessageFormat } from '@fanoutio/grip';
 import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
-import { HeldStream, heldCount, publisherFor, publishRaw, startGripBackend, streamItem, until } from '../hold/push-helpers.js';
+import { HeldStream, heldCount, publisherFor, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
+import { eventually } from '../helpers/until.js';
 import { WsClient, startWsOverHttpBackend } from '../ws/ws-helpers.js';
 import { decodeEvents } from '../../src/ws/websocket-events.js';
 
@@ -66,7 +67,7 @@ test('send deadline: an SSE client that never reads is cut after timeouts.sendSt
   assert.equal(hf.holds.heldCount, 2, 'not cut before the deadline');
   await sweepUntil(() => stalledSocket.destroyed, 2 * STALL_MS);
   assert.ok(stalledSocket.destroyed, 'cut at the deadline');
-  await until(() => hf.holds.heldCount === 1, 'the cut client released');
+  await eventually(() => hf.holds.heldCount === 1, 10_000, 'the cut client released');
   assert.equal(await metricValue(hf, 'holdfast_drops_total', { reason: 'drain_timeout' }), 1);
   assert.equal((await metricValue(hf, 'holdfast_drops_total', { reason: 'slow_consumer' })) ?? 0, 0);
 
@@ -85,11 +86,11 @@ test('send deadline: a GRIP WebSocket that never reads is cut (the backend hears
   fakeClock(t);
   const url = `ws://127.0.0.1:${hf.port}/ws/chat`;
   const stalled = await WsClient.open(t, url);
-  await until(() => hf.holds.heldCount === 1, 'the first subscription');
+  await eventually(() => hf.holds.heldCount === 1, 10_000, 'the first subscription');
   const [stalledSession] = hf.upgrades.sessions;
   stalled.ws.pause();
   const reader = await WsClient.open(t, url);
-  await until(() => hf.holds.index.holders('room') === 2, 'both subscriptions');
+  await eventually(() => hf.holds.index.holders('room') === 2, 10_000, 'both subscriptions');
 
   let published = 0;
   while (stalledSession!.bufferedAmount < STUCK_BYTES) {
@@ -102,9 +103,9 @@ test('send deadline: a GRIP WebSocket that never reads is cut (the backend hears
   await sweepUntil(() => false, STALL_MS - SWEEP_MS);
   assert.equal(hf.holds.heldCount, 2, 'not cut before the deadline');
   await sweepUntil(() => hf.holds.sendStall.size === 0, 2 * STALL_MS);
-  await until(() => hf.holds.heldCount === 1, 'the cut client released');
+  await eventually(() => hf.holds.heldCount === 1, 10_000, 'the cut client released');
   assert.equal(await metricValue(hf, 'holdfast_drops_total', { reason: 'drain_timeout' }), 1);
-  await until(() => backend.seen.some((r) => decodeEvents(r.body).some((e) => e.type === 'DISCONNECT')), 'DISCONNECT to the backend');
+  await eventually(() => backend.seen.some((r) => decodeEvents(r.body).some((e) => e.type === 'DISCONNECT')), 10_000, 'DISCONNECT to the backend');
 
   await publisherFor(hf).publishFormats('room', new WebSocketMessageFormat('after'));
   assert.equal(await reader.nextText(), 'after');
@@ -132,16 +133,16 @@ test('send deadline: a proxied response the client stops reading is cut, and the
   socket.write('GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n');
   socket.pause();
   // Backpressure all the way: the client's kernel buffers, Holdfast's queue, undici paused, the backend's buffers.
-  await until(() => backendResponse?.writableNeedDrain === true, 'the response to back up to the backend');
+  await eventually(() => backendResponse?.writableNeedDrain === true, 10_000, 'the response to back up to the backend');
 
   await sweepUntil(() => false, STALL_MS - SWEEP_MS);
   assert.equal(backendResponseClosed, false, 'not cut before the deadline');
   // The sweep that cuts takes the socket out of the watch; the rest (client close, undici abort, the backend
   // seeing its connection go) is real I/O.
   await sweepUntil(() => hf.forwarder.sendStall.size === 0, 2 * STALL_MS);
-  await until(() => backendResponseClosed, 'the backend exchange to stop');
+  await eventually(() => backendResponseClosed, 10_000, 'the backend exchange to stop');
   socket.resume();
-  await until(() => closed, 'the client connection closed');
+  await eventually(() => closed, 10_000, 'the client connection closed');
   assert.equal(await metricValue(hf, 'holdfast_client_errors_total', { code: 'HF_ERR_SEND_TIMEOUT' }), 1);
 
   const ok = await fetch(`${hf.url}/small`);
