@@ -12,7 +12,7 @@ import { GripSigner } from './grip/sig.js';
 import { HoldManager } from './hold/hold-manager.js';
 import { LinkFetcher } from './hold/links.js';
 import { clientConnectionCap } from './edge/fd-budget.js';
-import { SendStallWatch } from './edge/send-stall.js';
+import { SendStallWatch } from './http/send-stall.js';
 import { Edge } from './edge/server.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';

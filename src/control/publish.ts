@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus, PublishResult } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
-import { lingerOnClose } from '../edge/linger.js';
+import { lingerOnClose } from '../http/linger.js';
 import { BusUnavailableError, type HoldfastError } from '../errors.js';
 import { PublishError, parsePublishBody, type PublishItem } from '../grip/publish-items.js';
 import type { Logger } from '../observe/log.js';

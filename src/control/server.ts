@@ -1,12 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { deadlineCheckIntervalMs } from '../edge/deadline-check.js';
+import { deadlineCheckIntervalMs } from '../http/deadline-check.js';
 import { ConfigError, HoldfastError } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import { dashboardPage } from './dashboard-page.js';
 import type { DashboardFeed } from './dashboard-feed.js';
 import type { PublishAuth } from './publish-auth.js';
 import type { PublishEndpoint } from './publish.js';
-import { listenOn } from '../edge/listen-on.js';
+import { listenOn } from '../http/listen-on.js';
 
 export interface ControlDeps {
   metrics: Metrics;

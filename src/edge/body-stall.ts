@@ -1,5 +1,5 @@
 import type { ProxyExchange } from '../proxy/exchange.js';
-import { SweepTimer } from './sweep-timer.js';
+import { SweepTimer } from '../util/sweep-timer.js';
 
 interface Watched {
   bytesRead: number;

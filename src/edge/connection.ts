@@ -2,8 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HoldfastError } from '../errors.js';
 import type { ExchangeOwner, ProxyExchange } from '../proxy/exchange.js';
-import { rawErrorResponse } from './error-response.js';
-import { endWithLinger, lingerOnClose } from './linger.js';
+import { rawErrorResponse } from '../http/error-response.js';
+import { endWithLinger, lingerOnClose } from '../http/linger.js';
 import type { TrackedConnection } from './registry.js';
 
 /** What a connection asks of the edge it belongs to. */

@@ -9,13 +9,13 @@ import { RateLimitedLog } from '../observe/rate-limited-log.js';
 import { kExchange, type ProxyExchange } from '../proxy/exchange.js';
 import type { Forwarder } from '../proxy/forwarder.js';
 import { BodyStallWatch } from './body-stall.js';
-import { deadlineCheckIntervalMs } from './deadline-check.js';
+import { deadlineCheckIntervalMs } from '../http/deadline-check.js';
 import { ClientConnection, kConnection, PIPELINE_PAUSE_DEPTH, type EdgeContext } from './connection.js';
-import { rawErrorResponse, sendErrorResponse } from './error-response.js';
+import { rawErrorResponse, sendErrorResponse } from '../http/error-response.js';
 import { ConnectionRegistry } from './registry.js';
-import { checkRequest } from './request-checks.js';
+import { checkRequest } from '../http/request-checks.js';
 import { isWebSocketUpgrade, replayAsPlainRequest, type UpgradeRouter } from '../ws/upgrade-router.js';
-import { listenOn } from './listen-on.js';
+import { listenOn } from '../http/listen-on.js';
 
 type EdgeSocket = Socket & { [kConnection]?: ClientConnection };
 type EdgeResponse = ServerResponse & { [kExchange]?: ProxyExchange; [kConnection]?: ClientConnection };

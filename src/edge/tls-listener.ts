@@ -4,7 +4,7 @@ import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { RateLimitedLog } from '../observe/rate-limited-log.js';
 import { pickCertificate, type LoadedCertificate } from './tls-certificates.js';
-import { listenOn } from './listen-on.js';
+import { listenOn } from '../http/listen-on.js';
 
 export interface TlsListenerDeps {
   certificates: LoadedCertificate[];

@@ -1,6 +1,6 @@
 import { HoldfastError } from '../errors.js';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import { isWritableText } from '../proxy/headers.js';
+import { isWritableText } from '../http/headers.js';
 import { param, parseHeaderItems } from './header-params.js';
 
 /** What a held client subscribes to. */

@@ -1,5 +1,5 @@
 import { HoldfastError } from '../errors.js';
-import { isWritableText } from '../proxy/headers.js';
+import { isWritableText } from '../http/headers.js';
 import { GripInstructError, contentOf, jsonHeaders } from './instruct.js';
 
 export interface HttpResponseFormat {

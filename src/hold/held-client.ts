@@ -1,9 +1,9 @@
 import type { Socket } from 'node:net';
-import { resetConnection, type SendStallSubject, type SendStallWatch } from '../edge/send-stall.js';
+import { resetConnection, type SendStallSubject, type SendStallWatch } from '../http/send-stall.js';
 import type { ChannelSubscription, Instruct } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import { passesFilters, type FilterSubject } from './filters.js';
-import type { WheelEntry } from './timer-wheel.js';
+import type { WheelEntry } from '../util/timer-wheel.js';
 
 export type Transport = 'sse' | 'stream' | 'response' | 'ws';
 

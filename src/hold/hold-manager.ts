@@ -1,9 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import type { Bus, BusSink } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
-import { dropHeldClientOnFin } from '../edge/client-fin.js';
-import type { SendStallWatch } from '../edge/send-stall.js';
-import { releaseParserForStream } from '../edge/stream-takeover.js';
+import { dropHeldClientOnFin } from '../http/client-fin.js';
+import type { SendStallWatch } from '../http/send-stall.js';
+import { releaseParserForStream } from '../http/stream-takeover.js';
 import { HoldfastError } from '../errors.js';
 import { headerValue, isGripResponse, parseInstruct, type ChannelSubscription, type Instruct, type KeepAlive } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
@@ -16,7 +16,7 @@ import type { LinkFetcher, LinkResponse } from './links.js';
 import { ResponseHold } from './response-hold.js';
 import { SlicedDeliveries } from './sliced-deliveries.js';
 import { StreamHold } from './stream-hold.js';
-import { TimerWheel } from './timer-wheel.js';
+import { TimerWheel } from '../util/timer-wheel.js';
 
 /** Headers a held stream's head never carries: the stream is open-ended, Node frames it. */
 const STREAM_DROPPED = new Set(['content-length', 'transfer-encoding']);

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { GripResponse, Instruct } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
-import { resetConnection } from '../edge/send-stall.js';
+import { resetConnection } from '../http/send-stall.js';
 import { HeldClient, type HoldHost, type HoldOrigin } from './held-client.js';
 
 /** Framing headers a long-poll answer never inherits: its body is a different one. */

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { SendStallSubject } from '../edge/send-stall.js';
+import type { SendStallSubject } from '../http/send-stall.js';
 import type { Instruct } from '../grip/instruct.js';
 import type { PublishItem, WsMessageFormat } from '../grip/publish-items.js';
 import { HeldClient, type HoldHost, type HoldOrigin } from './held-client.js';

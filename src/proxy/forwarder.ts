@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CheckedRequest } from '../edge/request-checks.js';
-import type { SendStallWatch } from '../edge/send-stall.js';
+import type { CheckedRequest } from '../http/request-checks.js';
+import type { SendStallWatch } from '../http/send-stall.js';
 import { HoldfastError } from '../errors.js';
 import type { GripSigner } from '../grip/sig.js';
 import type { HoldManager } from '../hold/hold-manager.js';
@@ -8,7 +8,7 @@ import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { ProxyExchange, kExchange, type ExchangeOwner } from './exchange.js';
 import type { GroupSender } from './group-sender.js';
-import { rawHeaderValue } from './headers.js';
+import { rawHeaderValue } from '../http/headers.js';
 import type { Routing } from './routing.js';
 import type { Backend } from './upstream.js';
 

@@ -3,7 +3,7 @@ import { HoldfastError, UpstreamError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ServerResponse } from 'node:http';
-import { declaredContentLength, rawHeaderValues } from './headers.js';
+import { declaredContentLength, rawHeaderValues } from '../http/headers.js';
 import { createBalancer, usable, type Balancer, type PickRequest } from './balancer.js';
 import { CompressionPolicy, createCompressedBody, type EncoderOwner, type ResponseEncoder } from './compression.js';
 import { HealthChecker } from './health-check.js';

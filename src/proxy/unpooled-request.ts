@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { errors } from 'undici';
 import { backendRequestFunction, type BackendTlsOptions } from './backend-tls.js';
-import { rawHeaderValue } from './headers.js';
+import { rawHeaderValue } from '../http/headers.js';
 import { holdWriteErrors } from './held-write-errors.js';
 
 /**

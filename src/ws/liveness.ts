@@ -1,4 +1,4 @@
-import { TimerWheel, type WheelEntry } from '../hold/timer-wheel.js';
+import { TimerWheel, type WheelEntry } from '../util/timer-wheel.js';
 
 /** Anything in the WebSocket subsystem with deadlines: a terminated socket or a tunnel. */
 export interface WsTimed extends WheelEntry {

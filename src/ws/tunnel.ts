@@ -1,12 +1,12 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { UpstreamError, type HoldfastError } from '../errors.js';
-import { rawErrorResponse } from '../edge/error-response.js';
+import { rawErrorResponse } from '../http/error-response.js';
 import { GRIP_FEATURES } from '../grip/features.js';
-import type { TimerWheel } from '../hold/timer-wheel.js';
+import type { TimerWheel } from '../util/timer-wheel.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { clientProto, rawHeaderValue, upstreamRequestHeaders } from '../proxy/headers.js';
+import { clientProto, rawHeaderValue, upstreamRequestHeaders } from '../http/headers.js';
 import type { Backend } from '../proxy/upstream.js';
 import type { WsTimed } from './liveness.js';
 import { pickBackend, type WsUpstream } from './ws-upstream.js';

@@ -6,7 +6,7 @@ import { startTestHoldfast } from '../helpers/holdfast.js';
 import { HeldStream, heldCount, publisherFor, startGripBackend, until } from './push-helpers.js';
 
 /**
- * The connection under a held stream once Node's request parser is released from it (edge/stream-takeover):
+ * The connection under a held stream once Node's request parser is released from it (http/stream-takeover):
  * the client leaving, the client sending bytes anyway, the stream ending, and a pipelined request behind a
  * stream. What the client sees and what the backend saw must be what they were with the parser attached.
  */

@@ -1,7 +1,7 @@
 import type { GroupConfig } from '../../config/schema.js';
 import { usable, type Balancer, type PickRequest } from '../balancer.js';
 import { cookieValue } from '../cookies.js';
-import { rawHeaderValue } from '../headers.js';
+import { rawHeaderValue } from '../../http/headers.js';
 import type { Backend } from '../upstream.js';
 import { RoundRobinBalancer } from './round-robin.js';
 

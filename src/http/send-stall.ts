@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../observe/log.js';
 import { RateLimitedLog } from '../observe/rate-limited-log.js';
-import { SweepTimer } from './sweep-timer.js';
+import { SweepTimer } from '../util/sweep-timer.js';
 
 /** Something that writes to a client connection and knows what to do when that connection stops taking data. */
 export interface SendStallSubject {
