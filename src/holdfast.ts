@@ -118,7 +118,7 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     throw err;
   }
   const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(routing, sender, signer), sendStall });
-  const forwarder = new Forwarder({ routing, sender, signer, holds, sendStall, metrics, log });
+  const forwarder = new Forwarder({ routing, sender, signer, takeover: holds, sendStall, metrics, log });
   const upgrades = new UpgradeRouter({ config, routing, sender, metrics, log, signer, holds, sendStall });
   const maxConnections = clientConnectionCap(config, log);
   metrics.clientConnectionsMax.set(maxConnections);

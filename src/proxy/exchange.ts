@@ -2,19 +2,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../http/error-response.js';
-import { SEND_TIMEOUT_CODE, resetConnection, type SendStallSubject } from '../http/send-stall.js';
-import type { Forwarder } from './forwarder.js';
+import { SEND_TIMEOUT_CODE, resetConnection, type SendStallSubject, type SendStallWatch } from '../http/send-stall.js';
+import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
 import type { ResponseEncoder } from './compression.js';
 import { GatheredBody } from './gathered-body.js';
 import { withoutCookie } from './cookies.js';
 import type { BackendGroup } from './group.js';
-import type { SentRequest } from './group-sender.js';
+import type { GroupSender, SentRequest } from './group-sender.js';
 import { GRIP_FEATURES } from '../grip/features.js';
+import type { GripSigner } from '../grip/sig.js';
 import { isGripResponse } from '../grip/instruct.js';
-import type { GripReaderOwner, GripResponseReader } from '../hold/grip-reader.js';
 import { clientProto, clientResponseHeaders, declaredContentLength, rawHeaderValue, upstreamRequestHeaders, writableReason } from '../http/headers.js';
 import type { CheckedRequest } from '../http/request-checks.js';
 import { interimStatus } from './unasked-continue.js';
+import type { ResponseTakeover, TakenResponse, TakeoverRequest } from './response-takeover.js';
 import type { UnpooledHandler } from './unpooled-request.js';
 import type { Backend } from './upstream.js';
 
@@ -31,6 +33,22 @@ export interface ExchangeOwner {
   closeAfterResponse(): void;
 }
 
+/**
+ * What an exchange uses of the backend side (the Forwarder implements it): defined here so the forwarder
+ * imports the exchange and not the other way round.
+ */
+export interface ExchangeHost {
+  readonly sender: GroupSender;
+  readonly signer: GripSigner;
+  /** Where an answer carrying GRIP instructions goes (the push gateway). */
+  readonly takeover: ResponseTakeover;
+  readonly sendStall: SendStallWatch;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Route the exchange and place it in its group (Forwarder.admit). */
+  admit(exchange: ProxyExchange): Backend | HoldfastError | null;
+}
+
 /** A client hung up while we were still talking to the backend. */
 class ClientGoneError extends HoldfastError {
   constructor() {
@@ -45,11 +63,11 @@ class ClientGoneError extends HoldfastError {
  * The two requests undici cannot send (`OPTIONS *`, `Expect: 100-continue`) drive the same handler through
  * node:http instead (unpooled-request.ts).
  */
-export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwner, SentRequest, UnpooledHandler, SendStallSubject {
+export class ProxyExchange implements Dispatcher.DispatchHandler, TakeoverRequest, SentRequest, UnpooledHandler, SendStallSubject {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly owner: ExchangeOwner;
-  readonly forwarder: Forwarder;
+  readonly forwarder: ExchangeHost;
   readonly target: string;
   readonly method: string;
   /** RFC 9112 §9.3.2: pipelined requests may run in parallel only while they are safe. */
@@ -68,7 +86,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
   errorCode: string | undefined;
   #headers: string[] | null = null;
   /** Set when the backend answered with GRIP instructions: the push gateway takes the response over. */
-  #grip: GripResponseReader | null = null;
+  #grip: TakenResponse | null = null;
   #gripFailed = false;
   #abort: ((err?: Error) => void) | null = null;
   #resume: (() => void) | null = null;
@@ -95,7 +113,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     req: IncomingMessage,
     res: ServerResponse,
     owner: ExchangeOwner,
-    forwarder: Forwarder,
+    forwarder: ExchangeHost,
     request: CheckedRequest,
     expectsContinue: boolean,
   ) {
@@ -255,7 +273,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     const statusText = writableReason(backendReason);
     const headers = clientResponseHeaders(rawHeaders);
     if (isGripResponse(headers)) {
-      this.#grip = this.forwarder.holds.readResponse(this, statusCode, statusText, headers);
+      this.#grip = this.forwarder.takeover.readResponse(this, statusCode, statusText, headers);
       return true;
     }
     this.#status = statusCode;

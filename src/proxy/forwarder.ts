@@ -3,12 +3,12 @@ import type { CheckedRequest } from '../http/request-checks.js';
 import type { SendStallWatch } from '../http/send-stall.js';
 import { HoldfastError } from '../errors.js';
 import type { GripSigner } from '../grip/sig.js';
-import type { HoldManager } from '../hold/hold-manager.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { ProxyExchange, kExchange, type ExchangeOwner } from './exchange.js';
+import { ProxyExchange, kExchange, type ExchangeHost, type ExchangeOwner } from './exchange.js';
 import type { GroupSender } from './group-sender.js';
 import { rawHeaderValue } from '../http/headers.js';
+import type { ResponseTakeover } from './response-takeover.js';
 import type { Routing } from './routing.js';
 import type { Backend } from './upstream.js';
 
@@ -18,8 +18,8 @@ export interface ForwarderDeps {
   sender: GroupSender;
   /** Signs every backend request (Grip-Sig). */
   signer: GripSigner;
-  /** The push gateway, given GRIP responses to hold. */
-  holds: HoldManager;
+  /** The push gateway (hold/), given the answers that carry GRIP instructions. */
+  takeover: ResponseTakeover;
   /** Cuts client connections that stop reading what they are sent (proxied responses here). */
   sendStall: SendStallWatch;
   metrics: Metrics;
@@ -27,11 +27,11 @@ export interface ForwarderDeps {
 }
 
 /** The backend side as the edge sees it: a way to start an exchange, and to route and admit it. */
-export class Forwarder {
+export class Forwarder implements ExchangeHost {
   readonly routing: Routing;
   readonly sender: GroupSender;
   readonly signer: GripSigner;
-  readonly holds: HoldManager;
+  readonly takeover: ResponseTakeover;
   readonly sendStall: SendStallWatch;
   readonly metrics: Metrics;
   readonly log: Logger;
@@ -40,7 +40,7 @@ export class Forwarder {
     this.routing = deps.routing;
     this.sender = deps.sender;
     this.signer = deps.signer;
-    this.holds = deps.holds;
+    this.takeover = deps.takeover;
     this.sendStall = deps.sendStall;
     this.metrics = deps.metrics;
     this.log = deps.log;
