@@ -1,7 +1,3 @@
-import type { GroupConfig } from '../config/schema.js';
-import { ConsistentHashBalancer } from './balancers/consistent-hash.js';
-import { LeastRequestsBalancer } from './balancers/least-requests.js';
-import { RoundRobinBalancer } from './balancers/round-robin.js';
 import type { Backend } from './upstream.js';
 
 /**
@@ -25,15 +21,4 @@ export interface Balancer {
 
 export function usable(backend: Backend, nowMs: number, exclude: ReadonlySet<Backend> | undefined, needCapacity: boolean): boolean {
   return backend.weight > 0 && backend.isUp(nowMs) && !(needCapacity && !backend.hasCapacity) && !exclude?.has(backend);
-}
-
-export function createBalancer(config: GroupConfig, servers: readonly Backend[]): Balancer {
-  switch (config.algorithm) {
-    case 'roundRobin':
-      return new RoundRobinBalancer(servers);
-    case 'leastRequests':
-      return new LeastRequestsBalancer(servers);
-    case 'hash':
-      return new ConsistentHashBalancer(servers, config.hashOn!);
-  }
 }
