@@ -9,8 +9,13 @@ import { ControlServer } from './control/server.js';
 import { DashboardFeed } from './control/dashboard-feed.js';
 import { dashboardSource, registryMetrics } from './control/dashboard-snapshot.js';
 import { GripSigner } from './grip/sig.js';
-import { HoldManager } from './hold/hold-manager.js';
+import { HoldCounters } from './hold/hold-counters.js';
+import { HoldFanOut } from './hold/fan-out.js';
+import { HoldRegistry } from './hold/hold-registry.js';
+import { HoldStart } from './hold/hold-start.js';
 import { LinkFetcher } from './hold/links.js';
+import { LinkFollower } from './hold/link-follower.js';
+import { Replay } from './hold/replay.js';
 import { clientConnectionCap } from './edge/fd-budget.js';
 import { SendStallWatch } from './http/send-stall.js';
 import { Edge } from './edge/server.js';
@@ -63,7 +68,8 @@ export interface RunningHoldfast {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly bus: Bus;
-  readonly holds: HoldManager;
+  /** Every held client (the push gateway's registry). */
+  readonly holds: HoldRegistry;
   readonly upgrades: UpgradeRouter;
   readonly publisher: PublishEndpoint;
   /** Where clients connect, after binding (port 0 resolved). */
@@ -117,8 +123,15 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
     await Promise.all([bus.close(), routing.destroy()]);
     throw err;
   }
-  const holds = new HoldManager({ config, metrics, log, bus, links: new LinkFetcher(routing, sender, signer), sendStall });
-  const forwarder = new Forwarder({ routing, sender, signer, takeover: holds, sendStall, metrics, log });
+  // The push gateway, piece by piece: links go through the proxy's group path, replays read the bus's
+  // history, the registry holds the clients, the fan-out is the bus's sink, and HoldStart takes over the
+  // proxied answers that carry GRIP instructions.
+  const counters = new HoldCounters(metrics);
+  const links = new LinkFollower(new LinkFetcher(routing, sender, signer), log, config.push.maxChannelsPerConnection);
+  const replay = new Replay({ bus, metrics, log, counters, sseGapEvent: config.push.sseGapEvent });
+  const holds = new HoldRegistry({ config, metrics, bus, counters, links, replay, sendStall });
+  bus.setSink(new HoldFanOut(holds.index, replay, config.push.deliverSliceSize, log));
+  const forwarder = new Forwarder({ routing, sender, signer, takeover: new HoldStart(holds, config), sendStall, metrics, log });
   const upgrades = new UpgradeRouter({ config, routing, sender, metrics, log, signer, holds, sendStall });
   const maxConnections = clientConnectionCap(config, log);
   metrics.clientConnectionsMax.set(maxConnections);

@@ -1,25 +1,29 @@
 import type { ServerResponse } from 'node:http';
 import { HoldfastError } from '../errors.js';
-import { GripInstructError, headerValue, isJsonInstruct, parseInstruct } from '../grip/instruct.js';
-import type { HoldManager, HoldRequest } from './hold-manager.js';
+import { GripInstructError, headerValue, isJsonInstruct, parseInstruct, type Instruct } from '../grip/instruct.js';
+import type { TakeoverRequest } from '../proxy/response-takeover.js';
+import type { HoldRequest } from './held-client.js';
 import type { StreamHold } from './stream-hold.js';
 
 /** JSON instructions and non-hold GRIP answers are buffered whole; they are small by nature. */
 const MAX_INSTRUCT_BODY_BYTES = 1_048_576;
 
-/** How the reader reports a bad instruction back to the exchange that owns the backend request. */
-export interface GripReaderOwner extends HoldRequest {
-  failGrip(error: HoldfastError): void;
+/** Where the reader hands what it read (HoldStart). */
+export interface HoldStarter {
+  openStream(request: HoldRequest, instruct: Instruct): StreamHold;
+  /** A stream whose initial body has gone out: held from now on. */
+  activateStream(stream: StreamHold, lastEventId: string | undefined): void;
+  startFromInstruct(request: HoldRequest, instruct: Instruct): void;
 }
 
 /**
  * Reads one backend response that carries GRIP instructions. A header-instructed stream hold goes to the
  * client at once and its initial body streams through (Pushpin: unlimited); anything else is buffered up to
- * a limit, then parsed whole and handed to the HoldManager.
+ * a limit, then parsed whole and handed to HoldStart.
  */
 export class GripResponseReader {
-  readonly #manager: HoldManager;
-  readonly #owner: GripReaderOwner;
+  readonly #start: HoldStarter;
+  readonly #owner: TakeoverRequest;
   readonly #code: number;
   readonly #reason: string;
   readonly #headers: string[];
@@ -29,8 +33,8 @@ export class GripResponseReader {
   #bytes = 0;
   #failed = false;
 
-  constructor(manager: HoldManager, owner: GripReaderOwner, code: number, reason: string, headers: string[], maxResponseHoldBodyBytes: number) {
-    this.#manager = manager;
+  constructor(start: HoldStarter, owner: TakeoverRequest, code: number, reason: string, headers: string[], maxResponseHoldBodyBytes: number) {
+    this.#start = start;
     this.#owner = owner;
     this.#code = code;
     this.#reason = reason;
@@ -39,7 +43,7 @@ export class GripResponseReader {
     this.#limit = hold === 'response' ? maxResponseHoldBodyBytes : MAX_INSTRUCT_BODY_BYTES;
     if (hold === 'stream' && !isJsonInstruct(headers)) {
       try {
-        this.#stream = manager.openStream(owner, parseInstruct(code, reason, headers, Buffer.alloc(0)));
+        this.#stream = start.openStream(owner, parseInstruct(code, reason, headers, Buffer.alloc(0)));
       } catch (err) {
         this.#fail(err);
       }
@@ -66,13 +70,13 @@ export class GripResponseReader {
   onComplete(): void {
     if (this.#failed) return;
     if (this.#stream !== null) {
-      this.#manager.activate(this.#stream, this.#owner.lastEventId);
+      this.#start.activateStream(this.#stream, this.#owner.lastEventId);
       return;
     }
     try {
       const instruct = parseInstruct(this.#code, this.#reason, this.#headers, Buffer.concat(this.#chunks, this.#bytes));
       this.#chunks = [];
-      this.#manager.startFromInstruct(this.#owner, instruct);
+      this.#start.startFromInstruct(this.#owner, instruct);
     } catch (err) {
       this.#fail(err);
     }

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { resetConnection, type SendStallSubject, type SendStallWatch } from '../http/send-stall.js';
 import type { ChannelSubscription, Instruct } from '../grip/instruct.js';
@@ -7,21 +8,33 @@ import type { WheelEntry } from '../util/timer-wheel.js';
 
 export type Transport = 'sse' | 'stream' | 'response' | 'ws';
 
-/** What a held client needs from the manager that owns it. */
+/** The push gateway's counters, as a held client reports to them (HoldCounters). */
+export interface HoldCounting {
+  countDelivery(client: HeldClient): void;
+  countDrop(reason: string): void;
+}
+
+/** Next/gone links and long-poll hints, as a held client asks for them (LinkFollower). */
+export interface LinkFollowing {
+  /** Fetch the next link (recovery or idle), with `Grip-Last` for the client's channels. */
+  fetchNext(client: HeldClient, reason: 'idle' | 'recover' | 'hint'): void;
+  /** Long-poll hint: ask the backend again for the original request. */
+  refetch(client: HeldClient): void;
+}
+
+/** What a held client needs from the registry that holds it (HoldRegistry). */
 export interface HoldHost {
   readonly maxQueuedBytes: number;
   readonly draining: boolean;
   /** Cuts held clients whose sent data stops draining (the kernel part of a slow consumer). */
   readonly sendStall: SendStallWatch;
+  readonly counters: HoldCounting;
+  readonly links: LinkFollowing;
   reschedule(client: HeldClient): void;
-  countDelivery(client: HeldClient): void;
-  countDrop(reason: string): void;
   /** The client is gone or finished: unsubscribe, stop its timers, send its gone link if it has one. */
   release(client: HeldClient, clientGone: boolean): void;
-  /** Fetch the next link (recovery or idle), with `Grip-Last` for the given channels. */
-  fetchNext(client: HeldClient, reason: 'idle' | 'recover' | 'hint'): void;
-  /** Long-poll hint: ask the backend again for the original request. */
-  refetch(client: HeldClient): void;
+  /** A link's answer named new channels: the client's subscriptions become those. */
+  resubscribe(client: HeldClient, instruct: Instruct): void;
 }
 
 /** Where a held client came from, to resolve and sign its links. */
@@ -33,6 +46,13 @@ export interface HoldOrigin {
   /** The target the backend saw (after a route's prefix strip/replace): what relative links resolve against. */
   upstreamTarget: string;
   method: string;
+}
+
+/** What a hold starts from: the proxied request whose answer was taken over (proxy/response-takeover.ts). */
+export interface HoldRequest extends HoldOrigin {
+  readonly res: ServerResponse;
+  /** Last-Event-ID from the header or `lastEventId` query parameter, for SSE replay. */
+  readonly lastEventId: string | undefined;
 }
 
 const kHeld = Symbol('holdfast.held');
@@ -70,7 +90,7 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
   replayBuffer: PublishItem[] | null = null;
   /** Set while a next-link fetch is in flight. */
   fetching = false;
-  /** Corked for a batch of items from one publish request (HoldManager.deliver). */
+  /** Corked for a batch of items from one publish request (HoldFanOut.deliver). */
   corked = false;
 
   constructor(host: HoldHost, res: O, origin: HoldOrigin, instruct: Instruct) {
@@ -104,7 +124,7 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
     const sub = this.subscriptionFor(item.channel);
     if (sub === undefined) return 0;
     if (sub.filters.length > 0 && !passesFilters(sub.filters, item, this)) {
-      this.host.countDrop('filter');
+      this.host.counters.countDrop('filter');
       return 0;
     }
     if (this.replayBuffer !== null) {
@@ -114,7 +134,7 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
     const delivered = this.deliver(item);
     if (delivered) {
       if (item.id !== undefined && sub.name === item.channel) sub.prevId = item.id;
-      this.host.countDelivery(this);
+      this.host.counters.countDelivery(this);
     }
     return delivered ? 1 : 0;
   }
@@ -151,7 +171,7 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
    */
   checkSlowConsumer(): boolean {
     if (this.queuedBytes() > this.host.maxQueuedBytes) {
-      this.host.countDrop('slow_consumer');
+      this.host.counters.countDrop('slow_consumer');
       resetConnection(this.corkTarget(), this.res);
       return true;
     }
@@ -161,7 +181,7 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
 
   /** Its sent data did not drain for timeouts.sendStallMs: a slow consumer too, counted apart. */
   onSendStall(): string {
-    this.host.countDrop('drain_timeout');
+    this.host.counters.countDrop('drain_timeout');
     resetConnection(this.corkTarget(), this.res);
     return this.transport;
   }

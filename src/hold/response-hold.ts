@@ -30,7 +30,7 @@ export class ResponseHold extends HeldClient<ServerResponse> {
 
   /** Its answer did not drain (the response may be finished on our side, so the connection is what goes). */
   override onSendStall(): string {
-    this.host.countDrop('drain_timeout');
+    this.host.counters.countDrop('drain_timeout');
     resetConnection(this.res.req.socket, this.res);
     return this.transport;
   }
@@ -56,7 +56,7 @@ export class ResponseHold extends HeldClient<ServerResponse> {
     const format = item.formats['http-response'];
     if (format === undefined) return false;
     if (format.action === 'hint') {
-      this.host.refetch(this);
+      this.host.links.refetch(this);
       return true;
     }
     this.respond(

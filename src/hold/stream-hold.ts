@@ -93,7 +93,7 @@ export class StreamHold extends HeldClient<ServerResponse> {
       if (idleDueMs > nowMs) this.nextLinkDueMs = idleDueMs;
       else {
         this.nextLinkDueMs = Infinity;
-        if (this.nextLink !== null) this.host.fetchNext(this, 'idle');
+        if (this.nextLink !== null) this.host.links.fetchNext(this, 'idle');
       }
     }
     if (!this.closed) this.host.reschedule(this);
@@ -146,7 +146,7 @@ export class StreamHold extends HeldClient<ServerResponse> {
         this.end();
         return true;
       case 'hint':
-        if (this.nextLink !== null) this.host.fetchNext(this, 'hint');
+        if (this.nextLink !== null) this.host.links.fetchNext(this, 'hint');
         return true;
       case 'send': {
         const frame = this.transport === 'sse' ? sseFrame(item, format.content) : streamFrame(item, format.content);

@@ -16,7 +16,7 @@ export interface WsHoldSocket extends SendStallSubject {
 /**
  * GRIP over WebSocket: a terminated socket whose backend subscribed it to channels with `c:` control
  * messages. Published `ws-message` items reach it through the same bus, channel index and filters as the
- * HTTP holds; subscriptions come and go while it lives (HoldManager.subscribe/unsubscribe). Liveness and
+ * HTTP holds; subscriptions come and go while it lives (HoldRegistry.subscribe/unsubscribe). Liveness and
  * keep-alives belong to the socket's session, so this hold has no deadlines of its own.
  */
 export class WsHold extends HeldClient<Socket> {
@@ -61,7 +61,7 @@ export class WsHold extends HeldClient<Socket> {
       this.host.sendStall.noteWrite(this.res, this.socket);
       return false;
     }
-    this.host.countDrop('slow_consumer');
+    this.host.counters.countDrop('slow_consumer');
     this.socket.closeClient(1008, 'send queue full', 'policy');
     return true;
   }

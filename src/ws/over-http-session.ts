@@ -9,7 +9,7 @@ import { ClientRequestError, type HoldfastError } from '../errors.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import type { WsMessageFormat } from '../grip/publish-items.js';
 import type { GripSigner } from '../grip/sig.js';
-import type { HoldManager } from '../hold/hold-manager.js';
+import type { HoldRegistry } from '../hold/hold-registry.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import { WsHold, type WsHoldSocket } from '../hold/ws-hold.js';
 import type { Logger } from '../observe/log.js';
@@ -37,7 +37,7 @@ export interface SessionHost {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly signer: GripSigner | null;
-  readonly holds: HoldManager | null;
+  readonly holds: HoldRegistry | null;
   readonly sendStall: SendStallWatch;
   readonly sender: GroupSender;
   readonly wheel: TimerWheel<WsTimed>;
@@ -343,7 +343,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
    */
   onSendStall(): string {
     const holds = this.host.holds;
-    if (this.hold !== null && holds !== null) holds.countDrop('drain_timeout');
+    if (this.hold !== null && holds !== null) holds.counters.countDrop('drain_timeout');
     else this.host.metrics.clientErrorsTotal.inc({ code: SEND_TIMEOUT_CODE });
     this.#closeCause ??= 'dead';
     // ws's terminate() would close with a FIN and leave the kernel's buffers to an orphaned socket.
@@ -431,7 +431,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     }
   }
 
-  #openHold(holds: HoldManager): WsHold {
+  #openHold(holds: HoldRegistry): WsHold {
     // Links route like the client's request and resolve against the target this backend saw.
     const origin = { upstreamHeaders: this.#headers(), target: this.req.url ?? this.target, upstreamTarget: this.target, method: 'GET' };
     const hold = new WsHold(holds, this, this.#tcp, origin, this.meta);

@@ -6,7 +6,7 @@ import { rawErrorResponse } from '../http/error-response.js';
 import type { SendStallWatch } from '../http/send-stall.js';
 import { ClientRequestError } from '../errors.js';
 import type { GripSigner } from '../grip/sig.js';
-import type { HoldManager } from '../hold/hold-manager.js';
+import type { HoldRegistry } from '../hold/hold-registry.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import { AccessLog } from '../observe/access-log.js';
 import type { Logger } from '../observe/log.js';
@@ -28,7 +28,7 @@ export interface UpgradeDeps {
   log: Logger;
   signer: GripSigner | null;
   /** The push gateway, for GRIP over WebSocket subscriptions; null in tests of the bare proxy. */
-  holds: HoldManager | null;
+  holds: HoldRegistry | null;
   sendStall: SendStallWatch;
 }
 
@@ -54,7 +54,7 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly signer: GripSigner | null;
-  readonly holds: HoldManager | null;
+  readonly holds: HoldRegistry | null;
   readonly sendStall: SendStallWatch;
   readonly wheel: TimerWheel<WsTimed> = createWsWheel();
   readonly idleTimeoutMs: number;
