@@ -36,8 +36,8 @@ export interface SessionHost {
   readonly config: HoldfastConfig;
   readonly metrics: Metrics;
   readonly log: Logger;
-  readonly signer: GripSigner | null;
-  readonly holds: HoldRegistry | null;
+  readonly signer: GripSigner;
+  readonly holds: HoldRegistry;
   readonly sendStall: SendStallWatch;
   readonly sender: GroupSender;
   readonly wheel: TimerWheel<WsTimed>;
@@ -228,7 +228,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     if (this.state === 'closed') return;
     this.state = 'closing';
     this.host.metrics.wsConnections.dec({ mode: 'over-http' });
-    if (this.hold !== null) this.host.holds?.release(this.hold, true);
+    if (this.hold !== null) this.host.holds.release(this.hold, true);
     if (this.detached) this.#backendDone = true;
     if (!this.#backendDone && !this.#sentOrQueuedEnd()) {
       const cause = this.#closeCause;
@@ -342,8 +342,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
    * DISCONNECT. A subscribed socket counts as a dropped held client, as SSE does.
    */
   onSendStall(): string {
-    const holds = this.host.holds;
-    if (this.hold !== null && holds !== null) holds.counters.countDrop('drain_timeout');
+    if (this.hold !== null) this.host.holds.counters.countDrop('drain_timeout');
     else this.host.metrics.clientErrorsTotal.inc({ code: SEND_TIMEOUT_CODE });
     this.#closeCause ??= 'dead';
     // ws's terminate() would close with a FIN and leave the kernel's buffers to an orphaned socket.
@@ -390,7 +389,6 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     const holds = this.host.holds;
     switch (message.type) {
       case 'subscribe': {
-        if (holds === null) return;
         const hold = (this.hold ??= this.#openHold(holds));
         const max = this.host.config.push.maxChannelsPerConnection;
         if (!hold.isSubscribedTo(message.channel) && hold.channels.length >= max) {
@@ -401,7 +399,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
         return;
       }
       case 'unsubscribe':
-        if (this.hold !== null) holds?.unsubscribe(this.hold, message.channel);
+        if (this.hold !== null) holds.unsubscribe(this.hold, message.channel);
         return;
       case 'detach':
         // The backend is done with this socket; it stays open for what is published to it.
@@ -497,8 +495,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     this.#inFlight = events;
     this.#keepAliveDueMs = Infinity;
     const headers = [...this.#headers()];
-    const token = this.host.signer?.token();
-    if (token !== undefined) headers.push('grip-sig', token);
+    headers.push('grip-sig', this.host.signer.token());
     for (const [name, value] of Object.entries(this.meta)) headers.push(`meta-${name}`, value);
     // Through the group as a proxied request goes: admitted (or queued) against its limits, counted for
     // passive health, and sent again only when it provably never arrived (a POST is never sent twice).
@@ -749,7 +746,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
       this.host.metrics.wsConnections.dec({ mode: 'over-http' });
       this.ws?.terminate();
     }
-    if (this.hold !== null) this.host.holds?.release(this.hold, true);
+    if (this.hold !== null) this.host.holds.release(this.hold, true);
     this.host.sessionClosed(this);
   }
 

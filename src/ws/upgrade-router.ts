@@ -26,9 +26,9 @@ export interface UpgradeDeps {
   sender: GroupSender;
   metrics: Metrics;
   log: Logger;
-  signer: GripSigner | null;
-  /** The push gateway, for GRIP over WebSocket subscriptions; null in tests of the bare proxy. */
-  holds: HoldRegistry | null;
+  signer: GripSigner;
+  /** The push gateway, for GRIP over WebSocket subscriptions. */
+  holds: HoldRegistry;
   sendStall: SendStallWatch;
 }
 
@@ -53,8 +53,8 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
   readonly sender: GroupSender;
   readonly metrics: Metrics;
   readonly log: Logger;
-  readonly signer: GripSigner | null;
-  readonly holds: HoldRegistry | null;
+  readonly signer: GripSigner;
+  readonly holds: HoldRegistry;
   readonly sendStall: SendStallWatch;
   readonly wheel: TimerWheel<WsTimed> = createWsWheel();
   readonly idleTimeoutMs: number;
@@ -139,7 +139,7 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
     const tunnel = new Tunnel(this, socket, head);
     this.tunnels.add(tunnel);
     if (start !== null) this.#starts.set(tunnel, start);
-    tunnel.start(req, upstream, clientAddress, this.signer?.token() ?? null);
+    tunnel.start(req, upstream, clientAddress, this.signer.token());
   }
 
   tunnelClosed(tunnel: Tunnel): void {
