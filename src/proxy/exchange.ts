@@ -38,10 +38,13 @@ export interface ExchangeOwner {
  * imports the exchange and not the other way round.
  */
 export interface ExchangeHost {
+  /** Admission, health and retries: the same path link fetches and WebSocket-over-HTTP POSTs take. */
   readonly sender: GroupSender;
+  /** Signs every backend request (Grip-Sig). */
   readonly signer: GripSigner;
-  /** Where an answer carrying GRIP instructions goes (the push gateway). */
+  /** The push gateway (hold/), given the answers that carry GRIP instructions. */
   readonly takeover: ResponseTakeover;
+  /** Cuts client connections that stop reading what they are sent (proxied responses here). */
   readonly sendStall: SendStallWatch;
   readonly metrics: Metrics;
   readonly log: Logger;

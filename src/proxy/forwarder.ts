@@ -12,19 +12,8 @@ import type { ResponseTakeover } from './response-takeover.js';
 import type { Routing } from './routing.js';
 import type { Backend } from './upstream.js';
 
-export interface ForwarderDeps {
-  routing: Routing;
-  /** Admission, health and retries: the same path link fetches and WebSocket-over-HTTP POSTs take. */
-  sender: GroupSender;
-  /** Signs every backend request (Grip-Sig). */
-  signer: GripSigner;
-  /** The push gateway (hold/), given the answers that carry GRIP instructions. */
-  takeover: ResponseTakeover;
-  /** Cuts client connections that stop reading what they are sent (proxied responses here). */
-  sendStall: SendStallWatch;
-  metrics: Metrics;
-  log: Logger;
-}
+/** What the forwarder is built from: what an exchange uses of it, and the routing. */
+export type ForwarderDeps = Omit<ExchangeHost, 'admit'> & { readonly routing: Routing };
 
 /** The backend side as the edge sees it: a way to start an exchange, and to route and admit it. */
 export class Forwarder implements ExchangeHost {
