@@ -9,6 +9,9 @@ import { ControlServer } from './control/server.js';
 import { DashboardFeed } from './control/dashboard-feed.js';
 import { dashboardSource, registryMetrics } from './control/dashboard-snapshot.js';
 import { GripSigner } from './grip/sig.js';
+import { ChannelIndex } from './hold/channel-index.js';
+import { GapEvent } from './hold/gap-event.js';
+import type { HeldClient } from './hold/held-client.js';
 import { HoldCounters } from './hold/hold-counters.js';
 import { HoldFanOut } from './hold/fan-out.js';
 import { HoldRegistry } from './hold/hold-registry.js';
@@ -116,21 +119,23 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const routing = new Routing(config, metrics, log);
   registerProxyGauges(metrics, routing);
   const sender = new GroupSender(metrics, log);
-  const bus: Bus = await createBus(config, metrics, log);
+  // The push gateway, piece by piece: the fan-out (what the bus delivers to) writes to the clients of the
+  // channel index; links go through the proxy's group path; replays read the bus's history; the registry
+  // holds the clients; HoldStart takes over the proxied answers that carry GRIP instructions.
+  const counters = new HoldCounters(metrics);
+  const gapEvent = new GapEvent(config.push.sseGapEvent, counters);
+  const index = new ChannelIndex<HeldClient>();
+  const fanOut = new HoldFanOut(index, gapEvent, config.push.deliverSliceSize, log);
+  const bus: Bus = await createBus(config, fanOut, metrics, log);
   try {
     await bus.start();
   } catch (err) {
     await Promise.all([bus.close(), routing.destroy()]);
     throw err;
   }
-  // The push gateway, piece by piece: links go through the proxy's group path, replays read the bus's
-  // history, the registry holds the clients, the fan-out is the bus's sink, and HoldStart takes over the
-  // proxied answers that carry GRIP instructions.
-  const counters = new HoldCounters(metrics);
   const links = new LinkFollower(new LinkFetcher(routing, sender, signer), log, config.push.maxChannelsPerConnection);
-  const replay = new Replay({ bus, metrics, log, counters, sseGapEvent: config.push.sseGapEvent });
-  const holds = new HoldRegistry({ config, metrics, bus, counters, links, replay, sendStall });
-  bus.setSink(new HoldFanOut(holds.index, replay, config.push.deliverSliceSize, log));
+  const replay = new Replay({ bus, metrics, log, gapEvent });
+  const holds = new HoldRegistry({ config, metrics, index, bus, counters, links, replay, sendStall });
   const forwarder = new Forwarder({ routing, sender, signer, takeover: new HoldStart(holds, config), sendStall, metrics, log });
   const upgrades = new UpgradeRouter({ config, routing, sender, metrics, log, signer, holds, sendStall });
   const maxConnections = clientConnectionCap(config, log);

@@ -75,7 +75,6 @@ export interface Bus {
   readonly state: BusState;
   /** Resolves once the bus is first usable; rejects with a BusUnavailableError naming the engine and why. */
   start(): Promise<void>;
-  setSink(sink: BusSink): void;
   /**
    * Sequences, de-duplicates, records and delivers the items of one publish request, in order. Rejects
    * with BusUnavailableError when the engine cannot take them now (nothing was published then, so the
@@ -113,6 +112,8 @@ export interface BusDriverDeps {
   /** How long a publish or a history read may wait on the engine before it fails as unavailable. */
   requestTimeoutMs: number;
   options: BusOptions;
+  /** Where items for this node's channels go (the hold side's fan-out), given at construction. */
+  sink: BusSink;
   metrics: Metrics;
   log: Logger;
 }

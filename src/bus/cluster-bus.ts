@@ -14,6 +14,8 @@ export interface ClusterBusDeps {
   connectTimeoutMs: number;
   /** How long a publish or a history read may wait for the primary (it includes the other workers' deliveries). */
   requestTimeoutMs: number;
+  /** Where items for this worker's channels go (the hold side's fan-out). */
+  sink: BusSink;
   metrics: Metrics;
   log: Logger;
 }
@@ -36,7 +38,7 @@ export class ClusterBus implements Bus {
   readonly #deps: ClusterBusDeps;
   readonly #interest = new Interest();
   readonly #pending = new Map<number, Pending>();
-  #sink: BusSink = { deliver: () => Promise.resolve(0), gap: () => undefined };
+  readonly #sink: BusSink;
   #state: BusState = 'connecting';
   #nextId = 1;
   #welcomed: (() => void) | null = null;
@@ -44,6 +46,7 @@ export class ClusterBus implements Bus {
 
   constructor(deps: ClusterBusDeps) {
     this.#deps = deps;
+    this.#sink = deps.sink;
     deps.port.onMessage(this.#onMessage);
     deps.port.onDisconnect(() => this.#lost('the primary process is gone'));
     deps.metrics.busUp.set({ driver: 'cluster' }, 0);
@@ -70,9 +73,6 @@ export class ClusterBus implements Bus {
     });
   }
 
-  setSink(sink: BusSink): void {
-    this.#sink = sink;
-  }
 
   async publish(items: readonly PublishItem[]): Promise<PublishResult> {
     const answer = await this.#request({ hf: 'bus.publish', items: items.map(encodeItem) }, 'bus.published');

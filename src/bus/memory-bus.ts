@@ -13,10 +13,11 @@ export class MemoryBus implements Bus {
   readonly #log: ChannelLog;
   readonly #interest = new Interest();
   readonly #metrics: Metrics | null;
-  #sink: BusSink = { deliver: () => Promise.resolve(0), gap: () => undefined };
+  readonly #sink: BusSink;
   #closed = false;
 
-  constructor(options: BusOptions, metrics: Metrics | null = null) {
+  constructor(options: BusOptions, sink: BusSink, metrics: Metrics | null = null) {
+    this.#sink = sink;
     this.#metrics = metrics;
     this.#log = new ChannelLog(options, {
       released: (item) => {
@@ -32,10 +33,6 @@ export class MemoryBus implements Bus {
 
   start(): Promise<void> {
     return Promise.resolve();
-  }
-
-  setSink(sink: BusSink): void {
-    this.#sink = sink;
   }
 
   async publish(items: readonly PublishItem[]): Promise<PublishResult> {

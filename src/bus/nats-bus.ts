@@ -105,7 +105,7 @@ export class NatsBus implements Bus {
   readonly #watched = new Set<string>();
   /** Where each wildcard prefix stands in the stream, for its catch-up after an outage. */
   readonly #prefixMarks = new StreamPrefixMarks<Entry>();
-  #sink: BusSink = { deliver: () => Promise.resolve(0), gap: () => undefined };
+  readonly #sink: BusSink;
   #nc: NatsConnection | null = null;
   #js: JetStreamClient | null = null;
   #jsm: JetStreamManager | null = null;
@@ -113,6 +113,7 @@ export class NatsBus implements Bus {
 
   constructor(deps: BusDriverDeps) {
     this.#deps = deps;
+    this.#sink = deps.sink;
     this.#stream = `${deps.prefix}_history`;
     this.#waits = new PrevIdWaits(
       { waitMs: deps.options.sequenceWaitMs, maxPendingPerChannel: deps.options.sequenceMaxPending },
@@ -178,9 +179,6 @@ export class NatsBus implements Bus {
     log.info({ bus: redact(url), stream: this.#stream, node: this.#nodeId }, 'nats bus: connected');
   }
 
-  setSink(sink: BusSink): void {
-    this.#sink = sink;
-  }
 
   async publish(items: readonly PublishItem[]): Promise<PublishResult> {
     this.#assertUp();

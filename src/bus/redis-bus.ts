@@ -107,7 +107,7 @@ export class RedisBus implements Bus {
   /** Exact channels subscribed in Redis (held, or watched while an item waits on them) and their state. */
   readonly #channels = new Map<string, ChannelState>();
   readonly #pending: PendingItems;
-  #sink: BusSink = { deliver: () => Promise.resolve(0), gap: () => undefined };
+  readonly #sink: BusSink;
   #state: BusState = 'connecting';
   #everUp = false;
   #warnedStart = false;
@@ -123,6 +123,7 @@ export class RedisBus implements Bus {
 
   constructor(deps: BusDriverDeps) {
     this.#deps = deps;
+    this.#sink = deps.sink;
     this.#names = redisNames(deps.prefix);
     this.#where = `redis://${deps.url.host}${deps.url.pathname.length > 1 ? deps.url.pathname : ''}`;
     const base: RedisOptions = {
@@ -181,9 +182,6 @@ export class RedisBus implements Bus {
     });
   }
 
-  setSink(sink: BusSink): void {
-    this.#sink = sink;
-  }
 
   async publish(items: readonly PublishItem[]): Promise<PublishResult> {
     if (this.#state !== 'up') throw this.#unavailable(this.#state === 'closed' ? 'closed' : 'reconnecting');

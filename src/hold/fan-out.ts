@@ -2,8 +2,8 @@ import type { BusSink } from '../bus/bus.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import type { Logger } from '../observe/log.js';
 import type { ChannelIndex } from './channel-index.js';
+import type { GapEvent } from './gap-event.js';
 import type { HeldClient } from './held-client.js';
-import type { Replay } from './replay.js';
 import { SlicedDeliveries } from './sliced-deliveries.js';
 import { StreamHold } from './stream-hold.js';
 
@@ -16,12 +16,12 @@ import { StreamHold } from './stream-hold.js';
  */
 export class HoldFanOut implements BusSink {
   readonly #index: ChannelIndex<HeldClient>;
-  readonly #replay: Replay;
+  readonly #gapEvent: GapEvent;
   readonly #deliveries: SlicedDeliveries<HeldClient>;
 
-  constructor(index: ChannelIndex<HeldClient>, replay: Replay, deliverSliceSize: number, log: Logger) {
+  constructor(index: ChannelIndex<HeldClient>, gapEvent: GapEvent, deliverSliceSize: number, log: Logger) {
     this.#index = index;
-    this.#replay = replay;
+    this.#gapEvent = gapEvent;
     this.#deliveries = new SlicedDeliveries(deliverSliceSize, log);
   }
 
@@ -35,7 +35,7 @@ export class HoldFanOut implements BusSink {
   /** The bus lost items of `channel` it cannot replay: its SSE clients get the gap event (in turn with deliveries). */
   gap(channel: string): void {
     void this.#deliveries.run(this.#index.snapshot([channel]), (client) => {
-      if (client instanceof StreamHold && client.transport === 'sse' && !client.closed) this.#replay.sendGap(client, channel, '');
+      if (client instanceof StreamHold && client.transport === 'sse' && !client.closed) this.#gapEvent.send(client, channel, '');
       return 0;
     });
   }

@@ -6,7 +6,7 @@ import type { SendStallWatch } from '../http/send-stall.js';
 import { releaseParserForStream } from '../http/stream-takeover.js';
 import type { Metrics } from '../observe/metrics.js';
 import { TimerWheel } from '../util/timer-wheel.js';
-import { ChannelIndex } from './channel-index.js';
+import type { ChannelIndex } from './channel-index.js';
 import type { HeldClient, HoldHost } from './held-client.js';
 import type { HoldCounters } from './hold-counters.js';
 import type { LinkFollower } from './link-follower.js';
@@ -19,6 +19,8 @@ const TICK_MS = 250;
 export interface HoldRegistryDeps {
   config: HoldfastConfig;
   metrics: Metrics;
+  /** Shared with the fan-out, which the bus was built with. */
+  index: ChannelIndex<HeldClient>;
   bus: Bus;
   counters: HoldCounters;
   links: LinkFollower;
@@ -31,7 +33,7 @@ export interface HoldRegistryDeps {
  * their shared timer wheel, and lets them go (with their gone link) when they end or on drain.
  */
 export class HoldRegistry implements HoldHost {
-  readonly index = new ChannelIndex<HeldClient>();
+  readonly index: ChannelIndex<HeldClient>;
   readonly wheel: TimerWheel<HeldClient>;
   readonly maxQueuedBytes: number;
   readonly sendStall: SendStallWatch;
@@ -45,6 +47,7 @@ export class HoldRegistry implements HoldHost {
   readonly #held = new Set<HeldClient>();
 
   constructor(deps: HoldRegistryDeps) {
+    this.index = deps.index;
     this.maxQueuedBytes = deps.config.push.maxQueuedBytesPerConnection;
     this.sendStall = deps.sendStall;
     this.counters = deps.counters;

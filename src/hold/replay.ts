@@ -2,16 +2,16 @@ import type { Bus } from '../bus/bus.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import type { HeldClient, HoldCounting } from './held-client.js';
+import type { GapEvent } from './gap-event.js';
+import type { HeldClient } from './held-client.js';
 import { StreamHold } from './stream-hold.js';
 
 export interface ReplayDeps {
   bus: Bus;
   metrics: Metrics;
   log: Logger;
-  counters: HoldCounting;
-  /** push.sseGapEvent: what an SSE client is told when its last event is older than the history. */
-  sseGapEvent: string;
+  /** What an SSE client is told when its last event is older than the history. */
+  gapEvent: GapEvent;
 }
 
 /**
@@ -34,13 +34,6 @@ export class Replay {
       this.#deps.log.warn({ err }, 'replay failed');
       flushReplayBuffer(client, new Set());
     });
-  }
-
-  /** The SSE gap event: the client's last event is older than what the history keeps for `channel`. */
-  sendGap(client: StreamHold, channel: string, lastEventId: string): void {
-    const event = this.#deps.sseGapEvent.replaceAll('{channel}', jsonEscape(channel)).replaceAll('{lastEventId}', jsonEscape(lastEventId));
-    client.write(Buffer.from(event, 'utf8'));
-    this.#deps.counters.countDrop('history_gap');
   }
 
   async #replay(client: HeldClient, lastEventId: string | undefined): Promise<void> {
@@ -79,7 +72,7 @@ export class Replay {
     // other channels' retained items would be guesses: they are left out, as before.
     if (!foundAny && lastEventId !== undefined) {
       for (const gap of gaps) {
-        if (client instanceof StreamHold && client.transport === 'sse') this.sendGap(client, gap.channel, lastEventId);
+        if (client instanceof StreamHold && client.transport === 'sse') this.#deps.gapEvent.send(client, gap.channel, lastEventId);
         if (!replay(gap.retained)) return;
       }
     }
@@ -96,8 +89,4 @@ function flushReplayBuffer(client: HeldClient, replayedIds: ReadonlySet<string>)
     if (item.id !== undefined && replayedIds.has(item.id)) continue;
     client.receive(item);
   }
-}
-
-function jsonEscape(text: string): string {
-  return JSON.stringify(text).slice(1, -1);
 }

@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
-import type { BusOptions } from '../../src/bus/bus.js';
+import type { BusOptions, BusSink } from '../../src/bus/bus.js';
 import { ClusterBus } from '../../src/bus/cluster-bus.js';
 import { ClusterHub } from '../../src/bus/cluster-hub.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import { createMetrics } from '../../src/observe/metrics.js';
+import { discardSink } from '../helpers/discard-sink.js';
 import { ipcPair } from '../helpers/ipc-pair.js';
 import { busContract, item, startNodes, subscribed } from './contract.js';
 
@@ -18,7 +19,7 @@ const log = pino({ level: 'silent' });
 const hubs = new Map<string, ClusterHub>();
 const links = new WeakMap<ClusterBus, () => void>();
 
-function clusterNode(t: TestContext, prefix: string): Promise<ClusterBus> {
+function clusterNode(t: TestContext, prefix: string, sink: BusSink): Promise<ClusterBus> {
   let hub = hubs.get(prefix);
   if (hub === undefined) {
     const created = new ClusterHub({ options, deliveryTimeoutMs: 1_000, log });
@@ -31,7 +32,7 @@ function clusterNode(t: TestContext, prefix: string): Promise<ClusterBus> {
   }
   const pair = ipcPair();
   hub.attach(`w${Math.random()}`, pair.a);
-  const bus = new ClusterBus({ port: pair.b, connectTimeoutMs: 1_000, requestTimeoutMs: 2_000, metrics: createMetrics({ defaultMetrics: false }), log });
+  const bus = new ClusterBus({ port: pair.b, connectTimeoutMs: 1_000, requestTimeoutMs: 2_000, sink, metrics: createMetrics({ defaultMetrics: false }), log });
   links.set(bus, () => pair.disconnect());
   t.after(() => pair.disconnect());
   return Promise.resolve(bus);
@@ -63,7 +64,7 @@ test('cluster bus: delivered counts every worker holding the channel; a worker t
 test('cluster bus: start fails with BusUnavailableError when no hub answers', async (t) => {
   const pair = ipcPair();
   t.after(() => pair.disconnect());
-  const bus = new ClusterBus({ port: pair.b, connectTimeoutMs: 100, requestTimeoutMs: 100, metrics: createMetrics({ defaultMetrics: false }), log });
+  const bus = new ClusterBus({ port: pair.b, connectTimeoutMs: 100, requestTimeoutMs: 100, sink: discardSink, metrics: createMetrics({ defaultMetrics: false }), log });
   await assert.rejects(bus.start(), (err: unknown) => err instanceof BusUnavailableError && err.code === 'HF_ERR_BUS_UNAVAILABLE');
 });
 
@@ -74,10 +75,10 @@ test('cluster bus: a worker too busy to report its count in time leaves the publ
     const pair = ipcPair();
     hub.attach(`w${Math.random()}`, pair.a);
     t.after(() => pair.disconnect());
-    const bus = new ClusterBus({ port: pair.b, connectTimeoutMs: 1_000, requestTimeoutMs: 5_000, metrics: createMetrics({ defaultMetrics: false }), log });
     let got = 0;
     // The slow worker's fan-out never finishes within the hub's delivery timeout (a 14k broadcast on a busy box).
-    bus.setSink({ deliver: (items) => (slow ? new Promise<number>(() => {}) : Promise.resolve((got += items.length))), gap: () => {} });
+    const sink: BusSink = { deliver: (items) => (slow ? new Promise<number>(() => {}) : Promise.resolve((got += items.length))), gap: () => {} };
+    const bus = new ClusterBus({ port: pair.b, connectTimeoutMs: 1_000, requestTimeoutMs: 5_000, sink, metrics: createMetrics({ defaultMetrics: false }), log });
     return { bus, got: () => got };
   };
   const fast = node(false);

@@ -15,7 +15,8 @@ export interface ContractNode {
 }
 
 /** Makes one node on the engine under `prefix` (unique per test, so tests never see each other's data). */
-export type NodeFactory = (t: TestContext, prefix: string) => Promise<Bus>;
+/** A bus built for one test node, delivering to `sink` (which records what the node received). */
+export type NodeFactory = (t: TestContext, prefix: string, sink: BusSink) => Promise<Bus>;
 
 export function item(channel: string, id?: string, prevId?: string, content = id ?? '-'): PublishItem {
   return {
@@ -45,9 +46,9 @@ export async function startNodes(t: TestContext, factory: NodeFactory, count: nu
   const prefix = `hft${randomUUID().slice(0, 8)}`;
   const nodes: ContractNode[] = [];
   for (let i = 0; i < count; i++) {
-    const bus = await factory(t, prefix);
-    const node: ContractNode = { bus, received: [], gaps: [] };
-    bus.setSink(recordInto(node));
+    const seen: Omit<ContractNode, 'bus'> = { received: [], gaps: [] };
+    const bus = await factory(t, prefix, recordInto(seen));
+    const node: ContractNode = { bus, ...seen };
     await bus.start();
     t.after(() => bus.close());
     nodes.push(node);

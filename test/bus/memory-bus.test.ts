@@ -5,6 +5,7 @@ import { ChannelLog } from '../../src/bus/channel-log.js';
 import { MemoryBus } from '../../src/bus/memory-bus.js';
 import type { BusOptions, BusSink } from '../../src/bus/bus.js';
 import type { PublishItem } from '../../src/grip/publish-items.js';
+import { discardSink } from '../helpers/discard-sink.js';
 
 function options(overrides: Partial<BusOptions> = {}): BusOptions {
   return { maxItems: 10, maxAgeMs: 60_000, sequenceWaitMs: 5_000, sequenceMaxPending: 100, dedupWindowMs: 60_000, ...overrides };
@@ -32,10 +33,9 @@ function item(channel: string, id?: string): PublishItem {
 }
 
 test('memory bus: delivers only channels (and prefixes, when asked) someone subscribed to, counting subscribers', async (t) => {
-  const bus = new MemoryBus(options());
-  t.after(() => bus.close());
   const sink = recordingSink();
-  bus.setSink(sink);
+  const bus = new MemoryBus(options(), sink);
+  t.after(() => bus.close());
   const publish = async (i: PublishItem) => (await bus.publish([i])).delivered;
   bus.subscribe('a');
   bus.subscribe('a');
@@ -56,7 +56,7 @@ test('memory bus: delivers only channels (and prefixes, when asked) someone subs
 });
 
 test('memory bus history: after an id, bounded by count, unknown ids are not found, last id tracks the newest', async (t) => {
-  const bus = new MemoryBus(options({ maxItems: 3 }));
+  const bus = new MemoryBus(options({ maxItems: 3 }), discardSink);
   t.after(() => bus.close());
   for (const id of ['1', '2', '3', '4']) await bus.publish([item('h', id)]);
   assert.deepEqual((await bus.history('h', '2')).items.map((i) => i.id), ['3', '4']);
@@ -75,7 +75,7 @@ test('memory bus history: after an id, bounded by count, unknown ids are not fou
 
 test('memory bus history: items older than maxAgeMs are not replayed (fake clock)', async (t) => {
   t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_700_000_000_000 });
-  const bus = new MemoryBus(options({ maxItems: 100, maxAgeMs: 5_000 }));
+  const bus = new MemoryBus(options({ maxItems: 100, maxAgeMs: 5_000 }), discardSink);
   t.after(() => bus.close());
   await bus.publish([item('h', '1')]);
   t.mock.timers.tick(3_000);
@@ -91,10 +91,9 @@ function chained(channel: string, id: string, prevId: string): PublishItem {
 }
 
 test('memory bus: one publish request is one batch; statuses say published, duplicate, queued and dropped', async (t) => {
-  const bus = new MemoryBus(options({ sequenceMaxPending: 1 }));
-  t.after(() => bus.close());
   const sink = recordingSink();
-  bus.setSink(sink);
+  const bus = new MemoryBus(options({ sequenceMaxPending: 1 }), sink);
+  t.after(() => bus.close());
   bus.subscribe('c');
   const first = await bus.publish([item('c', '1'), item('c', '2')]);
   assert.deepEqual(first, { statuses: ['published', 'published'], delivered: 2, remoteNodes: undefined });
@@ -112,10 +111,9 @@ test('memory bus: one publish request is one batch; statuses say published, dupl
 
 test('memory bus: an item that waited out sequenceWaitMs goes out alone through the sink (fake clock)', async (t) => {
   t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_700_000_000_000 });
-  const bus = new MemoryBus(options({ sequenceWaitMs: 1_000 }));
-  t.after(() => bus.close());
   const sink = recordingSink();
-  bus.setSink(sink);
+  const bus = new MemoryBus(options({ sequenceWaitMs: 1_000 }), sink);
+  t.after(() => bus.close());
   bus.subscribe('c');
   await bus.publish([item('c', '1')]);
   assert.deepEqual((await bus.publish([chained('c', '3', '2')])).statuses, ['queued']);
@@ -141,7 +139,7 @@ test('memory bus: what it keeps per channel (history and last id) expires with t
     assert.equal(history.lastId('ch1'), undefined);
   }
   // The bus sweeps on its own timer.
-  const bus = new MemoryBus(options({ maxAgeMs: 5_000 }));
+  const bus = new MemoryBus(options({ maxAgeMs: 5_000 }), discardSink);
   t.after(() => bus.close());
   for (let i = 0; i < 1_000; i++) await bus.publish([item(`c${i}`, String(i))]);
   t.mock.timers.tick(11_000);

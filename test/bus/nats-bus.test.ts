@@ -16,9 +16,9 @@ import { createLogger } from '../../src/observe/log.js';
 import type { BusOptions } from '../../src/bus/bus.js';
 import { freePort } from '../helpers/listen.js';
 
-busContract('nats', (t, prefix) => {
+busContract('nats', (t, prefix, sink) => {
   dropStreamAfter(t, prefix);
-  return Promise.resolve(natsNode(t, prefix));
+  return Promise.resolve(natsNode(t, prefix, { sink }));
 });
 
 function uniquePrefix(): string {
@@ -27,9 +27,9 @@ function uniquePrefix(): string {
 
 async function nodes(t: TestContext, count: number, options: Partial<BusOptions> = {}, requestTimeoutMs = 2_000): Promise<{ list: ContractNode[]; buses: NatsNode[] }> {
   const buses: NatsNode[] = [];
-  const list = await startNodes(t, (tt, prefix) => {
+  const list = await startNodes(t, (tt, prefix, sink) => {
     if (buses.length === 0) dropStreamAfter(tt, prefix);
-    const bus = natsNode(tt, prefix, { options: busOptions(options), requestTimeoutMs });
+    const bus = natsNode(tt, prefix, { options: busOptions(options), requestTimeoutMs, sink });
     buses.push(bus);
     return Promise.resolve(bus);
   }, count);
@@ -163,7 +163,7 @@ test('nats bus: start() against a closed port rejects with HF_ERR_BUS_UNAVAILABL
 test('nats bus: a live message whose previous sequence was not seen is preceded by the missing item from the stream; a lost one is a gap', async (t) => {
   const prefix = uniquePrefix();
   dropStreamAfter(t, prefix);
-  const [a, b] = await startNodes(t, (tt) => Promise.resolve(natsNode(tt, prefix)), 2);
+  const [a, b] = await startNodes(t, (tt, _prefix, sink) => Promise.resolve(natsNode(tt, prefix, { sink })), 2);
   b!.bus.subscribe('race');
   await subscribed(a!, b!, 'race');
   await a!.bus.publish([item('race', 'x1')]);

@@ -140,11 +140,11 @@ async function relay(t: TestContext): Promise<{ url: string; cut(): void; restor
 async function nodesBehindRelay(t: TestContext) {
   const link = await relay(t);
   let n = 0;
-  const [a, b] = await startContractNodes(t, (tt, p) => {
+  const [a, b] = await startContractNodes(t, (tt, p, sink) => {
     const options = busOptions({ maxItems: 3 });
-    if (n++ > 0) return Promise.resolve(natsNode(tt, p, { options, url: link.url }));
+    if (n++ > 0) return Promise.resolve(natsNode(tt, p, { options, url: link.url, sink }));
     dropStreamAfter(tt, p);
-    return Promise.resolve(natsNode(tt, p, { options }));
+    return Promise.resolve(natsNode(tt, p, { options, sink }));
   }, 2);
   return { link, a, b };
 }

@@ -9,9 +9,9 @@ import { busContract, item, recordInto, subscribed, type ContractNode } from './
 import { SlowSubscriberRelay, cleanUpPrefix, makeRedisBus, redisClient, uniquePrefix, type RedisBusSetup } from './redis-helpers.js';
 import { freePort } from '../helpers/listen.js';
 
-busContract('redis', (t, prefix) => {
+busContract('redis', (t, prefix, sink) => {
   cleanUpPrefix(t, prefix);
-  return Promise.resolve(makeRedisBus(prefix).bus);
+  return Promise.resolve(makeRedisBus(prefix, { sink }).bus);
 });
 
 interface Node extends ContractNode {
@@ -22,9 +22,9 @@ interface Node extends ContractNode {
 async function nodes(t: TestContext, prefix: string, count: number, setup: RedisBusSetup = {}): Promise<Node[]> {
   const out: Node[] = [];
   for (let i = 0; i < count; i++) {
-    const { bus, metrics } = makeRedisBus(prefix, setup);
-    const node: Node = { bus, metrics, received: [], gaps: [] };
-    bus.setSink(recordInto(node));
+    const seen: Omit<ContractNode, 'bus'> = { received: [], gaps: [] };
+    const { bus, metrics } = makeRedisBus(prefix, { ...setup, sink: recordInto(seen) });
+    const node: Node = { bus, metrics, ...seen };
     t.after(() => bus.close());
     await bus.start();
     out.push(node);

@@ -5,12 +5,13 @@ import { randomUUID } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
-import type { BusOptions } from '../../src/bus/bus.js';
+import type { BusOptions, BusSink } from '../../src/bus/bus.js';
 import { RedisBus } from '../../src/bus/redis-bus.js';
 import { createLogger } from '../../src/observe/log.js';
 import { createMetrics, type Metrics } from '../../src/observe/metrics.js';
 import { eventually } from '../helpers/until.js';
 import { freePort } from '../helpers/listen.js';
+import { discardSink } from '../helpers/discard-sink.js';
 
 export const SHARED_REDIS = 'redis://127.0.0.1:6379';
 
@@ -27,6 +28,8 @@ export interface RedisBusSetup {
   options?: Partial<BusOptions>;
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** Where the bus delivers; nothing by default. */
+  sink?: BusSink;
 }
 
 /** A RedisBus with its own metrics; not started. */
@@ -38,6 +41,7 @@ export function makeRedisBus(prefix: string, setup: RedisBusSetup = {}): { bus: 
     connectTimeoutMs: setup.connectTimeoutMs ?? 5_000,
     requestTimeoutMs: setup.requestTimeoutMs ?? 2_000,
     options: busOptions(setup.options),
+    sink: setup.sink ?? discardSink,
     metrics,
     log: createLogger('silent'),
   });

@@ -12,6 +12,7 @@ import { NatsBus } from '../../src/bus/nats-bus.js';
 import { createLogger } from '../../src/observe/log.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { eventually } from './until.js';
+import { discardSink } from './discard-sink.js';
 import { freePort } from './listen.js';
 
 export const SHARED_NATS = 'nats://127.0.0.1:4222';
@@ -31,6 +32,7 @@ export function natsNode(t: TestContext, prefix: string, overrides: Partial<Omit
     connectTimeoutMs: 5_000,
     requestTimeoutMs: 2_000,
     options: busOptions(),
+    sink: discardSink,
     metrics,
     log: createLogger('silent'),
     ...Object.fromEntries(Object.entries(overrides).filter(([k]) => k !== 'url')),
