@@ -55,6 +55,11 @@ export interface BusSink {
    * them (a bus outage longer than history keeps): tell the channel's clients they missed data.
    */
   gap(channel: string): void;
+  /**
+   * The engine went down (`connecting`: reconnecting, publishes refused) or came back (`up`). Optional: a
+   * node's hold side reads `Bus.state` when it needs it; the cluster hub relays it to its workers.
+   */
+  stateChanged?(state: BusState): void;
 }
 
 /** `up`: usable; `connecting`: starting or reconnecting (publishes are refused); `closed`: shut down. */

@@ -3,7 +3,7 @@ import type { PublishItem } from '../grip/publish-items.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Bus, BusSink, BusState, HistoryResult, PublishResult } from './bus.js';
-import { parseHubToWorker, type HubToWorker, type IpcPort } from './cluster-messages.js';
+import { parseHubToWorker, type HubEngine, type HubToWorker, type IpcPort } from './cluster-messages.js';
 import { Interest } from './interest.js';
 import { decodeItem, encodeItem } from './item-codec.js';
 
@@ -27,11 +27,11 @@ interface Pending {
 }
 
 /**
- * `bus: memory` in a cluster worker: the memory bus lives in the primary (cluster-hub.ts), which owns order,
- * de-duplication and history for the whole machine, as Socket.IO's cluster adapter keeps its state in the
- * primary. This side forwards publishes and history reads, tells the hub which channels this worker's
- * clients hold (first holder and last holder only), and hands the hub's deliveries to the hold manager,
- * answering how many clients they reached so a publish's `delivered` counts every worker.
+ * The bus of a cluster worker: the node's one bus lives in the primary (cluster-hub.ts): the memory bus, or
+ * the node's one Redis or NATS client. This side forwards publishes and history reads, tells the hub which
+ * channels this worker's clients hold (first holder and last holder only), follows the engine's state (a
+ * worker is not ready while the engine reconnects), and hands the hub's deliveries and gaps to the hold
+ * manager, answering how many clients they reached so a publish's `delivered` counts every worker.
  */
 export class ClusterBus implements Bus {
   readonly driver = 'cluster';
@@ -42,6 +42,8 @@ export class ClusterBus implements Bus {
   #state: BusState = 'connecting';
   #nextId = 1;
   #welcomed: (() => void) | null = null;
+  /** Known from the hub's welcome. With `memory` the IPC hops are this node's bus messages; else the primary counts the engine's. */
+  #engine: HubEngine | null = null;
   readonly #onMessage = (message: unknown) => this.#receive(message);
 
   constructor(deps: ClusterBusDeps) {
@@ -76,13 +78,18 @@ export class ClusterBus implements Bus {
 
   async publish(items: readonly PublishItem[]): Promise<PublishResult> {
     const answer = await this.#request({ hf: 'bus.publish', items: items.map(encodeItem) }, 'bus.published');
-    this.#deps.metrics.busMessages.inc({ direction: 'out' }, items.length);
+    if (this.#engine === 'memory') this.#deps.metrics.busMessages.inc({ direction: 'out' }, items.length);
     for (const status of answer.statuses) {
       if (status === 'duplicate') this.#deps.metrics.drops.inc({ reason: 'duplicate' });
       else if (status === 'dropped') this.#deps.metrics.drops.inc({ reason: 'sequence' });
     }
-    // Every worker of this machine is this node: `delivered` is their sum, and there are no other nodes.
-    return { statuses: answer.statuses, delivered: answer.delivered, remoteNodes: undefined, unreportedWorkers: answer.unreported };
+    // Every worker of this machine is this node: `delivered` is their sum; other nodes are the engine's to count.
+    return {
+      statuses: answer.statuses,
+      delivered: answer.delivered,
+      remoteNodes: answer.remoteNodes ?? undefined,
+      unreportedWorkers: answer.unreported,
+    };
   }
 
   subscribe(channel: string, prefix = false): void {
@@ -113,7 +120,7 @@ export class ClusterBus implements Bus {
     message: { hf: 'bus.publish'; items: string[] } | { hf: 'bus.history'; channel: string; afterId: string },
     answer: K,
   ): Promise<Extract<HubToWorker, { hf: K }>> {
-    if (this.#state !== 'up') return Promise.reject(new BusUnavailableError('cluster', `it is ${this.#state}`));
+    if (this.#state !== 'up') return Promise.reject(new BusUnavailableError('cluster', this.#state === 'connecting' ? `the ${this.#engine ?? 'primary'} bus is reconnecting` : 'it is closed'));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -153,12 +160,16 @@ export class ClusterBus implements Bus {
     }
     switch (message.hf) {
       case 'bus.welcome':
-        if (this.#state === 'connecting') {
-          this.#state = 'up';
-          this.#deps.metrics.busUp.set({ driver: 'cluster' }, 1);
-        }
+        this.#engine = message.engine;
+        this.#follow(message.state);
         this.#welcomed?.();
         this.#welcomed = null;
+        return;
+      case 'bus.state':
+        this.#follow(message.state);
+        return;
+      case 'bus.gap':
+        if (this.#interest.wants(message.channel)) this.#sink.gap(message.channel);
         return;
       case 'bus.deliver':
         this.#deliver(message.id, message.items);
@@ -177,7 +188,7 @@ export class ClusterBus implements Bus {
       this.#deps.port.send({ hf: 'bus.delivered', id, count: 0 });
       return;
     }
-    this.#deps.metrics.busMessages.inc({ direction: 'in' }, items.length);
+    if (this.#engine === 'memory') this.#deps.metrics.busMessages.inc({ direction: 'in' }, items.length);
     this.#sink.deliver(items).then(
       (count) => this.#deps.port.send({ hf: 'bus.delivered', id, count }),
       (err: unknown) => {
@@ -185,6 +196,13 @@ export class ClusterBus implements Bus {
         this.#deps.port.send({ hf: 'bus.delivered', id, count: 0 });
       },
     );
+  }
+
+  /** The engine's state, as the hub reports it; nothing changes once this bus is closed. */
+  #follow(state: 'up' | 'connecting'): void {
+    if (this.#state === 'closed' || this.#engine === null) return;
+    this.#state = state;
+    this.#deps.metrics.busUp.set({ driver: 'cluster' }, state === 'up' ? 1 : 0);
   }
 
   #lost(reason: string): void {

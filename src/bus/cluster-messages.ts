@@ -1,4 +1,9 @@
-import type { PublishStatus } from './bus.js';
+import type { Bus, PublishStatus } from './bus.js';
+
+/** The engine behind the hub, as its driver names it. */
+export type HubEngine = Exclude<Bus['driver'], 'cluster'>;
+/** The engine's state as the workers see it (a closed engine is the primary stopping: `connecting` to them). */
+export type EngineState = 'up' | 'connecting';
 
 /**
  * The IPC messages between a worker's cluster bus (cluster-bus.ts) and the hub in the primary
@@ -15,8 +20,18 @@ export type WorkerToHub =
   | { hf: 'bus.delivered'; id: number; count: number };
 
 export type HubToWorker =
-  | { hf: 'bus.welcome' }
-  | { hf: 'bus.published'; id: number; statuses: PublishStatus[]; delivered: number; unreported: number }
+  | { hf: 'bus.welcome'; engine: HubEngine; state: EngineState }
+  | { hf: 'bus.state'; state: EngineState }
+  | { hf: 'bus.gap'; channel: string }
+  | {
+      hf: 'bus.published';
+      id: number;
+      statuses: PublishStatus[];
+      delivered: number;
+      unreported: number;
+      /** Other nodes the engine handed the items to, where it says (Redis); null where it cannot know. */
+      remoteNodes: number | null;
+    }
   | { hf: 'bus.history-result'; id: number; items: string[]; found: boolean }
   | { hf: 'bus.failed'; id: number; reason: string }
   | { hf: 'bus.deliver'; id: number; items: string[] };
@@ -71,10 +86,15 @@ export function parseHubToWorker(message: unknown): HubToWorker | null {
   if (m === null) return null;
   switch (m.hf) {
     case 'bus.welcome':
-      return { hf: m.hf };
+      return isEngine(m.engine) && isEngineState(m.state) ? { hf: m.hf, engine: m.engine, state: m.state } : null;
+    case 'bus.state':
+      return isEngineState(m.state) ? { hf: m.hf, state: m.state } : null;
+    case 'bus.gap':
+      return typeof m.channel === 'string' ? { hf: m.hf, channel: m.channel } : null;
     case 'bus.published':
-      return isId(m.id) && isId(m.delivered) && isId(m.unreported) && Array.isArray(m.statuses) && m.statuses.every(isStatus)
-        ? { hf: m.hf, id: m.id, statuses: m.statuses, delivered: m.delivered, unreported: m.unreported }
+      return isId(m.id) && isId(m.delivered) && isId(m.unreported) && (m.remoteNodes === null || isId(m.remoteNodes)) &&
+        Array.isArray(m.statuses) && m.statuses.every(isStatus)
+        ? { hf: m.hf, id: m.id, statuses: m.statuses, delivered: m.delivered, unreported: m.unreported, remoteNodes: m.remoteNodes }
         : null;
     case 'bus.history-result':
       return isId(m.id) && isStrings(m.items) && typeof m.found === 'boolean' ? { hf: m.hf, id: m.id, items: m.items, found: m.found } : null;
@@ -89,6 +109,16 @@ export function parseHubToWorker(message: unknown): HubToWorker | null {
 
 /** A Record, so a status added to PublishStatus fails to compile here until it is listed. */
 const STATUSES: Record<PublishStatus, true> = { published: true, queued: true, duplicate: true, dropped: true };
+
+const ENGINES: Record<HubEngine, true> = { memory: true, redis: true, nats: true };
+
+function isEngine(v: unknown): v is HubEngine {
+  return typeof v === 'string' && Object.hasOwn(ENGINES, v);
+}
+
+function isEngineState(v: unknown): v is EngineState {
+  return v === 'up' || v === 'connecting';
+}
 
 function isStatus(v: unknown): v is PublishStatus {
   return typeof v === 'string' && Object.hasOwn(STATUSES, v);

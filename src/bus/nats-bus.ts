@@ -718,8 +718,10 @@ export class NatsBus implements Bus {
   }
 
   #setState(state: BusState): void {
+    const changed = state !== this.#state;
     this.#state = state;
     this.#deps.metrics.busUp.set({ driver: 'nats' }, state === 'up' ? 1 : 0);
+    if (changed) this.#sink.stateChanged?.(state);
   }
 
   #assertUp(): void {

@@ -565,6 +565,7 @@ export class RedisBus implements Bus {
     if (this.#state !== 'up') return;
     this.#state = 'connecting';
     this.#deps.metrics.busUp.set({ driver: 'redis' }, 0);
+    this.#sink.stateChanged?.('connecting');
     const why = this.#lastError === null ? 'connection closed' : errorReason(this.#lastError);
     this.#deps.log.warn({ bus: this.#where, reason: why }, 'bus connection lost; publishes are refused until it is back');
   }
@@ -606,6 +607,7 @@ export class RedisBus implements Bus {
     if (generation !== this.#generation) return;
     this.#state = 'up';
     this.#deps.metrics.busUp.set({ driver: 'redis' }, 1);
+    this.#sink.stateChanged?.('up');
     if (reconnect) {
       this.#deps.metrics.busReconnects.inc();
       this.#deps.log.info({ bus: this.#where, subscriptions: exact.length + patterns.length }, 'bus connection back; subscriptions renewed');

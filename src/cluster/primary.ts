@@ -1,12 +1,13 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { DestinationStream } from 'pino';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
-import { busOptions } from '../bus/create-bus.js';
+import { loadEngineBus } from '../bus/create-bus.js';
 import { ClusterHub } from '../bus/cluster-hub.js';
 import type { IpcPort } from '../bus/cluster-messages.js';
-import { parseBusUrl, type HoldfastConfig } from '../config/schema.js';
+import type { HoldfastConfig } from '../config/schema.js';
 import { ClusterUnavailableError, ConfigError, HoldfastError, WorkerCrashLoopError } from '../errors.js';
 import { createLogger, type Logger } from '../observe/log.js';
+import { createMetrics, type Metrics } from '../observe/metrics.js';
 import { parseWorkerToPrimary, toWireError, type Address, type PrimaryToWorker, type WireError, type WorkerToPrimary } from './messages.js';
 
 /** Restart backoff: 100 ms doubling to 5 s; a worker that stayed up this long starts again from 100 ms. */
@@ -57,21 +58,37 @@ interface Gathering<T> {
 }
 
 /**
- * The cluster primary: forks the workers (which share the client and control ports through node:cluster,
- * as Node 20 has no SO_REUSEPORT), restarts one that dies with a bounded backoff, runs the bus hub for
- * `bus: memory`, reloads every worker on SIGHUP or on a worker's `POST /reload`, aggregates every worker's
- * metrics for a scrape any worker receives, and drains them all on SIGTERM/SIGINT. Never exits itself:
- * resolves to the outcome and main.ts exits.
+ * The cluster primary: holds the node's one bus (the memory bus, or its one Redis or NATS client) and
+ * relays it to the workers (cluster-hub.ts), forks the workers (which share the client and control ports
+ * through node:cluster, as Node 20 has no SO_REUSEPORT), restarts one that dies with a bounded backoff,
+ * reloads every worker on SIGHUP or on a worker's `POST /reload`, aggregates every worker's metrics for a
+ * scrape any worker receives, and drains them all on SIGTERM/SIGINT. Never exits itself: resolves to the
+ * outcome and main.ts exits.
  */
-export function runPrimary(options: PrimaryOptions): Promise<Outcome> {
-  return new Primary(options).outcome;
+export async function runPrimary(options: PrimaryOptions): Promise<Outcome> {
+  const log = createLogger(options.config.log.level, options.logDestination).child({ role: 'primary', pid: process.pid });
+  // The engine's counters (bus messages, state, subscriptions) are the node's: summed into /metrics with the workers'.
+  const metrics = createMetrics({ defaultMetrics: false });
+  const engine = await loadEngineBus(options.config, metrics, log);
+  const hub = new ClusterHub({ engine, deliveryTimeoutMs: options.config.bus.requestTimeoutMs, log });
+  try {
+    // Before any worker: an unreachable engine stops start-up with its one line, as without workers.
+    await hub.start();
+  } catch (err) {
+    await hub.close();
+    if (err instanceof HoldfastError) return { code: 1, message: err.message };
+    throw err;
+  }
+  log.info({ bus: hub.engineDriver }, 'bus ready: the primary holds it for every worker');
+  return new Primary(options, log, hub, metrics).outcome;
 }
 
 class Primary {
   readonly outcome: Promise<Outcome>;
   readonly #options: PrimaryOptions;
   readonly #log: Logger;
-  readonly #hub: ClusterHub | null;
+  readonly #hub: ClusterHub;
+  readonly #engineMetrics: Metrics;
   readonly #slots: Slot[] = [];
   readonly #bySlot = new Map<number, Slot>();
   readonly #registry = new Registry();
@@ -89,22 +106,19 @@ class Primary {
   readonly #onHup = () => void this.#reloadAll().then((answer) => this.#logReload(answer), (err: unknown) => this.#reloadFailed(err));
   readonly #onExit = (worker: Worker, code: number | null, signal: string | null) => this.#exited(worker, code, signal);
 
-  constructor(options: PrimaryOptions) {
+  constructor(options: PrimaryOptions, log: Logger, hub: ClusterHub, engineMetrics: Metrics) {
     this.#options = options;
     this.outcome = new Promise((resolve) => (this.#finish = resolve));
-    this.#log = createLogger(options.config.log.level, options.logDestination).child({ role: 'primary', pid: process.pid });
-    const bus = parseBusUrl(options.config.bus.url);
-    this.#hub =
-      bus === null || bus.driver === 'memory'
-        ? new ClusterHub({ options: busOptions(options.config), deliveryTimeoutMs: options.config.bus.requestTimeoutMs, log: this.#log })
-        : null;
+    this.#log = log;
+    this.#hub = hub;
+    this.#engineMetrics = engineMetrics;
     this.#restarts = new Counter({ name: 'holdfast_worker_restarts_total', help: 'Workers restarted by the primary after they exited', registers: [this.#registry] });
     this.#readyGauge = new Gauge({ name: 'holdfast_workers', help: 'Workers ready to serve (the primary counts them)', registers: [this.#registry] });
     process.on('SIGTERM', this.#onSignal);
     process.on('SIGINT', this.#onSignal);
     process.on('SIGHUP', this.#onHup);
     cluster.on('exit', this.#onExit);
-    this.#log.info({ workers: options.workers, bus: this.#hub === null ? options.config.bus.url : 'memory (shared by the primary)' }, 'starting workers');
+    this.#log.info({ workers: options.workers }, 'starting workers');
     for (let index = 0; index < options.workers; index++) {
       const slot: Slot = { index, worker: null, ready: false, readyAtMs: 0, crashes: 0, startFailures: 0, lastStartError: null, restartTimer: null };
       this.#slots.push(slot);
@@ -118,7 +132,7 @@ class Primary {
     const worker = cluster.fork(this.#options.env ?? {});
     slot.worker = worker;
     this.#bySlot.set(worker.id, slot);
-    this.#hub?.attach(String(worker.id), workerPort(worker));
+    this.#hub.attach(String(worker.id), workerPort(worker));
     worker.on('message', (raw: unknown) => {
       const message = parseWorkerToPrimary(raw);
       if (message !== null) this.#receive(slot, worker, message);
@@ -185,7 +199,7 @@ class Primary {
     const slot = this.#bySlot.get(worker.id);
     if (slot === undefined) return;
     this.#bySlot.delete(worker.id);
-    this.#hub?.detach(String(worker.id));
+    this.#hub.detach(String(worker.id));
     for (const gathering of this.#gatherings.values()) {
       if (gathering.waiting.delete(worker.id) && gathering.waiting.size === 0) gathering.done();
     }
@@ -259,7 +273,7 @@ class Primary {
   #maybeFinish(): void {
     if (this.#stopping === null || this.#bySlot.size > 0) return;
     if (this.#drainTimer !== null) clearTimeout(this.#drainTimer);
-    this.#hub?.close();
+    void this.#hub.close().catch((err: unknown) => this.#log.warn({ err }, 'closing the bus failed'));
     process.off('SIGTERM', this.#onSignal);
     process.off('SIGINT', this.#onSignal);
     process.off('SIGHUP', this.#onHup);
@@ -309,8 +323,8 @@ class Primary {
     const ready = this.#readyWorkers();
     const answers = (await this.#gather(ready, 'cluster.collect-metrics', METRICS_TIMEOUT_MS)) as Extract<WorkerToPrimary, { hf: 'cluster.metrics-json' }>[];
     if (answers.length < ready.length) throw new Error(`${ready.length - answers.length} of ${ready.length} workers did not send their metrics in time`);
-    const own = await this.#registry.getMetricsAsJSON();
-    const all = [...answers.map((a) => a.metrics), own] as Parameters<typeof AggregatorRegistry.aggregate>[0];
+    const own = [await this.#registry.getMetricsAsJSON(), await this.#engineMetrics.registry.getMetricsAsJSON()];
+    const all = [...answers.map((a) => a.metrics), ...own] as Parameters<typeof AggregatorRegistry.aggregate>[0];
     return AggregatorRegistry.aggregate(all).metrics();
   }
 

@@ -6,6 +6,19 @@ import { HeldClient, type HoldHost, type HoldOrigin } from './held-client.js';
 
 /** Framing headers a long-poll answer never inherits: its body is a different one. */
 const FRAMING = new Set(['content-length', 'transfer-encoding']);
+/**
+ * Nor does a published answer inherit what identifies the original body (RFC 9110 §8.8 validators, digests):
+ * with the original's ETag, a client's next conditional request could be answered 304 for data it never got.
+ */
+const OF_THE_ORIGINAL_BODY = new Set(['etag', 'last-modified', 'content-md5', 'digest', 'content-digest', 'repr-digest']);
+
+function withoutValidators(headers: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!OF_THE_ORIGINAL_BODY.has(headers[i]!.toLowerCase())) out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
+}
 
 /**
  * A held long-poll (`Grip-Hold: response`): the first published `http-response` item, or on timeout the
@@ -62,7 +75,7 @@ export class ResponseHold extends HeldClient<ServerResponse> {
     this.respond(
       format.code ?? 200,
       format.reason ?? '',
-      this.timeoutResponse.headers,
+      withoutValidators(this.timeoutResponse.headers),
       format.headers ?? [],
       format.body ?? Buffer.alloc(0),
     );

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import type { BusOptions, BusSink } from '../../src/bus/bus.js';
 import { ClusterBus } from '../../src/bus/cluster-bus.js';
 import { ClusterHub } from '../../src/bus/cluster-hub.js';
+import { MemoryBus } from '../../src/bus/memory-bus.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { discardSink } from '../helpers/discard-sink.js';
@@ -22,10 +23,10 @@ const links = new WeakMap<ClusterBus, () => void>();
 function clusterNode(t: TestContext, prefix: string, sink: BusSink): Promise<ClusterBus> {
   let hub = hubs.get(prefix);
   if (hub === undefined) {
-    const created = new ClusterHub({ options, deliveryTimeoutMs: 1_000, log });
+    const created = new ClusterHub({ engine: (sink) => new MemoryBus(options, sink), deliveryTimeoutMs: 1_000, log });
     hubs.set(prefix, created);
-    t.after(() => {
-      created.close();
+    t.after(async () => {
+      await created.close();
       hubs.delete(prefix);
     });
     hub = created;
@@ -69,7 +70,7 @@ test('cluster bus: start fails with BusUnavailableError when no hub answers', as
 });
 
 test('cluster bus: a worker too busy to report its count in time leaves the publish published, with the count marked incomplete', async (t) => {
-  const hub = new ClusterHub({ options, deliveryTimeoutMs: 50, log });
+  const hub = new ClusterHub({ engine: (sink) => new MemoryBus(options, sink), deliveryTimeoutMs: 50, log });
   t.after(() => hub.close());
   const node = (slow: boolean) => {
     const pair = ipcPair();

@@ -30,11 +30,13 @@ export interface RedisBusSetup {
   requestTimeoutMs?: number;
   /** Where the bus delivers; nothing by default. */
   sink?: BusSink;
+  /** Its own by default. */
+  metrics?: Metrics;
 }
 
 /** A RedisBus with its own metrics; not started. */
 export function makeRedisBus(prefix: string, setup: RedisBusSetup = {}): { bus: RedisBus; metrics: Metrics } {
-  const metrics = createMetrics({ defaultMetrics: false });
+  const metrics = setup.metrics ?? createMetrics({ defaultMetrics: false });
   const bus = new RedisBus({
     url: new URL(setup.url ?? SHARED_REDIS),
     prefix,

@@ -8,13 +8,17 @@ import { fromWireError, parsePrimaryToWorker, parseWorkerToPrimary, toWireError 
 
 test('bus IPC messages: valid ones parse, malformed and foreign ones are null', () => {
   assert.deepEqual(parseWorkerToHub({ hf: 'bus.publish', id: 3, items: ['{}'] }), { hf: 'bus.publish', id: 3, items: ['{}'] });
-  assert.deepEqual(parseHubToWorker({ hf: 'bus.published', id: 1, statuses: ['published', 'duplicate'], delivered: 2, unreported: 1 }), {
+  assert.deepEqual(parseHubToWorker({ hf: 'bus.published', id: 1, statuses: ['published', 'duplicate'], delivered: 2, unreported: 1, remoteNodes: 3 }), {
     hf: 'bus.published',
     id: 1,
     statuses: ['published', 'duplicate'],
     delivered: 2,
     unreported: 1,
+    remoteNodes: 3,
   });
+  assert.deepEqual(parseHubToWorker({ hf: 'bus.welcome', engine: 'redis', state: 'connecting' }), { hf: 'bus.welcome', engine: 'redis', state: 'connecting' });
+  assert.deepEqual(parseHubToWorker({ hf: 'bus.state', state: 'up' }), { hf: 'bus.state', state: 'up' });
+  assert.deepEqual(parseHubToWorker({ hf: 'bus.gap', channel: 'c' }), { hf: 'bus.gap', channel: 'c' });
   const malformed: [string, unknown][] = [
     ['not an object', 'bus.hello'],
     ['null', null],
@@ -29,9 +33,15 @@ test('bus IPC messages: valid ones parse, malformed and foreign ones are null', 
   ];
   for (const [name, message] of malformed) assert.equal(parseWorkerToHub(message), null, name);
   const malformedFromHub: [string, unknown][] = [
-    ['unknown status', { hf: 'bus.published', id: 1, statuses: ['sent'], delivered: 0, unreported: 0 }],
-    ['delivered negative', { hf: 'bus.published', id: 1, statuses: [], delivered: -1, unreported: 0 }],
-    ['unreported missing', { hf: 'bus.published', id: 1, statuses: [], delivered: 0 }],
+    ['unknown status', { hf: 'bus.published', id: 1, statuses: ['sent'], delivered: 0, unreported: 0, remoteNodes: null }],
+    ['delivered negative', { hf: 'bus.published', id: 1, statuses: [], delivered: -1, unreported: 0, remoteNodes: null }],
+    ['unreported missing', { hf: 'bus.published', id: 1, statuses: [], delivered: 0, remoteNodes: null }],
+    ['remote nodes missing', { hf: 'bus.published', id: 1, statuses: [], delivered: 0, unreported: 0 }],
+    ['remote nodes a string', { hf: 'bus.published', id: 1, statuses: [], delivered: 0, unreported: 0, remoteNodes: '2' }],
+    ['welcome without engine', { hf: 'bus.welcome', state: 'up' }],
+    ['welcome from an unknown engine', { hf: 'bus.welcome', engine: 'kafka', state: 'up' }],
+    ['state closed (not a state a worker follows)', { hf: 'bus.state', state: 'closed' }],
+    ['gap without channel', { hf: 'bus.gap' }],
     ['found not boolean', { hf: 'bus.history-result', id: 1, items: [], found: 1 }],
     ['reason missing', { hf: 'bus.failed', id: 1 }],
     ['a worker-side kind', { hf: 'bus.publish', id: 1, items: [] }],

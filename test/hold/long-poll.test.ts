@@ -85,6 +85,33 @@ test('long-poll: a published http-response answers with its code, reason and bod
   assert.equal((await client.readResponse()).body.toString(), 'again');
 });
 
+test('long-poll: a published answer does not inherit the validators of the original body (ETag, Last-Modified); its own are kept', async (t) => {
+  const backend = await startGripBackend(t, (_req, res) => {
+    const instruct = res.grip.startInstruct();
+    instruct.addChannel('validated');
+    instruct.setHoldLongPoll(30);
+    res.writeHead(200, { 'content-type': 'application/json', etag: '"empty-v1"', 'last-modified': 'Tue, 01 Dec 2026 10:00:00 GMT', 'x-original': '1' });
+    res.end('{"messages":[]}');
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /poll HTTP/1.1\r\nHost: app.test\r\n\r\n');
+  await heldCount(hf, 1);
+  await publisherFor(hf).publishHttpResponse('validated', '{"messages":["m1"]}');
+  const res = await client.readResponse();
+  assert.equal(res.body.toString(), '{"messages":["m1"]}');
+  assert.equal(res.headers['x-original'], '1', 'other headers are inherited');
+  // The original's ETag names the empty answer: a client revalidating the new body with it would get a 304
+  // for data it never saw (RFC 9110 §8.8: a validator identifies one representation).
+  assert.equal(res.headers.etag, undefined);
+  assert.equal(res.headers['last-modified'], undefined);
+
+  client.write('GET /poll HTTP/1.1\r\nHost: app.test\r\n\r\n');
+  await heldCount(hf, 1);
+  await publisherFor(hf).publishHttpResponse('validated', new HttpResponseFormat({ headers: { ETag: '"m2"' }, body: 'm2' }));
+  assert.equal((await client.readResponse()).headers.etag, '"m2"', 'a validator the publisher sends is its own');
+});
+
 test('long-poll: a JSON instruct (application/grip-instruct) holds, answers a publish and times out with its response', async (t) => {
   t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: T0 });
   const backend = await startGripBackend(t, (_req, res) => {
