@@ -1,23 +1,24 @@
+import { E, type AnswerableErrorDef, type ErrorCode } from './error-codes.js';
+
 /**
  * Every error Holdfast raises on purpose carries a stable `code` (HF_ERR_*, never reused) and the HTTP status
- * the one boundary that turns errors into bytes should answer with. Tests assert codes, never message text.
+ * the one boundary that turns errors into bytes should answer with, both from its entry in the registry
+ * (error-codes.ts). Tests assert codes, never message text.
  */
 export class HoldfastError extends Error {
-  readonly code: string;
+  readonly def: AnswerableErrorDef;
+  readonly code: ErrorCode;
   readonly httpStatus: number;
+  /** The close code for a WebSocket already open that this error ends (RFC 6455 §7.4.1). */
   readonly wsCloseCode: number | undefined;
 
-  constructor(
-    code: string,
-    httpStatus: number,
-    message: string,
-    options: { cause?: unknown; wsCloseCode?: number } = {},
-  ) {
+  constructor(def: AnswerableErrorDef, message: string, options: { cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
-    this.code = code;
-    this.httpStatus = httpStatus;
-    this.wsCloseCode = options.wsCloseCode;
+    this.def = def;
+    this.code = def.code;
+    this.httpStatus = def.httpStatus;
+    this.wsCloseCode = def.wsCloseCode;
   }
 }
 
@@ -34,7 +35,7 @@ export class ConfigError extends HoldfastError {
   readonly issues: readonly ConfigIssue[];
 
   constructor(issues: readonly ConfigIssue[]) {
-    super('HF_ERR_CONFIG', 500, formatConfigIssues(issues));
+    super(E.CONFIG, formatConfigIssues(issues));
     this.issues = issues;
   }
 }
@@ -68,7 +69,7 @@ export class ListenError extends HoldfastError {
           : cause.code === 'EADDRNOTAVAIL'
             ? 'address not available on this machine'
             : (cause.code ?? cause.message);
-    super('HF_ERR_LISTEN', 500, `cannot listen for ${what} on ${address}: ${reason}`, { cause });
+    super(E.LISTEN, `cannot listen for ${what} on ${address}: ${reason}`, { cause });
   }
 }
 
@@ -79,8 +80,8 @@ export class ClientRequestError extends HoldfastError {}
 export class UpstreamError extends HoldfastError {
   readonly backend: string;
 
-  constructor(code: string, httpStatus: number, backend: string, reason: string, cause?: unknown) {
-    super(code, httpStatus, `backend ${backend} ${reason}`, { cause });
+  constructor(def: AnswerableErrorDef, backend: string, reason: string, cause?: unknown) {
+    super(def, `backend ${backend} ${reason}`, { cause });
     this.backend = backend;
   }
 }
@@ -88,34 +89,34 @@ export class UpstreamError extends HoldfastError {
 /** The bus (Redis, NATS, the cluster primary) cannot take or give items now; nothing was published. */
 export class BusUnavailableError extends HoldfastError {
   constructor(driver: string, reason: string, cause?: unknown) {
-    super('HF_ERR_BUS_UNAVAILABLE', 503, `the ${driver} bus is unavailable: ${reason}`, { cause });
+    super(E.BUS_UNAVAILABLE, `the ${driver} bus is unavailable: ${reason}`, { cause });
   }
 }
 
 /** A cluster worker got no answer from the primary in time, or the primary not from every worker. */
 export class ClusterUnavailableError extends HoldfastError {
   constructor(reason: string) {
-    super('HF_ERR_CLUSTER_UNAVAILABLE', 503, `the cluster cannot answer: ${reason}`);
+    super(E.CLUSTER_UNAVAILABLE, `the cluster cannot answer: ${reason}`);
   }
 }
 
 /** A worker slot kept exiting before it was ready: the primary stops instead of restarting it for ever. */
 export class WorkerCrashLoopError extends HoldfastError {
   constructor(attempts: number, reason: string) {
-    super('HF_ERR_WORKER_CRASH_LOOP', 500, `a worker failed ${attempts} times in a row before it was ready; stopping: ${reason}`);
+    super(E.WORKER_CRASH_LOOP, `a worker failed ${attempts} times in a row before it was ready; stopping: ${reason}`);
   }
 }
 
 /** `holdfast publish` got no HTTP answer from the address it was given: the reason is the socket's. */
 export class ControlUnreachableError extends HoldfastError {
   constructor(address: string, reason: string, cause?: unknown) {
-    super('HF_ERR_CONTROL_UNREACHABLE', 502, `cannot reach the control listener at ${address}: ${reason}`, { cause });
+    super(E.CONTROL_UNREACHABLE, `cannot reach the control listener at ${address}: ${reason}`, { cause });
   }
 }
 
 /** `holdfast publish` got an answer, but from something else (a backend's page, Holdfast's client port, Redis). */
 export class NotControlListenerError extends HoldfastError {
   constructor(address: string, what: string) {
-    super('HF_ERR_NOT_CONTROL_LISTENER', 502, `${address} answered, but not as Holdfast's control listener: ${what}`);
+    super(E.NOT_CONTROL_LISTENER, `${address} answered, but not as Holdfast's control listener: ${what}`);
   }
 }

@@ -1,3 +1,4 @@
+import { E, errorDefOf, isAnswerable } from '../error-codes.js';
 import { ConfigError, HoldfastError, type ConfigIssue } from '../errors.js';
 
 /**
@@ -110,6 +111,9 @@ export function toWireError(err: HoldfastError): WireError {
   return wire;
 }
 
+/** The error again; a code this build does not know (a bug: both sides run the same build) becomes INTERNAL. */
 export function fromWireError(wire: WireError): HoldfastError {
-  return wire.issues !== undefined ? new ConfigError(wire.issues) : new HoldfastError(wire.code, wire.httpStatus, wire.message);
+  if (wire.issues !== undefined) return new ConfigError(wire.issues);
+  const def = errorDefOf(wire.code);
+  return new HoldfastError(def !== undefined && isAnswerable(def) ? def : E.INTERNAL, wire.message);
 }

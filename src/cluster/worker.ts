@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import type { HoldfastConfig } from '../config/schema.js';
+import { E } from '../error-codes.js';
 import { ClusterUnavailableError, ConfigError, HoldfastError } from '../errors.js';
 import { startHoldfast, type ClusterControl, type RunningHoldfast } from '../holdfast.js';
 import { fromWireError, parsePrimaryToWorker, toWireError, type PrimaryToWorker, type WorkerToPrimary } from './messages.js';
@@ -149,6 +150,6 @@ function reloadHere(running: RunningHoldfast): { error?: ReturnType<typeof toWir
   } catch (err) {
     // reload() logged it (every bad key); the primary gathers it into the answer.
     if (err instanceof HoldfastError) return { error: toWireError(err) };
-    return { error: { code: 'HF_ERR_INTERNAL', httpStatus: 500, message: (err as Error).message } };
+    return { error: toWireError(new HoldfastError(E.INTERNAL, (err as Error).message, { cause: err })) };
   }
 }

@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import { E } from '../error-codes.js';
 
 /**
  * What the dashboard shows, built from the same registry /metrics serves (so the page and a Prometheus
@@ -76,7 +77,7 @@ export interface DashboardSnapshot {
 const HELD_TRANSPORTS = { sse: 'sse', response: 'longPoll', stream: 'stream', ws: 'websocket' } as const;
 
 /** A group queue's refusal reasons are the codes its 503s carry (src/proxy/group.ts). */
-const QUEUE_REFUSAL_CODES: Record<string, string> = { full: 'HF_ERR_QUEUE_FULL', timeout: 'HF_ERR_QUEUE_TIMEOUT' };
+const QUEUE_REFUSAL_CODES: Record<string, string> = { full: E.QUEUE_FULL.code, timeout: E.QUEUE_TIMEOUT.code };
 
 interface RateSample {
   atMs: number;

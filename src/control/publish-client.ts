@@ -1,10 +1,9 @@
+import { errorDefOf } from '../error-codes.js';
 import { ControlUnreachableError, NotControlListenerError } from '../errors.js';
 
 /** A control listener answers within this or is reported unreachable (a black-holed address would hang fetch). */
 const ANSWER_TIMEOUT_MS = 10_000;
 
-/** Codes only the control listener answers with; the client listener's own (HF_ERR_NO_ROUTE, upstream errors) mean a wrong port. */
-const CONTROL_ERROR_CODE = /^HF_ERR_(PUBLISH_|CONTROL_|BUS_|CLUSTER_|CONFIG$|INTERNAL$)/;
 
 /**
  * The smallest publisher: one message to one channel in every format, for `holdfast publish` and the demo.
@@ -68,7 +67,7 @@ export async function publishMessage(options: PublishMessageOptions): Promise<Pu
     throw transportError(address, err);
   }
   const errorCode = response.headers.get('x-holdfast-error');
-  const fromControl = response.status === 200 ? response.headers.has('x-holdfast-delivered') : errorCode !== null && CONTROL_ERROR_CODE.test(errorCode);
+  const fromControl = response.status === 200 ? response.headers.has('x-holdfast-delivered') : errorCode !== null && isControlCode(errorCode);
   if (!fromControl) throw new NotControlListenerError(address, describeAnswer(response, body, errorCode));
   const nodes = response.headers.get('x-holdfast-nodes');
   return {
@@ -128,4 +127,9 @@ function describeAnswer(response: Response, body: string, errorCode: string | nu
   const text = body.replace(/\s+/g, ' ').trim();
   const start = text.length > 80 ? `${text.slice(0, 77)}...` : text;
   return `HTTP ${response.status} ${type}${start === '' ? '' : `: ${start}`}`;
+}
+
+/** Codes only the control listener answers with; the client listener's own (no route, upstream errors) mean a wrong port. */
+function isControlCode(code: string): boolean {
+  return errorDefOf(code)?.listener === 'control';
 }

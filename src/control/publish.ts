@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus, PublishResult } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
 import { lingerOnClose } from '../http/linger.js';
+import { E } from '../error-codes.js';
 import { BusUnavailableError, type HoldfastError } from '../errors.js';
 import { PublishError, parsePublishBody, type PublishItem } from '../grip/publish-items.js';
 import type { Logger } from '../observe/log.js';
@@ -43,7 +44,7 @@ export class PublishEndpoint {
       return;
     }
     if (this.#deps.auth !== null && !(await this.#deps.auth.verify(req.headers.authorization))) {
-      return this.#refuse(req, res, new PublishError('HF_ERR_PUBLISH_UNAUTHORIZED', 401, 'missing or invalid Authorization'), {
+      return this.#refuse(req, res, new PublishError(E.PUBLISH_UNAUTHORIZED, 'missing or invalid Authorization'), {
         'www-authenticate': 'Bearer',
       });
     }
@@ -152,5 +153,5 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
 }
 
 function tooLarge(maxBytes: number): PublishError {
-  return new PublishError('HF_ERR_PUBLISH_TOO_LARGE', 413, `publish body exceeds publish.maxBodyBytes (${maxBytes} bytes)`);
+  return new PublishError(E.PUBLISH_TOO_LARGE, `publish body exceeds publish.maxBodyBytes (${maxBytes} bytes)`);
 }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { deadlineCheckIntervalMs } from '../http/deadline-check.js';
+import { E } from '../error-codes.js';
 import { ConfigError, HoldfastError } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import { dashboardPage } from './dashboard-page.js';
@@ -200,7 +201,7 @@ const BASIC_CHALLENGE = 'Basic realm="Holdfast control", charset="UTF-8"';
 
 /** Answered to a control request without the publish key where one is needed. */
 function refuseUnauthorized(res: ServerResponse, challenge: string): void {
-  const err = new HoldfastError('HF_ERR_CONTROL_UNAUTHORIZED', 401, 'this control endpoint needs the publish key (publish.key) in Authorization');
+  const err = new HoldfastError(E.CONTROL_UNAUTHORIZED, 'this control endpoint needs the publish key (publish.key) in Authorization');
   res.writeHead(err.httpStatus, {
     'content-type': 'text/plain',
     'cache-control': 'no-store',

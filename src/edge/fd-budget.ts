@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { HoldfastConfig } from '../config/schema.js';
+import { E } from '../error-codes.js';
 import { HoldfastError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import { shortcutGroup } from '../proxy/routing.js';
@@ -103,8 +104,7 @@ export function clientConnectionCap(config: HoldfastConfig, log: Logger, readLim
   const room = softLimit - budget.reserve.total;
   if (room < 1) {
     throw new HoldfastError(
-      'HF_ERR_FD_LIMIT',
-      500,
+      E.FD_LIMIT,
       `the open-files limit (${softLimit}) leaves no room for client connections: ${describeReserve(budget)} are reserved; raise it (ulimit -n) or lower upstream.maxConnectionsPerBackend`,
     );
   }

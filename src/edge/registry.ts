@@ -1,3 +1,4 @@
+import { E } from '../error-codes.js';
 import { ClientRequestError, type HoldfastError } from '../errors.js';
 import type { Socket } from 'node:net';
 
@@ -58,8 +59,7 @@ export class ConnectionRegistry<C extends TrackedConnection> {
           admitted: false,
           limit: 'per-client',
           error: new ClientRequestError(
-            'HF_ERR_CLIENT_CONNECTION_LIMIT',
-            503,
+            E.CLIENT_CONNECTION_LIMIT,
             `limits.maxConnectionsPerClient (${this.#limits.maxConnectionsPerClient}) reached for this address and none of its connections is idle`,
           ),
         };
@@ -72,8 +72,7 @@ export class ConnectionRegistry<C extends TrackedConnection> {
           admitted: false,
           limit: 'global',
           error: new ClientRequestError(
-            'HF_ERR_CONNECTION_LIMIT',
-            503,
+            E.CONNECTION_LIMIT,
             `limits.maxConnections (${this.#limits.maxConnections}) reached and no connection is idle`,
           ),
         };

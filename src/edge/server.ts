@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { HoldfastConfig } from '../config/schema.js';
+import { E } from '../error-codes.js';
 import { ClientRequestError, HoldfastError } from '../errors.js';
 import { AccessLog } from '../observe/access-log.js';
 import type { Logger } from '../observe/log.js';
@@ -100,7 +101,7 @@ export class Edge implements EdgeContext {
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
       socket.end(
-        rawErrorResponse(new ClientRequestError('HF_ERR_METHOD_NOT_SUPPORTED', 501, 'CONNECT tunnels are not offered')),
+        rawErrorResponse(new ClientRequestError(E.METHOD_NOT_SUPPORTED, 'CONNECT tunnels are not offered')),
       );
     });
   }
@@ -290,8 +291,7 @@ export class Edge implements EdgeContext {
   #onBodyStall(exchange: ProxyExchange): void {
     const conn = (exchange.req.socket as EdgeSocket)[kConnection];
     const error = new ClientRequestError(
-      'HF_ERR_BODY_TIMEOUT',
-      408,
+      E.BODY_TIMEOUT,
       `the request body made no progress for timeouts.requestBodyStallMs (${this.#deps.config.timeouts.requestBodyStallMs} ms)`,
     );
     this.#deps.metrics.clientErrorsTotal.inc({ code: error.code });
@@ -375,8 +375,7 @@ function socketOnClose(this: EdgeSocket): void {
 
 /** RFC 9110 §10.1.1: an expectation we cannot meet (anything but 100-continue) is answered 417. */
 const EXPECTATION_FAILED = new ClientRequestError(
-  'HF_ERR_EXPECTATION_FAILED',
-  417,
+  E.EXPECTATION_FAILED,
   'the only expectation supported is 100-continue',
 );
 
@@ -394,18 +393,16 @@ function clientErrorFromParser(code: string, maxHeaderBytes: number, err: Parser
       if (requestLineOverflowed(rawPacket, maxHeaderBytes)) {
         // RFC 9112 §3: a target longer than the server will parse MUST get 414 (as nginx answers; HAProxy 400).
         return new ClientRequestError(
-          'HF_ERR_URI_TOO_LONG',
-          414,
+          E.URI_TOO_LONG,
           `the request line alone exceeds limits.maxHeaderBytes (${maxHeaderBytes} bytes)`,
         );
       }
       return new ClientRequestError(
-        'HF_ERR_HEADERS_TOO_LARGE',
-        431,
+        E.HEADERS_TOO_LARGE,
         `the request head exceeds limits.maxHeaderBytes (${maxHeaderBytes} bytes)`,
       );
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return new ClientRequestError('HF_ERR_REQUEST_HEAD_TIMEOUT', 408, 'the request head did not arrive within timeouts.requestHeadMs');
+      return new ClientRequestError(E.REQUEST_HEAD_TIMEOUT, 'the request head did not arrive within timeouts.requestHeadMs');
     case 'HPE_INVALID_METHOD':
       // RFC 9110 §9.1: a method the server does not recognise is a 501. llhttp knows a fixed list (nginx and
       // HAProxy forward any token); a chunk that does not even start `token SP` is garbage (TLS on the plain
@@ -414,8 +411,7 @@ function clientErrorFromParser(code: string, maxHeaderBytes: number, err: Parser
         const line = failedLine(err);
         if (REQUEST_LINE_START.test(line)) {
           return new ClientRequestError(
-            'HF_ERR_METHOD_NOT_SUPPORTED',
-            501,
+            E.METHOD_NOT_SUPPORTED,
             `method ${JSON.stringify(line.split(' ', 1)[0]!.slice(0, 32))} is not supported (methods are case-sensitive)`,
           );
         }
@@ -425,13 +421,13 @@ function clientErrorFromParser(code: string, maxHeaderBytes: number, err: Parser
       // RFC 9110 §15.6.6 and RFC 9112 §2.3: a well-formed version we do not speak (HTTP/3.0; HTTP/1.2, which
       // llhttp refuses although a later 1.x minor should be served as 1.1) is a 505 that says which we do.
       if (WELL_FORMED_VERSION.test(failedLine(err))) {
-        return new ClientRequestError('HF_ERR_VERSION_NOT_SUPPORTED', 505, 'only HTTP/1.0 and HTTP/1.1 are spoken here');
+        return new ClientRequestError(E.VERSION_NOT_SUPPORTED, 'only HTTP/1.0 and HTTP/1.1 are spoken here');
       }
       break;
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return new ClientRequestError('HF_ERR_CHUNK_EXTENSIONS_TOO_LARGE', 413, 'chunk extensions too large');
+      return new ClientRequestError(E.CHUNK_EXTENSIONS_TOO_LARGE, 'chunk extensions too large');
   }
-  return new ClientRequestError('HF_ERR_MALFORMED_REQUEST', 400, `malformed request (${code || 'parse error'})`);
+  return new ClientRequestError(E.MALFORMED_REQUEST, `malformed request (${code || 'parse error'})`);
 }
 
 /** `HTTP/` and one digit each side of the dot, at the end of the request line. */

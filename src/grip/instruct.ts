@@ -1,3 +1,4 @@
+import { E } from '../error-codes.js';
 import { HoldfastError } from '../errors.js';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { isWritableText } from '../http/headers.js';
@@ -48,7 +49,7 @@ export const SUPPORTED_FILTERS: ReadonlySet<string> = new Set(['skip-self', 'ski
 
 export class GripInstructError extends HoldfastError {
   constructor(message: string) {
-    super('HF_ERR_GRIP_INSTRUCT', 502, `invalid GRIP instruction from the backend: ${message}`);
+    super(E.GRIP_INSTRUCT, `invalid GRIP instruction from the backend: ${message}`);
   }
 }
 

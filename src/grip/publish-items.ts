@@ -1,3 +1,4 @@
+import { E } from '../error-codes.js';
 import { HoldfastError } from '../errors.js';
 import { isWritableText } from '../http/headers.js';
 import { GripInstructError, contentOf, jsonHeaders } from './instruct.js';
@@ -41,11 +42,7 @@ export interface PublishItem {
   noSeq: boolean;
 }
 
-export class PublishError extends HoldfastError {
-  constructor(code: string, status: number, message: string) {
-    super(code, status, message);
-  }
-}
+export class PublishError extends HoldfastError {}
 
 export interface PublishLimits {
   maxMessageBytes: number;
@@ -59,10 +56,10 @@ export function parsePublishBody(text: string, limits: PublishLimits): PublishIt
   try {
     doc = JSON.parse(text);
   } catch {
-    throw new PublishError('HF_ERR_PUBLISH_JSON', 400, 'body is not valid JSON');
+    throw new PublishError(E.PUBLISH_JSON, 'body is not valid JSON');
   }
   if (!isObject(doc) || !Array.isArray(doc.items)) {
-    throw new PublishError('HF_ERR_PUBLISH_ITEMS', 400, "body must be an object with an 'items' list");
+    throw new PublishError(E.PUBLISH_ITEMS, "body must be an object with an 'items' list");
   }
   return doc.items.map((raw, index) => {
     try {
@@ -71,8 +68,7 @@ export function parsePublishBody(text: string, limits: PublishLimits): PublishIt
       if (err instanceof GripInstructError || err instanceof PublishError) {
         const reason = err.message.replace(/^invalid GRIP instruction from the backend: /, '');
         throw new PublishError(
-          err instanceof PublishError ? err.code : 'HF_ERR_PUBLISH_ITEM',
-          err.httpStatus === 413 ? 413 : 400,
+          err instanceof PublishError ? err.def : E.PUBLISH_ITEM,
           `item ${index}: ${reason}`,
         );
       }
@@ -110,8 +106,7 @@ function parseItem(raw: unknown, limits: PublishLimits): PublishItem {
   }
   if (size > limits.maxMessageBytes) {
     throw new PublishError(
-      'HF_ERR_PUBLISH_MESSAGE_TOO_LARGE',
-      413,
+      E.PUBLISH_MESSAGE_TOO_LARGE,
       `message of ${size} bytes exceeds publish.maxMessageBytes (${limits.maxMessageBytes})`,
     );
   }
@@ -196,7 +191,7 @@ function optionalString(raw: Json, key: string): string | undefined {
 }
 
 function itemError(message: string): PublishError {
-  return new PublishError('HF_ERR_PUBLISH_ITEM', 400, message);
+  return new PublishError(E.PUBLISH_ITEM, message);
 }
 
 function isObject(v: unknown): v is Json {

@@ -1,9 +1,10 @@
+import { E } from '../error-codes.js';
 import { HoldfastError } from '../errors.js';
 import type { Instruct } from '../grip/instruct.js';
 
 class HoldLimitError extends HoldfastError {
   constructor(message: string) {
-    super('HF_ERR_HOLD_LIMIT', 502, message);
+    super(E.HOLD_LIMIT, message);
   }
 }
 

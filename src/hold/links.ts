@@ -1,3 +1,4 @@
+import { E } from '../error-codes.js';
 import { HoldfastError, UpstreamError } from '../errors.js';
 import type { PickRequest } from '../proxy/balancer.js';
 import type { GroupSender } from '../proxy/group-sender.js';
@@ -46,7 +47,7 @@ export class LinkFetcher {
     const resolved = new URL(link, new URL(base.upstreamTarget, 'http://holdfast.invalid'));
     const path = `${resolved.pathname}${resolved.search}`;
     const route = this.#routing.route(headerOf(base.upstreamHeaders, 'host'), base.target);
-    if (route === null) throw new HoldfastError('HF_ERR_NO_ROUTE', 404, `no route for the request that gave link ${path}`);
+    if (route === null) throw new HoldfastError(E.NO_ROUTE, `no route for the request that gave link ${path}`);
     const headers: string[] = [];
     for (let i = 0; i < base.upstreamHeaders.length; i += 2) {
       if (!NOT_REPEATED.has(base.upstreamHeaders[i]!.toLowerCase())) headers.push(base.upstreamHeaders[i]!, base.upstreamHeaders[i + 1]!);
@@ -64,7 +65,7 @@ export class LinkFetcher {
     if (!result.ok) throw result.error;
     const { response } = result;
     if (response.oversized) {
-      throw new UpstreamError('HF_ERR_UPSTREAM_BAD_RESPONSE', 502, response.backend.name, `answered link ${path} with more than ${MAX_LINK_BODY_BYTES} bytes`);
+      throw new UpstreamError(E.UPSTREAM_BAD_RESPONSE, response.backend.name, `answered link ${path} with more than ${MAX_LINK_BODY_BYTES} bytes`);
     }
     return { status: response.status, reason: response.reason, headers: response.headers, body: response.body };
   }

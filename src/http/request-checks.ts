@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { E, type AnswerableErrorDef } from '../error-codes.js';
 import { ClientRequestError } from '../errors.js';
 
 /**
@@ -19,8 +20,7 @@ export function checkRequest(req: IncomingMessage, maxHeaderFields: number): Che
   // Node itself would drop the excess without a word and the backend would get a truncated request.
   if (raw.length > maxHeaderFields * 2) {
     return new ClientRequestError(
-      'HF_ERR_TOO_MANY_HEADERS',
-      431,
+      E.TOO_MANY_HEADERS,
       `the request has more than limits.maxHeaderFields (${maxHeaderFields}) header fields`,
     );
   }
@@ -43,31 +43,30 @@ export function checkRequest(req: IncomingMessage, maxHeaderFields: number): Che
   // below would not apply) and `HTTP/2.0` in HTTP/1 framing. RFC 9112 §3: the request line needs an
   // HTTP-version, so no version is a 400; §2.3 / RFC 9110 §15.6.6: another major version is a 505.
   if (req.httpVersionMajor !== 1) {
-    if (req.httpVersionMajor === 0) return refuse('HF_ERR_BAD_VERSION', 'the request line must end in HTTP/1.0 or HTTP/1.1');
-    return new ClientRequestError('HF_ERR_VERSION_NOT_SUPPORTED', 505, 'only HTTP/1.0 and HTTP/1.1 are spoken here');
+    if (req.httpVersionMajor === 0) return refuse(E.BAD_VERSION, 'the request line must end in HTTP/1.0 or HTTP/1.1');
+    return new ClientRequestError(E.VERSION_NOT_SUPPORTED, 'only HTTP/1.0 and HTTP/1.1 are spoken here');
   }
   // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without Host, or with more than one.
-  if (hostCount > 1) return refuse('HF_ERR_DUPLICATE_HOST', 'the request has more than one Host header');
+  if (hostCount > 1) return refuse(E.DUPLICATE_HOST, 'the request has more than one Host header');
   if (hostCount === 0 && req.httpVersionMinor >= 1) {
-    return refuse('HF_ERR_MISSING_HOST', 'an HTTP/1.1 request must carry a Host header');
+    return refuse(E.MISSING_HOST, 'an HTTP/1.1 request must carry a Host header');
   }
-  if (host !== undefined && !isValidHost(host)) return refuse('HF_ERR_BAD_HOST', 'the Host header is not a valid authority');
+  if (host !== undefined && !isValidHost(host)) return refuse(E.BAD_HOST, 'the Host header is not a valid authority');
   if (transferEncoding !== undefined) {
     // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
     if (req.httpVersionMinor === 0) {
-      return refuse('HF_ERR_TE_ON_HTTP10', 'Transfer-Encoding is not allowed in an HTTP/1.0 request');
+      return refuse(E.TE_ON_HTTP10, 'Transfer-Encoding is not allowed in an HTTP/1.0 request');
     }
     // RFC 9112 §6.3: when chunked is not the final coding the body length cannot be known: 400 and close.
     // (llhttp refuses `chunked, gzip` itself but lets a list without chunked, such as `gzip`, through.)
     const codings = transferEncoding.toLowerCase().split(',');
     if (codings[codings.length - 1]!.trim() !== 'chunked') {
-      return refuse('HF_ERR_CHUNKED_NOT_FINAL', 'the final transfer coding of a request must be chunked');
+      return refuse(E.CHUNKED_NOT_FINAL, 'the final transfer coding of a request must be chunked');
     }
     // We forward bodies re-chunked; any coding but a lone `chunked` would need decoding we do not do (§6.1: 501).
     if (transferEncoding.trim().toLowerCase() !== 'chunked') {
       return new ClientRequestError(
-        'HF_ERR_UNSUPPORTED_TRANSFER_CODING',
-        501,
+        E.UNSUPPORTED_TRANSFER_CODING,
         `transfer coding "${transferEncoding.slice(0, 64)}" is not supported; only chunked`,
       );
     }
@@ -76,13 +75,13 @@ export function checkRequest(req: IncomingMessage, maxHeaderFields: number): Che
   const hasBody = transferEncoding !== undefined || (contentLength !== undefined && Number(contentLength) > 0);
   const url = req.url ?? '';
   // RFC 9112 §3.2: no form of request-target has a fragment; llhttp lets `#` through, HAProxy 2.6 answers 400.
-  if (url.includes('#')) return refuse('HF_ERR_BAD_TARGET', 'the request target carries a fragment (#)');
+  if (url.includes('#')) return refuse(E.BAD_TARGET, 'the request target carries a fragment (#)');
   if (url.startsWith('/')) return { target: url, hasBody };
   // RFC 9112 §3.2.4: the asterisk-form asks about the server as a whole, and only OPTIONS may use it (llhttp
   // takes `*` with any method). A gateway forwards it as it is, as HAProxy and nginx do.
   if (url === '*') {
     if (req.method === 'OPTIONS') return { target: '*', hasBody };
-    return refuse('HF_ERR_BAD_TARGET', 'the asterisk-form target (*) is only allowed with OPTIONS');
+    return refuse(E.BAD_TARGET, 'the asterisk-form target (*) is only allowed with OPTIONS');
   }
   // RFC 9112 §3.2.2: absolute-form. A gateway must not let the target's authority disagree with Host:
   // routing on one and the backend trusting the other is a classic request-smuggling split.
@@ -91,17 +90,17 @@ export function checkRequest(req: IncomingMessage, maxHeaderFields: number): Che
     try {
       parsed = new URL(url);
     } catch {
-      return refuse('HF_ERR_BAD_TARGET', 'the request target is not a valid absolute URI');
+      return refuse(E.BAD_TARGET, 'the request target is not a valid absolute URI');
     }
     if (host === undefined || !sameAuthority(parsed, host)) {
-      return refuse('HF_ERR_AUTHORITY_MISMATCH', 'the absolute request target names another host than Host');
+      return refuse(E.AUTHORITY_MISMATCH, 'the absolute request target names another host than Host');
     }
     // RFC 9112 §3.2.4: OPTIONS with an empty path and no query means the server, and the last proxy before
     // the origin server MUST send it as `*` (URL would turn the empty path into `/`).
     if (req.method === 'OPTIONS' && EMPTY_PATH_ABSOLUTE_FORM.test(url)) return { target: '*', hasBody };
     return { target: originFormOf(url), hasBody };
   }
-  return refuse('HF_ERR_BAD_TARGET', 'the request target must be origin-form (/path), absolute-form, or * for OPTIONS');
+  return refuse(E.BAD_TARGET, 'the request target must be origin-form (/path), absolute-form, or * for OPTIONS');
 }
 
 /**
@@ -121,8 +120,8 @@ function originFormOf(absolute: string): string {
 /** `http://authority` with nothing after the authority: no path, no query. */
 const EMPTY_PATH_ABSOLUTE_FORM = /^https?:\/\/[^/?#]*$/i;
 
-function refuse(code: string, message: string): ClientRequestError {
-  return new ClientRequestError(code, 400, message);
+function refuse(def: AnswerableErrorDef & { httpStatus: 400 }, message: string): ClientRequestError {
+  return new ClientRequestError(def, message);
 }
 
 /** RFC 3986 authority without userinfo: reg-name or IPv4, or an IP literal in brackets, optional port. */

@@ -9,9 +9,6 @@ export interface SendStallSubject {
   onSendStall(): string;
 }
 
-/** What a cut connection that was not a held client counts as (holdfast_client_errors_total{code}). */
-export const SEND_TIMEOUT_CODE = 'HF_ERR_SEND_TIMEOUT';
-
 interface Watched {
   subject: SendStallSubject;
   /** Bytes the socket had handed to the kernel at the last sweep that saw them move. */

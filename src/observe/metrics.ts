@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { E } from '../error-codes.js';
 
 /**
  * One registry per Holdfast instance, so several instances in one process (tests, cluster workers) keep
@@ -184,7 +185,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     wsRejected: new Counter({
       name: 'holdfast_ws_handshakes_rejected_total',
-      help: 'WebSocket handshakes that did not become connections, by error code (backend refusals count as HF_ERR_WS_REFUSED)',
+      help: `WebSocket handshakes that did not become connections, by error code (backend refusals count as ${E.WS_REFUSED.code})`,
       labelNames: ['code'] as const,
       registers,
     }),

@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { E } from '../error-codes.js';
 import { HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../http/error-response.js';
-import { SEND_TIMEOUT_CODE, resetConnection, type SendStallSubject, type SendStallWatch } from '../http/send-stall.js';
+import { resetConnection, type SendStallSubject, type SendStallWatch } from '../http/send-stall.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ResponseEncoder } from './compression.js';
@@ -55,7 +56,7 @@ export interface ExchangeHost {
 /** A client hung up while we were still talking to the backend. */
 class ClientGoneError extends HoldfastError {
   constructor() {
-    super('HF_ERR_CLIENT_GONE', 499, 'the client closed the connection');
+    super(E.CLIENT_GONE, 'the client closed the connection');
   }
 }
 
@@ -376,7 +377,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TakeoverReques
 
   /** The client read nothing of its response for timeouts.sendStallMs. */
   onSendStall(): string {
-    this.forwarder.metrics.clientErrorsTotal.inc({ code: SEND_TIMEOUT_CODE });
+    this.forwarder.metrics.clientErrorsTotal.inc({ code: E.SEND_TIMEOUT.code });
     // The socket, not the response: the stuck bytes may be the tail of an answer already finished.
     resetConnection(this.req.socket, this.res);
     return 'response';

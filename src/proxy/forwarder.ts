@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CheckedRequest } from '../http/request-checks.js';
 import type { SendStallWatch } from '../http/send-stall.js';
+import { E } from '../error-codes.js';
 import { HoldfastError } from '../errors.js';
 import type { GripSigner } from '../grip/sig.js';
 import type { Logger } from '../observe/log.js';
@@ -54,7 +55,7 @@ export class Forwarder implements ExchangeHost {
   admit(exchange: ProxyExchange): Backend | HoldfastError | null {
     const match = this.routing.route(rawHeaderValue(exchange.req.rawHeaders, 'host'), exchange.target);
     if (match === null) {
-      return new HoldfastError('HF_ERR_NO_ROUTE', 404, `no route for ${exchange.method} ${exchange.target}`);
+      return new HoldfastError(E.NO_ROUTE, `no route for ${exchange.method} ${exchange.target}`);
     }
     exchange.group = match.group;
     exchange.upstreamTarget = match.target;

@@ -1,4 +1,5 @@
 import type { GroupConfig, HoldfastConfig } from '../config/schema.js';
+import { E } from '../error-codes.js';
 import { HoldfastError, UpstreamError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -115,13 +116,12 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
       return server;
     }
     if (server === null && !this.servers.some((s) => usable(s, nowMs, undefined, false) || s.passivelyDown)) {
-      return new UpstreamError('HF_ERR_NO_HEALTHY_BACKEND', 503, this.describe(), 'has no server taking traffic');
+      return new UpstreamError(E.NO_HEALTHY_BACKEND, this.describe(), 'has no server taking traffic');
     }
     if (!this.#queue.push(request, nowMs)) {
       this.#metrics.queueRejectedTotal.inc({ group: this.name, reason: 'full' });
       return new UpstreamError(
-        'HF_ERR_QUEUE_FULL',
-        503,
+        E.QUEUE_FULL,
         this.describe(),
         `is at capacity and its queue is full (queue.maxLength ${this.#queue.maxLength})`,
       );
@@ -154,8 +154,7 @@ export class BackendGroup implements QueueOwner<GroupRequest> {
     this.#metrics.queueRejectedTotal.inc({ group: this.name, reason: 'timeout' });
     request.dequeued(
       new UpstreamError(
-        'HF_ERR_QUEUE_TIMEOUT',
-        503,
+        E.QUEUE_TIMEOUT,
         this.describe(),
         `had no free server within queue.timeoutMs (${this.#queue.timeoutMs} ms)`,
       ),

@@ -1,4 +1,5 @@
 import { errors } from 'undici';
+import { E } from '../error-codes.js';
 import { UpstreamError } from '../errors.js';
 import { kSocketBytesRead } from './upstream.js';
 
@@ -46,8 +47,7 @@ export function classifyUpstreamError(backend: string, err: unknown, responseSta
     const timedOut = code === 'UND_ERR_CONNECT_TIMEOUT';
     return {
       error: new UpstreamError(
-        timedOut ? 'HF_ERR_UPSTREAM_CONNECT_TIMEOUT' : 'HF_ERR_UPSTREAM_REFUSED',
-        timedOut ? 504 : 502,
+        timedOut ? E.UPSTREAM_CONNECT_TIMEOUT : E.UPSTREAM_REFUSED,
         backend,
         timedOut ? 'did not accept the connection in time' : `refused the connection (${code})`,
         err,
@@ -61,7 +61,7 @@ export function classifyUpstreamError(backend: string, err: unknown, responseSta
     // undici refused to send what the client gave us (a header it will not write): the client's fault, not
     // the backend's, and nothing was sent.
     return {
-      error: new UpstreamError('HF_ERR_UNFORWARDABLE_REQUEST', 400, backend, `cannot be sent this request (${e.message})`, err),
+      error: new UpstreamError(E.UNFORWARDABLE_REQUEST, backend, `cannot be sent this request (${e.message})`, err),
       notSent: false,
       staleReusedSocket: false,
       healthFailure: false,
@@ -69,7 +69,7 @@ export function classifyUpstreamError(backend: string, err: unknown, responseSta
   }
   if (code === 'UND_ERR_HEADERS_TIMEOUT') {
     return {
-      error: new UpstreamError('HF_ERR_UPSTREAM_TIMEOUT', 504, backend, 'did not answer in time', err),
+      error: new UpstreamError(E.UPSTREAM_TIMEOUT, backend, 'did not answer in time', err),
       notSent: false,
       staleReusedSocket: false,
       healthFailure: true,
@@ -77,7 +77,7 @@ export function classifyUpstreamError(backend: string, err: unknown, responseSta
   }
   if (code === 'UND_ERR_BODY_TIMEOUT') {
     return {
-      error: new UpstreamError('HF_ERR_UPSTREAM_BODY_TIMEOUT', 504, backend, 'stalled while sending the response', err),
+      error: new UpstreamError(E.UPSTREAM_BODY_TIMEOUT, backend, 'stalled while sending the response', err),
       notSent: false,
       staleReusedSocket: false,
       healthFailure: true,
@@ -89,8 +89,7 @@ export function classifyUpstreamError(backend: string, err: unknown, responseSta
     // request is not re-sent as if the socket had gone stale (the bytes it read were this answer's).
     return {
       error: new UpstreamError(
-        'HF_ERR_UPSTREAM_BAD_RESPONSE',
-        502,
+        E.UPSTREAM_BAD_RESPONSE,
         backend,
         `sent an answer the request did not allow (${e.message}: an unasked 100 Continue or 101)`,
         err,
@@ -105,7 +104,7 @@ export function classifyUpstreamError(backend: string, err: unknown, responseSta
     // socket was reused. That is the one failure where a fresh connection may succeed (DESIGN.md).
     const bytesRead = e.socket?.bytesRead ?? e[kSocketBytesRead] ?? 0;
     return {
-      error: new UpstreamError('HF_ERR_UPSTREAM_RESET', 502, backend, `closed the connection (${code})`, err),
+      error: new UpstreamError(E.UPSTREAM_RESET, backend, `closed the connection (${code})`, err),
       notSent: false,
       staleReusedSocket: !responseStarted && bytesRead > 0,
       healthFailure: responseStarted || bytesRead === 0,
@@ -121,14 +120,14 @@ export function classifyUpstreamError(backend: string, err: unknown, responseSta
     code === 'UND_ERR_INFO'
   ) {
     return {
-      error: new UpstreamError('HF_ERR_UPSTREAM_BAD_RESPONSE', 502, backend, `sent an invalid response (${code})`, err),
+      error: new UpstreamError(E.UPSTREAM_BAD_RESPONSE, backend, `sent an invalid response (${code})`, err),
       notSent: false,
       staleReusedSocket: false,
       healthFailure: true,
     };
   }
   return {
-    error: new UpstreamError('HF_ERR_UPSTREAM_FAILED', 502, backend, `failed (${code || e.message})`, err),
+    error: new UpstreamError(E.UPSTREAM_FAILED, backend, `failed (${code || e.message})`, err),
     notSent: false,
     staleReusedSocket: false,
     healthFailure: true,

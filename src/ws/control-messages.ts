@@ -1,3 +1,4 @@
+import { E } from '../error-codes.js';
 import { HoldfastError } from '../errors.js';
 import { SUPPORTED_FILTERS } from '../grip/instruct.js';
 
@@ -22,7 +23,7 @@ export type ControlMessage =
 
 export class ControlMessageError extends HoldfastError {
   constructor(message: string) {
-    super('HF_ERR_WS_CONTROL', 502, `invalid GRIP control message: ${message}`);
+    super(E.WS_CONTROL, `invalid GRIP control message: ${message}`);
   }
 }
 

@@ -4,7 +4,8 @@ import type { Socket } from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { HoldfastConfig } from '../config/schema.js';
 import { rawErrorResponse } from '../http/error-response.js';
-import { SEND_TIMEOUT_CODE, resetConnection, type SendStallWatch } from '../http/send-stall.js';
+import { resetConnection, type SendStallWatch } from '../http/send-stall.js';
+import { E } from '../error-codes.js';
 import { ClientRequestError, type HoldfastError } from '../errors.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import type { WsMessageFormat } from '../grip/publish-items.js';
@@ -343,7 +344,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
    */
   onSendStall(): string {
     if (this.hold !== null) this.host.holds.counters.countDrop('drain_timeout');
-    else this.host.metrics.clientErrorsTotal.inc({ code: SEND_TIMEOUT_CODE });
+    else this.host.metrics.clientErrorsTotal.inc({ code: E.SEND_TIMEOUT.code });
     this.#closeCause ??= 'dead';
     // ws's terminate() would close with a FIN and leave the kernel's buffers to an orphaned socket.
     resetConnection(this.#tcp, this.#tcp);
@@ -599,7 +600,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
       this.#maybeFinish();
       return;
     }
-    this.host.metrics.wsRejected.inc({ code: 'HF_ERR_WS_REFUSED' });
+    this.host.metrics.wsRejected.inc({ code: E.WS_REFUSED.code });
     const socket = this.#socket;
     this.#backendDone = true;
     if (socket !== null && socket.writable) {
@@ -772,7 +773,7 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
   WS_ERR_UNEXPECTED_RSV_2_3: 1002,
 };
 
-const DRAINING = new ClientRequestError('HF_ERR_DRAINING', 503, 'shutting down, not accepting new WebSocket connections');
+const DRAINING = new ClientRequestError(E.DRAINING, 'shutting down, not accepting new WebSocket connections');
 
 /** Pushpin's limits: an accepted answer carries events, a refusal only a page for the handshake's answer. */
 function answerLimit(status: number, headers: readonly string[]): number {

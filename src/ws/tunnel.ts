@@ -1,5 +1,6 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { E } from '../error-codes.js';
 import { UpstreamError, type HoldfastError } from '../errors.js';
 import { rawErrorResponse } from '../http/error-response.js';
 import { GRIP_FEATURES } from '../grip/features.js';
@@ -72,7 +73,7 @@ export class Tunnel implements WsTimed {
   start(req: IncomingMessage, upstream: WsUpstream, clientAddress: string, gripSig: string | null): void {
     const backend = pickBackend(upstream);
     if (backend === null) {
-      return this.refuse(new UpstreamError('HF_ERR_NO_HEALTHY_BACKEND', 503, upstream.group.describe(), 'has no server taking traffic'));
+      return this.refuse(new UpstreamError(E.NO_HEALTHY_BACKEND, upstream.group.describe(), 'has no server taking traffic'));
     }
     this.backend = backend;
     backend.requestCounter.inc();
@@ -132,7 +133,7 @@ export class Tunnel implements WsTimed {
   onResponse(res: TunnelResponse): void {
     // `request` stays set: destroying it closes the backend connection once the answer is relayed.
     this.backend?.recordSuccess();
-    this.host.metrics.wsRejected.inc({ code: 'HF_ERR_WS_REFUSED' });
+    this.host.metrics.wsRejected.inc({ code: E.WS_REFUSED.code });
     // The answer keeps its fields in order and its framing: its length when it had one, chunked (re-chunked
     // as it arrives) when it was, close-delimited otherwise. Only the backend hop's connection fields go.
     const chunked = /\bchunked\b/i.test(rawHeaderValue(res.rawHeaders, 'transfer-encoding') ?? '');
@@ -155,12 +156,12 @@ export class Tunnel implements WsTimed {
     const name = backend?.name ?? 'none';
     const code = err.code ?? '';
     const error = timedOut
-      ? new UpstreamError('HF_ERR_UPSTREAM_TIMEOUT', 504, name, 'did not answer the WebSocket handshake in time', err)
+      ? new UpstreamError(E.UPSTREAM_TIMEOUT, name, 'did not answer the WebSocket handshake in time', err)
       : code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH'
-        ? new UpstreamError('HF_ERR_UPSTREAM_REFUSED', 502, name, `refused the connection (${code})`, err)
+        ? new UpstreamError(E.UPSTREAM_REFUSED, name, `refused the connection (${code})`, err)
         : code.startsWith('HPE_')
-          ? new UpstreamError('HF_ERR_UPSTREAM_BAD_RESPONSE', 502, name, `sent an invalid handshake answer (${code})`, err)
-          : new UpstreamError('HF_ERR_UPSTREAM_FAILED', 502, name, `failed during the WebSocket handshake (${code || err.message})`, err);
+          ? new UpstreamError(E.UPSTREAM_BAD_RESPONSE, name, `sent an invalid handshake answer (${code})`, err)
+          : new UpstreamError(E.UPSTREAM_FAILED, name, `failed during the WebSocket handshake (${code || err.message})`, err);
     backend?.recordFailure(Date.now(), error.code);
     this.host.metrics.upstreamErrorsTotal.inc({ backend: name, code: error.code });
     this.refuse(error);

@@ -4,6 +4,7 @@ import { WebSocketServer } from 'ws';
 import type { HoldfastConfig } from '../config/schema.js';
 import { rawErrorResponse } from '../http/error-response.js';
 import type { SendStallWatch } from '../http/send-stall.js';
+import { E } from '../error-codes.js';
 import { ClientRequestError } from '../errors.js';
 import type { GripSigner } from '../grip/sig.js';
 import type { HoldRegistry } from '../hold/hold-registry.js';
@@ -120,7 +121,7 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
     // without waiting in the group's concurrency queue.
     const match = this.routing.route(rawHeaderValue(req.rawHeaders, 'host'), target);
     if (match === null) {
-      const error = new ClientRequestError('HF_ERR_NO_ROUTE', 404, `no route for GET ${target}`);
+      const error = new ClientRequestError(E.NO_ROUTE, `no route for GET ${target}`);
       this.metrics.wsRejected.inc({ code: error.code });
       this.#logRefusal(clientAddress, target, error);
       socket.on('error', destroyOnError);
@@ -204,7 +205,7 @@ export class UpgradeRouter implements TunnelHost, SessionHost {
   }
 }
 
-const DRAINING = new ClientRequestError('HF_ERR_DRAINING', 503, 'shutting down, not accepting new WebSocket connections');
+const DRAINING = new ClientRequestError(E.DRAINING, 'shutting down, not accepting new WebSocket connections');
 
 /** What an upgrade request must be to start a WebSocket (RFC 6455 §4.2.1); null when it is one. */
 export function checkHandshake(req: IncomingMessage): ClientRequestError | null {
@@ -214,7 +215,7 @@ export function checkHandshake(req: IncomingMessage): ClientRequestError | null 
   if (key === undefined || !KEY_PATTERN.test(key.trim())) return bad('Sec-WebSocket-Key must be 16 bytes in base64');
   const version = rawHeaderValue(req.rawHeaders, 'sec-websocket-version');
   if (version?.trim() !== '13') {
-    return new ClientRequestError('HF_ERR_WS_VERSION', 426, 'only WebSocket version 13 is spoken here');
+    return new ClientRequestError(E.WS_VERSION, 'only WebSocket version 13 is spoken here');
   }
   return null;
 }
@@ -226,7 +227,7 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
 }
 
 function bad(message: string): ClientRequestError {
-  return new ClientRequestError('HF_ERR_WS_BAD_HANDSHAKE', 400, message);
+  return new ClientRequestError(E.WS_BAD_HANDSHAKE, message);
 }
 
 /** RFC 6455 §4.4: a 426 names the versions we speak. */

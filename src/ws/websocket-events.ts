@@ -1,3 +1,4 @@
+import { E } from '../error-codes.js';
 import { HoldfastError } from '../errors.js';
 
 /**
@@ -20,7 +21,7 @@ const MAX_TYPE_LINE = 'DISCONNECT'.length + 1 + 8;
 
 export class WsEventsError extends HoldfastError {
   constructor(message: string) {
-    super('HF_ERR_WS_EVENTS', 502, `invalid application/websocket-events body from the backend: ${message}`, { wsCloseCode: 1011 });
+    super(E.WS_EVENTS, `invalid application/websocket-events body from the backend: ${message}`);
   }
 }
 
