@@ -3,7 +3,8 @@ import type { Bus, PublishResult } from '../bus/bus.js';
 import type { HoldfastConfig } from '../config/schema.js';
 import { lingerOnClose } from '../http/linger.js';
 import { E } from '../error-codes.js';
-import { BusUnavailableError, type HoldfastError } from '../errors.js';
+import { sendControlErrorResponse } from '../edge/error-response.js';
+import { BusUnavailableError, HoldfastError } from '../errors.js';
 import { PublishError, parsePublishBody, type PublishItem } from '../grip/publish-items.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -39,9 +40,7 @@ export class PublishEndpoint {
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST') {
-      res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' });
-      res.end('Method Not Allowed: publish with POST\n');
-      return;
+      return sendControlErrorResponse(res, PUBLISH_WITH_POST, { allow: 'POST' });
     }
     if (this.#deps.auth !== null && !(await this.#deps.auth.verify(req.headers.authorization))) {
       return this.#refuse(req, res, new PublishError(E.PUBLISH_UNAUTHORIZED, 'missing or invalid Authorization'), {
@@ -66,7 +65,7 @@ export class PublishEndpoint {
     try {
       result = await this.publish(items);
     } catch (err) {
-      if (err instanceof BusUnavailableError) return this.#refuse(req, res, err, { 'retry-after': '1' });
+      if (err instanceof BusUnavailableError) return this.#refuse(req, res, err);
       throw err;
     }
     const json = (req.headers.accept ?? '').includes('application/json');
@@ -112,15 +111,11 @@ export class PublishEndpoint {
       lingerOnClose(req.socket, LINGER_MS, true);
       req.resume();
     }
-    const json = (req.headers.accept ?? '').includes('application/json');
-    res.writeHead(err.httpStatus, {
-      'content-type': json ? 'application/json' : 'text/plain',
-      'x-holdfast-error': err.code,
-      ...extra,
-    });
-    res.end(json ? `${JSON.stringify({ error: err.code, message: err.message })}\n` : `${err.message}\n`);
+    sendControlErrorResponse(res, err, extra);
   }
 }
+
+const PUBLISH_WITH_POST = new HoldfastError(E.CONTROL_METHOD_NOT_ALLOWED, 'Method Not Allowed: publish with POST');
 
 function countStatuses(result: PublishResult): Record<'duplicate' | 'queued' | 'dropped', number> {
   const counts = { duplicate: 0, queued: 0, dropped: 0 };

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { deadlineCheckIntervalMs } from '../http/deadline-check.js';
 import { E } from '../error-codes.js';
-import { ConfigError, HoldfastError } from '../errors.js';
+import { HoldfastError } from '../errors.js';
+import { sendControlErrorResponse } from '../edge/error-response.js';
 import type { Metrics } from '../observe/metrics.js';
 import { dashboardPage } from './dashboard-page.js';
 import type { DashboardFeed } from './dashboard-feed.js';
@@ -60,10 +61,8 @@ export class ControlServer {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.#handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(`internal error: ${(err as Error).message}\n`);
-      } else res.destroy();
+      const error = err instanceof HoldfastError ? err : new HoldfastError(E.INTERNAL, `internal error: ${(err as Error).message}`, { cause: err });
+      sendControlErrorResponse(res, error);
     });
   }
 
@@ -112,24 +111,14 @@ export class ControlServer {
         req.resume();
         if (!(await this.#authorized(req, res, false))) return;
         const reload = this.#deps.reload;
-        if (reload === undefined) {
-          res.writeHead(404, { 'content-type': 'text/plain' });
-          res.end('reload is not available\n');
-          return;
-        }
+        if (reload === undefined) return sendControlErrorResponse(res, new HoldfastError(E.CONTROL_NOT_FOUND, 'reload is not available'));
         let answer: string | void;
         try {
           answer = await reload();
         } catch (err) {
           if (!(err instanceof HoldfastError)) throw err;
-          // The same error start-up prints: every bad key with its value.
-          res.writeHead(err instanceof ConfigError ? 400 : err.httpStatus, {
-            'content-type': 'text/plain; charset=utf-8',
-            'cache-control': 'no-store',
-            'x-holdfast-error': err.code,
-          });
-          res.end(`${err.message}\n`);
-          return;
+          // The same error start-up prints (a ConfigError: every bad key with its value).
+          return sendControlErrorResponse(res, err);
         }
         res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
         res.end(answer ?? 'reloaded\n');
@@ -143,9 +132,7 @@ export class ControlServer {
           body = await (this.#deps.metricsText ?? (() => this.#deps.metrics.registry.metrics()))();
         } catch (err) {
           if (!(err instanceof HoldfastError)) throw err;
-          res.writeHead(err.httpStatus, { 'content-type': 'text/plain', 'cache-control': 'no-store', 'x-holdfast-error': err.code });
-          res.end(`${err.message}\n`);
-          return;
+          return sendControlErrorResponse(res, err);
         }
         res.writeHead(200, { 'content-type': this.#deps.metrics.registry.contentType, 'cache-control': 'no-store' });
         res.end(req.method === 'HEAD' ? undefined : body);
@@ -190,8 +177,7 @@ export class ControlServer {
         res.end(req.method === 'HEAD' ? undefined : 'Holdfast control listener: POST /publish, POST /reload, /metrics, /healthz, /dashboard\n');
         return;
       default:
-        res.writeHead(404, { 'content-type': 'text/plain' });
-        res.end('not found\n');
+        sendControlErrorResponse(res, new HoldfastError(E.CONTROL_NOT_FOUND, 'not found'));
     }
   }
 }
@@ -199,21 +185,17 @@ export class ControlServer {
 /** A browser answers this by asking for a user and password, and PublishAuth takes the key as the password. */
 const BASIC_CHALLENGE = 'Basic realm="Holdfast control", charset="UTF-8"';
 
+const UNAUTHORIZED = new HoldfastError(E.CONTROL_UNAUTHORIZED, 'this control endpoint needs the publish key (publish.key) in Authorization');
+
 /** Answered to a control request without the publish key where one is needed. */
 function refuseUnauthorized(res: ServerResponse, challenge: string): void {
-  const err = new HoldfastError(E.CONTROL_UNAUTHORIZED, 'this control endpoint needs the publish key (publish.key) in Authorization');
-  res.writeHead(err.httpStatus, {
-    'content-type': 'text/plain',
-    'cache-control': 'no-store',
-    'www-authenticate': challenge,
-    'x-holdfast-error': err.code,
-  });
-  res.end(`${err.message}\n`);
+  sendControlErrorResponse(res, UNAUTHORIZED, { 'www-authenticate': challenge });
 }
+
+const METHOD_NOT_ALLOWED = new HoldfastError(E.CONTROL_METHOD_NOT_ALLOWED, 'method not allowed');
 
 function allowMethods(req: IncomingMessage, res: ServerResponse, methods: readonly string[]): boolean {
   if (methods.includes(req.method ?? '')) return true;
-  res.writeHead(405, { allow: methods.join(', '), 'content-type': 'text/plain' });
-  res.end('method not allowed\n');
+  sendControlErrorResponse(res, METHOD_NOT_ALLOWED, { allow: methods.join(', ') });
   return false;
 }
