@@ -624,7 +624,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     this.#backendDone = true;
     this.#inFlight = null;
     if (this.state === 'opening') return this.#refuseHandshake(err);
-    this.closeClient(1011, 'backend error', 'error');
+    this.closeClient(closeCodeFor(err), 'backend error', 'error');
     this.#maybeFinish();
   }
 
@@ -643,7 +643,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     this.#inFlight = null;
     this.#backendDone = true;
     if (this.state === 'opening') return this.#refuseHandshake(error);
-    this.closeClient(1011, 'backend unavailable', 'error');
+    this.closeClient(closeCodeFor(error), 'backend unavailable', 'error');
     this.#maybeFinish();
   }
 
@@ -772,6 +772,14 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
   WS_ERR_UNEXPECTED_RSV_1: 1002,
   WS_ERR_UNEXPECTED_RSV_2_3: 1002,
 };
+
+/**
+ * The close code an error ends an open session with, from its registry entry (error-codes.ts). RFC 6455
+ * §7.4.1's 1011 (an unexpected condition) for an entry without one: every backend failure is that.
+ */
+function closeCodeFor(err: HoldfastError): number {
+  return err.wsCloseCode ?? 1011;
+}
 
 const DRAINING = new ClientRequestError(E.DRAINING, 'shutting down, not accepting new WebSocket connections');
 

@@ -149,14 +149,15 @@ export class Tunnel implements WsTimed {
     res.once('error', refusalOnError);
   }
 
-  onRequestError(err: Error & { code?: string }, timedOut: boolean): void {
+  /** The handshake request failed: `err` from the socket, or null when the backend did not answer in time. */
+  onRequestError(err: (Error & { code?: string }) | null): void {
     this.request = null;
     if (this.closed) return;
     const backend = this.backend;
     const name = backend?.name ?? 'none';
-    const code = err.code ?? '';
-    const error = timedOut
-      ? new UpstreamError(E.UPSTREAM_TIMEOUT, name, 'did not answer the WebSocket handshake in time', err)
+    const code = err?.code ?? '';
+    const error = err === null
+      ? new UpstreamError(E.UPSTREAM_TIMEOUT, name, 'did not answer the WebSocket handshake in time')
       : code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH'
         ? new UpstreamError(E.UPSTREAM_REFUSED, name, `refused the connection (${code})`, err)
         : code.startsWith('HPE_')
@@ -246,13 +247,13 @@ function requestOnResponse(this: TunnelRequest, res: IncomingMessage): void {
 }
 
 function requestOnError(this: TunnelRequest, err: Error): void {
-  this[kTunnel]?.onRequestError(err, false);
+  this[kTunnel]?.onRequestError(err);
 }
 
 function requestOnTimeout(this: TunnelRequest): void {
   const tunnel = this[kTunnel];
   this.destroy();
-  tunnel?.onRequestError(new Error('handshake timeout'), true);
+  tunnel?.onRequestError(null);
 }
 
 function refusalOnData(this: TunnelResponse, chunk: Buffer): void {
