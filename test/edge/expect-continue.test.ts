@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { test, type TestContext } from 'node:test';
+import { mock, test, type TestContext } from 'node:test';
 import { startBackend, type Handler } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
 import { recordConnectionBytes } from '../helpers/connection-bytes.js';
 import { listen } from '../helpers/listen.js';
 import { RawClient } from '../helpers/raw.js';
+import { until } from '../helpers/until.js';
 
 /** Echoes method, target and body, with a length so the connection stays persistent. */
 const echo: Handler = (req, res, body) => {
@@ -226,12 +227,22 @@ test('a backend that never answers 100-continue: 504 after timeouts.upstreamResp
   const backend = await startDecidingBackend(t, () => {
     /* neither 100 nor a final answer */
   });
+  const stallMs = 10_000;
   const hf = await startTestHoldfast(t, [backend.url], {
-    timeouts: { upstreamResponseMs: 600, requestBodyStallMs: 200 },
+    timeouts: { upstreamResponseMs: 2_000, requestBodyStallMs: stallMs },
     log: { level: 'silent' },
   });
+  // The body-stall watch's clock (setInterval, Date) is faked; undici's response deadline (setTimeout) is
+  // real. Three stall limits pass on the fake clock well before the backend's deadline on the real one.
+  mock.timers.enable({ apis: ['setInterval', 'Date'], now: Date.now() });
+  t.after(() => mock.timers.reset());
   const client = await RawClient.connect(t, hf.port);
   client.write('POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
+  await until(() => backend.requests().length === 1, 'the head to reach the backend');
+  for (let passed = 0; passed < 3 * stallMs; passed += 1_000) {
+    mock.timers.tick(1_000);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
   const res = await client.readResponse();
   assert.equal(res.status, 504, 'not the 408 a client silent after our 100 would get');
   assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_UPSTREAM_TIMEOUT');
