@@ -4,12 +4,24 @@ import { test } from 'node:test';
 import { startBackend } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
+import { until } from '../helpers/until.js';
 
-test('pipelined safe requests are answered strictly in request order, even when later ones finish first', async (t) => {
-  const delays: Record<string, number> = { '/slow': 150, '/mid': 50, '/fast': 0 };
+test('pipelined safe requests run concurrently and are answered strictly in request order, even when later ones finish first', async (t) => {
+  // The backend finishes them in reverse: /slow only once /mid and /fast have arrived, /mid only once /fast
+  // has. A build that forwarded them one at a time never gets /slow answered (the raw client's wait is
+  // bounded and fails the test by name); one that answered in finishing order gets /fast first.
+  const arrivedAt = new Map<string, () => void>();
+  const arrival = (url: string) => new Promise<void>((resolve) => arrivedAt.set(url, resolve));
+  const midArrived = arrival('/mid');
+  const fastArrived = arrival('/fast');
+  const finished: string[] = [];
   const backend = await startBackend(t, async (req, res) => {
-    await sleep(delays[req.url ?? ''] ?? 0);
-    res.end(req.url);
+    const url = req.url ?? '';
+    arrivedAt.get(url)?.();
+    if (url === '/slow') await Promise.all([midArrived, fastArrived]);
+    if (url === '/mid') await fastArrived;
+    finished.push(url);
+    res.end(url);
   });
   const hf = await startTestHoldfast(t, [backend.url]);
   const client = await RawClient.connect(t, hf.port);
@@ -21,8 +33,7 @@ test('pipelined safe requests are answered strictly in request order, even when 
     responses.map((r) => r.body.toString()),
     ['/slow', '/mid', '/fast'],
   );
-  // The safe ones ran concurrently: the backend saw /fast before /slow finished.
-  assert.equal(backend.seen.length, 3);
+  assert.deepEqual(finished, ['/fast', '/mid', '/slow'], 'the backend held all three at once');
 });
 
 test('once a pipeline holds an unsafe method, it is serialised: nothing overtakes the POST and it overtakes nothing', async (t) => {
@@ -145,15 +156,21 @@ test('a deep pipeline sent without waiting is parsed only a read ahead of its an
   for (let i = 0; i < COUNT; i++) bytes += `GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
   client.write(bytes);
   const depth = (): number => [...hf.edge.registry.connections()][0]?.pendingResponses ?? 0;
-  // Parsing has stopped once the depth holds still for a while (a bounded wait, not a timing assertion).
+  // Parsing has stopped once the depth holds still for 2,000 turns of the event loop (not a timing
+  // assertion). Bounded: a depth that never settles, because reading never stops, fails here by name.
   let last = -1;
   let still = 0;
-  while (still < 2_000) {
-    await new Promise((resolve) => setImmediate(resolve));
-    const now = depth();
-    still = now === last && now > 0 ? still + 1 : 0;
-    last = now;
-  }
+  await until(
+    () => {
+      const now = depth();
+      still = now === last && now > 0 ? still + 1 : 0;
+      last = now;
+      return still >= 2_000;
+    },
+    'the pipeline depth to hold still',
+    100_000,
+  );
+  assert.ok(last >= 64, `the pipeline reached the pause depth: ${last}`);
   assert.ok(last <= 64 + Math.ceil(65_536 / 28), `parsed ahead: ${last} of ${COUNT}`);
   release();
   const responses = await client.readResponses(COUNT);

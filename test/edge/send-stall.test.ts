@@ -64,6 +64,8 @@ test('send deadline: an SSE client that never reads is cut after timeouts.sendSt
   assert.ok(stalledSocket.writableLength < hf.config.push.maxQueuedBytesPerConnection, 'under the queue bound: not a slow_consumer drop');
 
   await sweepUntil(() => false, STALL_MS - SWEEP_MS);
+  // A cut destroys the socket in the sweep that decides it: checked right after the sweeps, not after I/O.
+  assert.equal(stalledSocket.destroyed, false, 'not cut before the deadline');
   assert.equal(hf.holds.heldCount, 2, 'not cut before the deadline');
   await sweepUntil(() => stalledSocket.destroyed, 2 * STALL_MS);
   assert.ok(stalledSocket.destroyed, 'cut at the deadline');
@@ -101,6 +103,8 @@ test('send deadline: a GRIP WebSocket that never reads is cut (the backend hears
   }
 
   await sweepUntil(() => false, STALL_MS - SWEEP_MS);
+  // The sweep that cuts takes the socket out of the watch at once (the reader's, drained, left it already).
+  assert.equal(hf.holds.sendStall.size, 1, 'not cut before the deadline');
   assert.equal(hf.holds.heldCount, 2, 'not cut before the deadline');
   await sweepUntil(() => hf.holds.sendStall.size === 0, 2 * STALL_MS);
   await eventually(() => hf.holds.heldCount === 1, 10_000, 'the cut client released');
@@ -134,8 +138,11 @@ test('send deadline: a proxied response the client stops reading is cut, and the
   socket.pause();
   // Backpressure all the way: the client's kernel buffers, Holdfast's queue, undici paused, the backend's buffers.
   await eventually(() => backendResponse?.writableNeedDrain === true, 10_000, 'the response to back up to the backend');
+  const edgeSocket = [...hf.edge.registry.connections()][0]!.socket;
 
   await sweepUntil(() => false, STALL_MS - SWEEP_MS);
+  // A cut destroys the client socket in the sweep that decides it: checked right after the sweeps.
+  assert.equal(edgeSocket.destroyed, false, 'not cut before the deadline');
   assert.equal(backendResponseClosed, false, 'not cut before the deadline');
   // The sweep that cuts takes the socket out of the watch; the rest (client close, undici abort, the backend
   // seeing its connection go) is real I/O.

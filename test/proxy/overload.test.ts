@@ -68,8 +68,11 @@ test('over the per-server cap requests queue; a full queue is 503 at once, a que
   assert.equal(r4.headers['retry-after'], '1');
 
   t.mock.timers.tick(999);
-  await new Promise((resolve) => setImmediate(resolve));
+  // The deadline timer runs inside tick(): a wrong one has already emptied the queue here. The metrics round
+  // trip lets any I/O it started (a 503 on its way) run before the check.
+  assert.equal(await metricValue(hf, 'holdfast_queue_length', { group: 'web' }), 2, 'still waiting at 999 ms');
   assert.equal(group.queueLength, 2, 'still waiting at 999 ms');
+  assert.equal(await metricValue(hf, 'holdfast_queue_rejected_total', { group: 'web', reason: 'timeout' }), undefined);
   t.mock.timers.tick(1);
   for (const r of [await r2.response, await r3.response]) {
     assert.equal(r.status, 503);
