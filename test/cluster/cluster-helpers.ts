@@ -7,7 +7,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
-import { eventually } from '../helpers/until.js';
+import { eventually, within } from '../helpers/until.js';
 import { readJsonLines } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -167,7 +167,7 @@ export class SseSocket {
   static async open(t: TestContext, port: number, path: string, lastEventId?: string): Promise<SseSocket> {
     const socket = connect(port, '127.0.0.1');
     t.after(() => socket.destroy());
-    await once(socket, 'connect');
+    await within(once(socket, 'connect'), 10_000, 'the TCP connection');
     const sse = new SseSocket(socket);
     const extra = lastEventId === undefined ? '' : `Last-Event-ID: ${lastEventId}\r\n`;
     socket.write(`GET ${path} HTTP/1.1\r\nHost: cluster.test\r\nAccept: text/event-stream\r\n${extra}\r\n`);

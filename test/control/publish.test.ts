@@ -9,6 +9,7 @@ import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
 import { trickleUntilCut } from '../helpers/trickle.js';
+import { within } from '../helpers/until.js';
 import { HeldStream, heldCount, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
@@ -207,7 +208,7 @@ test('publish: a 413 reaches a publisher that reads only after writing its whole
     socket.resume();
     let received = '';
     socket.setEncoding('latin1').on('data', (s: string) => (received += s));
-    await once(socket, 'end');
+    await within(once(socket, 'end'), 10_000, `${framing}: the end after the 413`);
     assert.match(received, /^HTTP\/1\.1 413 /, framing);
     assert.match(received, /\r\nx-holdfast-error: HF_ERR_PUBLISH_TOO_LARGE\r\n/i, framing);
     assert.match(received, /\r\nconnection: close\r\n/i, framing);

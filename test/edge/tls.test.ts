@@ -246,7 +246,7 @@ test('tls: plain HTTP, garbage or silence on the TLS port never reach a backend:
     const socket = netConnect(tlsPort, '127.0.0.1');
     t.after(() => socket.destroy());
     socket.on('error', () => undefined);
-    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    await within(new Promise<void>((resolve) => socket.once('connect', resolve)), 10_000, 'the TCP connection');
     if (bytes !== null) socket.write(bytes);
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));

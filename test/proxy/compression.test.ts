@@ -7,6 +7,7 @@ import { request } from 'undici';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
+import { within } from '../helpers/until.js';
 
 const JSON_10K = JSON.stringify(
   Array.from({ length: 120 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'], price: i * 1.5 })),
@@ -144,7 +145,7 @@ test('an SSE stream through compression delivers each event at once (flushed, no
       for (const w of waiters.splice(0)) w();
     });
     const received = async (needle: string) => {
-      while (!text.includes(needle)) await new Promise<void>((resolve) => waiters.push(resolve));
+      while (!text.includes(needle)) await within(new Promise<void>((resolve) => waiters.push(resolve)), 10_000, `${needle} decoded at the client`);
     };
     // Each event is written only after the previous one arrived decoded at the client: a compressor that
     // buffered would stall here (and the test time out).
@@ -154,6 +155,6 @@ test('an SSE stream through compression delivers each event at once (flushed, no
     }
     assert.equal(text.split('\n\n').length - 1, 5);
     stream.end();
-    await new Promise((resolve) => decoder.once('end', resolve));
+    await within(new Promise((resolve) => decoder.once('end', resolve)), 10_000, 'the decoded stream to end');
   }
 });

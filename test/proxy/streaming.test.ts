@@ -7,6 +7,7 @@ import { Agent, request } from 'undici';
 import { startBackend } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
+import { eventually } from '../helpers/until.js';
 
 // Client, Holdfast and backend share this process, so the memory measured below bounds all three legs
 // together; Holdfast buffering a body would show up as growth of the order of the body.
@@ -298,7 +299,7 @@ test('a client that hangs up mid-download frees the backend exchange', async (t)
   const hf = await startTestHoldfast(t, [backend.url]);
   const client = await RawClient.connect(t, hf.port);
   client.write('GET /big HTTP/1.1\r\nHost: s.test\r\n\r\n');
-  while (client.pending.length < 1 * MIB) await new Promise((r) => client.socket.once('data', r));
+  await eventually(() => client.pending.length >= 1 * MIB, 30_000, 'the first MiB of the answer');
   client.socket.destroy();
   assert.equal(await closed, false, 'the backend response was cut short, not drained into a void');
   assert.ok(progress.written < size);
