@@ -4,7 +4,6 @@ import { ControlUnreachableError, NotControlListenerError } from '../errors.js';
 /** A control listener answers within this or is reported unreachable (a black-holed address would hang fetch). */
 const ANSWER_TIMEOUT_MS = 10_000;
 
-
 /**
  * The smallest publisher: one message to one channel in every format, for `holdfast publish` and the demo.
  * Backends should use a GRIP library (@fanoutio/grip and its siblings); this exists so the CLI needs none.
