@@ -11,6 +11,8 @@ test('holdfast demo: the page (icon, phone viewport, the real control port) and 
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   await eventually(() => /open http:\/\/127\.0\.0\.1:\d+\//.test(stderr), 60_000, `the demo's URL on stderr (${stderr})`);
   const url = /open (http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr)![1]!;
+  // stdout and stderr are two pipes: the start line may be read after the URL.
+  await eventually(() => lines.some((l) => l.msg === 'holdfast started'), 10_000, 'the start line on stdout');
   const started = lines.find((l) => l.msg === 'holdfast started') as { control: { port: number } };
 
   const page = await fetch(`${url}/`);
