@@ -1,5 +1,4 @@
-import { E, errorDefOf, isAnswerable } from '../error-codes.js';
-import { ConfigError, HoldfastError, type ConfigIssue } from '../errors.js';
+import { ConfigError, type ConfigIssue, E, errorDefOf, HoldfastError, isAnswerable } from '../errors.js';
 
 /**
  * The IPC messages between the primary and its workers that are not the bus's (src/bus/cluster-messages.ts):

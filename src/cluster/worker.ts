@@ -1,7 +1,6 @@
 import cluster from 'node:cluster';
 import type { HoldfastConfig } from '../config/schema.js';
-import { E } from '../error-codes.js';
-import { ClusterUnavailableError, ConfigError, HoldfastError } from '../errors.js';
+import { ClusterUnavailableError, ConfigError, E, HoldfastError } from '../errors.js';
 import { startHoldfast, type ClusterControl, type RunningHoldfast } from '../holdfast.js';
 import { fromWireError, parsePrimaryToWorker, toWireError, type PrimaryToWorker, type WorkerToPrimary } from './messages.js';
 

@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import { E } from '../error-codes.js';
+import { E } from '../errors.js';
 
 /**
  * What the dashboard shows, built from the same registry /metrics serves (so the page and a Prometheus

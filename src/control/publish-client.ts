@@ -1,5 +1,4 @@
-import { errorDefOf } from '../error-codes.js';
-import { ControlUnreachableError, NotControlListenerError } from '../errors.js';
+import { ControlUnreachableError, errorDefOf, NotControlListenerError } from '../errors.js';
 
 /** A control listener answers within this or is reported unreachable (a black-holed address would hang fetch). */
 const ANSWER_TIMEOUT_MS = 10_000;

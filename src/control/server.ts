@@ -1,8 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { deadlineCheckIntervalMs } from '../http/deadline-check.js';
-import { E } from '../error-codes.js';
-import { HoldfastError } from '../errors.js';
-import { sendControlErrorResponse } from '../edge/error-response.js';
+import { E, HoldfastError } from '../errors.js';
+import { sendControlErrorResponse } from '../http/error-response.js';
 import type { Metrics } from '../observe/metrics.js';
 import { dashboardPage } from './dashboard-page.js';
 import type { DashboardFeed } from './dashboard-feed.js';

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { HoldfastConfig } from '../config/schema.js';
-import { E } from '../error-codes.js';
-import { HoldfastError } from '../errors.js';
+import { E, HoldfastError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import { shortcutGroup } from '../proxy/routing.js';
 import { serverConnectionCap } from '../proxy/group.js';

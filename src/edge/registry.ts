@@ -1,5 +1,4 @@
-import { E } from '../error-codes.js';
-import { ClientRequestError, type HoldfastError } from '../errors.js';
+import { ClientRequestError, E, type HoldfastError } from '../errors.js';
 import type { Socket } from 'node:net';
 
 /** What the registry needs to know of a client connection. */

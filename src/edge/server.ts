@@ -1,8 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { HoldfastConfig } from '../config/schema.js';
-import { E } from '../error-codes.js';
-import { ClientRequestError, HoldfastError } from '../errors.js';
+import { ClientRequestError, E, HoldfastError } from '../errors.js';
 import { AccessLog } from '../observe/access-log.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';

@@ -1,5 +1,4 @@
-import { E } from '../error-codes.js';
-import { HoldfastError } from '../errors.js';
+import { E, HoldfastError } from '../errors.js';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { isWritableText } from '../http/headers.js';
 import { param, parseHeaderItems } from './header-params.js';

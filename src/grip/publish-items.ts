@@ -1,5 +1,4 @@
-import { E } from '../error-codes.js';
-import { HoldfastError } from '../errors.js';
+import { E, HoldfastError } from '../errors.js';
 import { isWritableText } from '../http/headers.js';
 import { GripInstructError, contentOf, jsonHeaders } from './instruct.js';
 

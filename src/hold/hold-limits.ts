@@ -1,5 +1,4 @@
-import { E } from '../error-codes.js';
-import { HoldfastError } from '../errors.js';
+import { E, HoldfastError } from '../errors.js';
 import type { Instruct } from '../grip/instruct.js';
 
 class HoldLimitError extends HoldfastError {

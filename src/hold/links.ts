@@ -1,5 +1,4 @@
-import { E } from '../error-codes.js';
-import { HoldfastError, UpstreamError } from '../errors.js';
+import { E, HoldfastError, UpstreamError } from '../errors.js';
 import type { PickRequest } from '../proxy/balancer.js';
 import type { GroupSender } from '../proxy/group-sender.js';
 import type { Routing } from '../proxy/routing.js';

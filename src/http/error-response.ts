@@ -3,7 +3,7 @@ import type { HoldfastError } from '../errors.js';
 
 /*
  * The one boundary where a HoldfastError becomes bytes: status and code from its registry entry
- * (error-codes.ts), `x-holdfast-error` always, `Retry-After` on every 503. Two forms: the client listener's
+ * (errors.ts), `x-holdfast-error` always, `Retry-After` on every 503. Two forms: the client listener's
  * (a body that names status, code and reason, for anyone behind the proxy) and the control listener's (the
  * reason alone, or JSON when asked, for publishers and the CLI, which print it).
  */

@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { E, type AnswerableErrorDef } from '../error-codes.js';
-import { ClientRequestError } from '../errors.js';
+import { type AnswerableErrorDef, ClientRequestError, E } from '../errors.js';
 
 /**
  * What Node's parser (llhttp) lets through but a gateway must refuse (DESIGN.md). Returns the target to

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { E } from '../error-codes.js';
+import { E } from '../errors.js';
 
 /**
  * One registry per Holdfast instance, so several instances in one process (tests, cluster workers) keep

@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { E } from '../error-codes.js';
-import { HoldfastError } from '../errors.js';
+import { E, HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../http/error-response.js';
 import { resetConnection, type SendStallSubject, type SendStallWatch } from '../http/send-stall.js';
 import type { Logger } from '../observe/log.js';

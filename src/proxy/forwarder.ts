@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CheckedRequest } from '../http/request-checks.js';
 import type { SendStallWatch } from '../http/send-stall.js';
-import { E } from '../error-codes.js';
-import { HoldfastError } from '../errors.js';
+import { E, HoldfastError } from '../errors.js';
 import type { GripSigner } from '../grip/sig.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';

@@ -1,6 +1,5 @@
 import type { GroupConfig, HoldfastConfig } from '../config/schema.js';
-import { E } from '../error-codes.js';
-import { HoldfastError, UpstreamError } from '../errors.js';
+import { E, HoldfastError, UpstreamError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ServerResponse } from 'node:http';

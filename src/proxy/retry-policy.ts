@@ -1,6 +1,5 @@
 import { errors } from 'undici';
-import { E } from '../error-codes.js';
-import { UpstreamError } from '../errors.js';
+import { E, UpstreamError } from '../errors.js';
 import { kSocketBytesRead } from './upstream.js';
 
 /** RFC 9110 §9.2.2. */

@@ -5,8 +5,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import type { HoldfastConfig } from '../config/schema.js';
 import { rawErrorResponse } from '../http/error-response.js';
 import { resetConnection, type SendStallWatch } from '../http/send-stall.js';
-import { E } from '../error-codes.js';
-import { ClientRequestError, type HoldfastError } from '../errors.js';
+import { ClientRequestError, E, type HoldfastError } from '../errors.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import type { WsMessageFormat } from '../grip/publish-items.js';
 import type { GripSigner } from '../grip/sig.js';
@@ -774,7 +773,7 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
 };
 
 /**
- * The close code an error ends an open session with, from its registry entry (error-codes.ts). RFC 6455
+ * The close code an error ends an open session with, from its registry entry (errors.ts). RFC 6455
  * §7.4.1's 1011 (an unexpected condition) for an entry without one: every backend failure is that.
  */
 function closeCodeFor(err: HoldfastError): number {

@@ -1,7 +1,6 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { E } from '../error-codes.js';
-import { UpstreamError, type HoldfastError } from '../errors.js';
+import { E, type HoldfastError, UpstreamError } from '../errors.js';
 import { rawErrorResponse } from '../http/error-response.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import type { TimerWheel } from '../util/timer-wheel.js';

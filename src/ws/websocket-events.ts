@@ -1,5 +1,4 @@
-import { E } from '../error-codes.js';
-import { HoldfastError } from '../errors.js';
+import { E, HoldfastError } from '../errors.js';
 
 /**
  * The `application/websocket-events` body of WebSocket-over-HTTP (GRIP.md §4; Pushpin's

@@ -1,13 +1,13 @@
-// The README's error table is the registry's (src/error-codes.ts), row for row, so neither drifts: a code added,
+// The README's error table is the registry's (src/errors.ts), row for row, so neither drifts: a code added,
 // renamed or given another status fails here until the README says the same.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { allErrorDefs, E, errorDefOf, type ErrorDef } from '../../src/error-codes.js';
+import { allErrorDefs, E, errorDefOf, type ErrorDef } from '../../src/errors.js';
 import { ROOT } from '../helpers/cli.js';
 
-const BEGIN = '<!-- error-table:begin (test/docs/error-table.test.ts checks it against src/error-codes.ts) -->';
+const BEGIN = '<!-- error-table:begin (test/docs/error-table.test.ts checks it against src/errors.ts) -->';
 const END = '<!-- error-table:end -->';
 
 const WHERE = { client: 'client port', control: 'control listener', none: 'not answered' } as const;
@@ -33,7 +33,7 @@ test('README: the error table is the registry, row for row', () => {
   const end = readme.indexOf(END);
   assert.ok(start >= 0 && end > start, 'README.md has the error-table markers');
   const table = readme.slice(start + BEGIN.length, end).trim();
-  assert.equal(table, expectedTable(), `README.md's error table differs from src/error-codes.ts; it should read:\n${expectedTable()}\n`);
+  assert.equal(table, expectedTable(), `README.md's error table differs from src/errors.ts; it should read:\n${expectedTable()}\n`);
 });
 
 test('error registry: every entry is found by its code, which is HF_ERR_ and its name', () => {
