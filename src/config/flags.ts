@@ -29,6 +29,7 @@ export const FLAGS: readonly FlagSpec[] = [
   spec('tls-listen', 'tls.listen', 'string', 'TLS client listener, host:port (needs --tls-cert and --tls-key)', 'host:port, such as 0.0.0.0:8443'),
   spec('tls-cert', 'tls.cert', 'string', 'PEM certificate file for the TLS listener (more in the config file: tls.certificates)', 'a PEM certificate file'),
   spec('tls-key', 'tls.key', 'string', 'PEM private key file of --tls-cert', 'a PEM private key file'),
+  spec('h2c', 'h2c', 'boolean', 'the plain listener also takes HTTP/2 with prior knowledge (behind a TLS terminator)', 'true or false'),
   spec('control', 'control', 'string', 'control listener for /metrics, /healthz, /publish (default 127.0.0.1:5561)', 'host:port, such as 127.0.0.1:5561'),
   spec('max-connections', 'limits.maxConnections', 'int', 'client connections at once (default 10000)', atLeast(1)),
   spec('max-connections-per-client', 'limits.maxConnectionsPerClient', 'int', 'per client address (default 1000)', atLeast(1)),

@@ -410,6 +410,11 @@ export const configSchema = z.strictObject({
   control: hostPort.default('127.0.0.1:5561'),
   /** TLS: the TLS client listener and its certificates, and the CAs for https:// backends. */
   tls: tlsSchema.prefault({}),
+  /**
+   * The plain listener also takes HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3), told apart from HTTP/1.x
+   * by its first bytes: for Holdfast behind a TLS terminator that speaks HTTP/2 to it. @default false
+   */
+  h2c: z.boolean().default(false),
   /** Backend origins, balanced round-robin: the shortcut for one group named "default" with a catch-all route. */
   backends: z.array(backendUrl).min(1, { message: 'at least one backend, such as http://127.0.0.1:3000' }).optional(),
   /** Backend groups, as a map by name or a list of groups with `name`. */

@@ -1,6 +1,7 @@
 import { createServer, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { HoldfastConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -67,11 +68,14 @@ export class H2Front {
     this.server.on('connect', (req: H2Request, res: H2Response) => this.#onRequest(req, res, false));
   }
 
-  /** Serve a connection whose first bytes are HTTP/2's (ALPN `h2`, or the h2c preface). */
-  serve(socket: Socket): void {
+  /**
+   * Serve a connection whose first bytes are HTTP/2's (ALPN `h2`, or the h2c preface). `via`: what the
+   * session reads and writes, when not the socket itself (h2c-preface.ts); the socket is what the limits count.
+   */
+  serve(socket: Socket, via: Duplex = socket): void {
     this.#handingOver = socket;
     try {
-      this.server.emit('connection', socket);
+      this.server.emit('connection', via);
     } finally {
       this.#handingOver = null;
     }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Server as NetServer, Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { HoldfastConfig } from '../config/schema.js';
 import { ClientRequestError, HoldfastError } from '../errors.js';
 import { AccessLog } from '../observe/access-log.js';
@@ -21,6 +21,7 @@ import { H2Front, type H2Host } from './h2-front.js';
 import type { H2Connection } from './h2-connection.js';
 import type { H2Request, H2Response } from './h2-compat.js';
 import { checkH2Request } from './request-checks.js';
+import { routeByPreface, type PrefaceRoutes } from './h2c-preface.js';
 
 type EdgeSocket = Socket & { [kConnection]?: ClientConnection };
 /** A client connection of either protocol: both count against the same limits. */
@@ -63,6 +64,8 @@ export class Edge implements EdgeContext, H2Host {
   readonly #refusals: RateLimitedLog;
   /** Other listeners whose connections this edge serves (TLS): closed and waited for on drain. */
   readonly #otherListeners: NetServer[] = [];
+  /** With `h2c`: the plain listener, which routes each connection by its first bytes (h2c-preface.ts). */
+  readonly #plain: NetServer | null;
 
   constructor(deps: EdgeDeps) {
     this.#deps = deps;
@@ -113,10 +116,15 @@ export class Edge implements EdgeContext, H2Host {
       );
     });
     this.h2 = new H2Front({ config: deps.config, host: this, metrics: deps.metrics, log: deps.log });
+    if (deps.config.h2c) {
+      const routes: PrefaceRoutes = { h2: (socket, stream) => this.h2.serve(socket, stream), http1: (socket) => this.server.emit('connection', socket) };
+      this.#plain = createNetServer({ noDelay: true }, (socket: Socket) => routeByPreface(socket, timeouts.requestHeadMs, routes));
+      this.serveAlso(this.#plain);
+    } else this.#plain = null;
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return listenOn(this.server, 'clients', host, port);
+    return listenOn(this.#plain ?? this.server, 'clients', host, port);
   }
 
   /**
