@@ -293,6 +293,8 @@ export class Edge implements EdgeContext, H2Host {
       if (upgrades === undefined) return sendErrorResponse(res, new ClientRequestError('HF_ERR_METHOD_NOT_SUPPORTED', 501, 'WebSockets are not offered'));
       return acceptH2WebSocket(upgrades, req, checked.target, conn.clientAddress);
     }
+    // nginx's http2_max_requests: the connection's last stream is served, and GOAWAY stops new ones.
+    if (this.#maxRequestsPerConnection > 0 && conn.requestsSeen >= this.#maxRequestsPerConnection) conn.goAway();
     const exchange = forwarder.createExchange(req as unknown as IncomingMessage, res, conn, checked, expectsContinue);
     conn.lastExchange = exchange;
     if (checked.hasBody) this.#bodyStall.add(exchange);

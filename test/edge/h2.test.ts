@@ -254,3 +254,39 @@ test('h2: SNI picks the certificate; a reload swaps it for new connections while
   await until(() => held.text.includes('still here'), 'the stream opened before the reload to go on');
   assert.equal(before.closed, false);
 });
+
+test('h2: a long-poll hold answered by a publish; Expect: 100-continue; limits.maxRequestsPerConnection ends with GOAWAY', async (t) => {
+  const backend = await startGripBackend(t, (req, res, body) => {
+    if (req.url === '/poll') {
+      const instruct = res.grip.startInstruct();
+      instruct.addChannel('poll');
+      instruct.setHoldLongPoll(30);
+      res.end('timed out');
+    } else res.end(`${req.method} ${req.url} ${body.length}`);
+  });
+  const { hf, origin, ca } = await startH2(t, [backend.url], { limits: { maxRequestsPerConnection: 4 } });
+  const session = await h2Connect(t, origin, { ca });
+  const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+  const poll = h2Request(session, { ':path': '/poll' });
+  await heldCount(hf, 1);
+  await publishRaw(hf, { items: [{ channel: 'poll', formats: { 'http-response': { code: 201, reason: 'Made', headers: { 'x-from': 'publish' }, body: 'published answer' } } }] });
+  const answer = await poll;
+  assert.equal(answer.status, 201);
+  assert.equal(answer.headers['x-from'], 'publish');
+  assert.equal(answer.body, 'published answer');
+
+  // The backend's 100 reaches the client before it sends its body.
+  const upload = session.request({ ':method': 'PUT', ':path': '/upload', expect: '100-continue' }, { endStream: false });
+  await new Promise<void>((resolve) => upload.once('continue', () => resolve()));
+  upload.end(Buffer.alloc(1000, 'u'));
+  let uploaded = '';
+  upload.setEncoding('utf8');
+  upload.on('data', (c: string) => (uploaded += c));
+  await new Promise<void>((resolve) => upload.once('end', () => resolve()));
+  assert.equal(uploaded, 'PUT /upload 1000');
+
+  assert.equal((await h2Request(session, { ':path': '/three' })).status, 200);
+  assert.equal((await h2Request(session, { ':path': '/four' })).body, 'GET /four 0', 'the last stream allowed is served');
+  await goaway;
+  await until(() => session.closed || session.destroyed, 'the connection to close');
+});
