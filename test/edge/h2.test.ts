@@ -111,9 +111,10 @@ test('h2: many held streams on one connection, each with its own lifetime, all r
   assert.equal(hf.holds.heldCount, 9);
 });
 
-test('h2: a stream whose client stops reading does not stall its siblings, and is dropped by the byte bound alone', async (t) => {
+/** Two held streams on one connection (channels `slow` and `fast`); the client stops reading `slow`. */
+async function slowAndFast(t: TestContext, overrides: Partial<ConfigInput>) {
   const backend = await holdBackend(t);
-  const { hf, origin, ca } = await startH2(t, [backend.url], { push: { maxQueuedBytesPerConnection: 256 * 1024 } });
+  const { hf, origin, ca } = await startH2(t, [backend.url], overrides);
   // A connection window far above the stream windows: what the slow stream withholds is its own window only.
   const session = await h2Connect(t, origin, { ca });
   session.setLocalWindowSize(32 * 1024 * 1024);
@@ -122,6 +123,11 @@ test('h2: a stream whose client stops reading does not stall its siblings, and i
   await heldCount(hf, 2);
   await until(() => slow.text === 'open;', 'the slow stream to open');
   slow.stream.pause(); // no more reads: no WINDOW_UPDATE for this stream
+  return { hf, session, slow, fast };
+}
+
+test('h2: a stream whose client stops reading does not stall its siblings, and is dropped by the byte bound alone', async (t) => {
+  const { hf, session, slow, fast } = await slowAndFast(t, { push: { maxQueuedBytesPerConnection: 256 * 1024 } });
 
   const chunk = 'x'.repeat(32 * 1024);
   // 160 KiB: the stream's 64 KiB window fills, the rest queues on the server under the 256 KiB bound.
@@ -143,15 +149,7 @@ test('h2: a stream whose client stops reading does not stall its siblings, and i
 });
 
 test('h2: a stream whose queue stops draining is cut at timeouts.sendStallMs, its siblings are not', async (t) => {
-  const backend = await holdBackend(t);
-  const { hf, origin, ca } = await startH2(t, [backend.url], { timeouts: { sendStallMs: 200 } });
-  const session = await h2Connect(t, origin, { ca });
-  session.setLocalWindowSize(32 * 1024 * 1024);
-  const slow = openStream(session, '/stream/slow');
-  const fast = openStream(session, '/stream/fast');
-  await heldCount(hf, 2);
-  await until(() => slow.text === 'open;', 'the slow stream to open');
-  slow.stream.pause();
+  const { hf, slow, fast } = await slowAndFast(t, { timeouts: { sendStallMs: 200 } });
   for (let i = 0; i < 3; i++) await publishRaw(hf, { items: [streamItem('slow', 'y'.repeat(32 * 1024))] });
   await eventually(() => slow.closed, 10_000, 'the stalled stream to be cut');
   assert.equal(slow.stream.rstCode, H2_ERROR.CANCEL);
