@@ -28,10 +28,17 @@ const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connecti
  */
 export class H2Request extends Http2ServerRequest {
   readonly receivedHeaders: readonly string[];
+  /** Body bytes this stream has received: its progress, where the connection's counts every stream's (body-stall.ts). */
+  bodyBytesRead = 0;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: object | undefined, rawHeaders: string[]) {
     super(stream, headers, options as never, http1Fields(rawHeaders));
     this.receivedHeaders = rawHeaders;
+  }
+
+  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk !== null && chunk !== undefined) this.bodyBytesRead += (chunk as Buffer).length;
+    return super.push(chunk, encoding);
   }
 }
 

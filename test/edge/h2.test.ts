@@ -288,3 +288,32 @@ test('h2: a long-poll hold answered by a publish; Expect: 100-continue; limits.m
   await goaway;
   await until(() => session.closed || session.destroyed, 'the connection to close');
 });
+
+test('h2: an upload that stops is answered 408 at requestBodyStallMs while a sibling upload keeps the connection busy', async (t) => {
+  const backend = await startBackend(t, (req, res, body) => {
+    res.end(`${req.url} ${body.length}`);
+  });
+  const { hf, origin, ca } = await startH2(t, [backend.url], { timeouts: { requestBodyStallMs: 200 } });
+  const session = await h2Connect(t, origin, { ca });
+  const stalled = session.request({ ':method': 'POST', ':path': '/stalled' }, { endStream: false });
+  stalled.write('first bytes, then nothing');
+  let stalledStatus = 0;
+  stalled.on('response', (h) => (stalledStatus = Number(h[':status'])));
+  stalled.resume();
+  const busy = session.request({ ':method': 'POST', ':path': '/busy' }, { endStream: false });
+  busy.resume();
+  // The sibling sends a byte on every turn until the stalled one is answered: the connection never goes quiet.
+  await until(() => {
+    if (!busy.writableNeedDrain) busy.write('x');
+    return stalledStatus !== 0;
+  }, 'the stalled upload to be answered');
+  assert.equal(stalledStatus, 408);
+  assert.equal(await metricValue(hf, 'holdfast_client_errors_total', { code: 'HF_ERR_BODY_TIMEOUT' }), 1);
+  busy.end();
+  let busyText = '';
+  busy.setEncoding('utf8');
+  busy.on('data', (c: string) => (busyText += c));
+  await new Promise<void>((resolve) => busy.once('end', () => resolve()));
+  assert.match(busyText, /^\/busy \d+$/, 'the sibling upload completes');
+  assert.equal(session.closed, false);
+});
