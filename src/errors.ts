@@ -14,11 +14,11 @@ const TABLE = {
   // --- the client listener: requests refused before any backend sees them (never forwarded) ---------------
   MALFORMED_REQUEST: { status: 400, listener: 'client', meaning: 'the request does not parse as HTTP/1.1' },
   DUPLICATE_HOST: { status: 400, listener: 'client', meaning: 'more than one Host header' },
-  MISSING_HOST: { status: 400, listener: 'client', meaning: 'an HTTP/1.1 request without Host' },
+  MISSING_HOST: { status: 400, listener: 'client', meaning: 'an HTTP/1.1 request without Host, or an HTTP/2 one without :authority or Host' },
   BAD_HOST: { status: 400, listener: 'client', meaning: 'the Host header is not a valid authority' },
   TE_ON_HTTP10: { status: 400, listener: 'client', meaning: 'Transfer-Encoding in an HTTP/1.0 request' },
   CHUNKED_NOT_FINAL: { status: 400, listener: 'client', meaning: 'the last transfer coding is not chunked' },
-  AUTHORITY_MISMATCH: { status: 400, listener: 'client', meaning: 'an absolute-form target names another host than Host' },
+  AUTHORITY_MISMATCH: { status: 400, listener: 'client', meaning: 'an absolute-form target (or an HTTP/2 :authority) names another host than Host' },
   BAD_TARGET: { status: 400, listener: 'client', meaning: 'the request target is not origin-form, absolute-form or * for OPTIONS' },
   BAD_VERSION: { status: 400, listener: 'client', meaning: 'the request line does not end in an HTTP version' },
   EXPECTATION_FAILED: { status: 417, listener: 'client', meaning: 'an Expect other than 100-continue' },

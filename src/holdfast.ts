@@ -31,7 +31,7 @@ import { Routing } from './proxy/routing.js';
 import type { HoldfastError } from './errors.js';
 
 /** What a reload does not change: the listeners, edge limits and timeouts, logging and the push gateway. */
-const RESTART_ONLY_KEYS = ['listen', 'control', 'limits', 'timeouts', 'log', 'grip', 'push', 'publish', 'bus', 'workers'] as const;
+const RESTART_ONLY_KEYS = ['listen', 'h2c', 'control', 'limits', 'timeouts', 'log', 'grip', 'push', 'publish', 'bus', 'workers'] as const;
 import { UpgradeRouter } from './ws/upgrade-router.js';
 import { loadCertificates } from './edge/tls-certificates.js';
 import { TlsListener } from './edge/tls-listener.js';

@@ -27,7 +27,7 @@ const SERVE_OPTIONS: Record<string, OptionDef> = {
   ...HELP,
   version: { type: 'boolean' },
   config: { type: 'string' },
-  ...Object.fromEntries(FLAGS.map((f) => [f.flag, { type: 'string', multiple: f.kind === 'list' }])),
+  ...Object.fromEntries(FLAGS.map((f) => [f.flag, { type: f.kind === 'boolean' ? 'boolean' : 'string', multiple: f.kind === 'list' }])),
 };
 
 const PUBLISH_OPTIONS: Record<string, OptionDef> = {

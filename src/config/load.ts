@@ -30,8 +30,9 @@ export function loadConfig(sources: ConfigSources): HoldfastConfig {
   }
   for (const spec of FLAGS) {
     const flagValue = sources.flags?.[spec.flag];
-    if (flagValue === undefined || typeof flagValue === 'boolean') continue;
-    setPath(tree, spec.path, convertFlagValue(spec.kind, flagValue));
+    if (flagValue === undefined || (typeof flagValue === 'boolean' && spec.kind !== 'boolean')) continue;
+    // A boolean flag is on by its presence (`--h2c`).
+    setPath(tree, spec.path, convertFlagValue(spec.kind, typeof flagValue === 'boolean' ? String(flagValue) : flagValue));
     origins.set(spec.path, { spec, source: `--${spec.flag}` });
   }
   try {

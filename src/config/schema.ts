@@ -107,6 +107,11 @@ export const limitsSchema = z.strictObject({
    * Node's parser would silently drop every field past its 2000th pair. @default 100
    */
   maxHeaderFields: count(1).max(10_000).default(100),
+  /**
+   * HTTP/2 streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; nginx's
+   * http2_max_concurrent_streams has the same default). Each counts as a request, not a connection. @default 128
+   */
+  maxConcurrentStreams: count(1).max(2_147_483_647).default(128),
   /** Requests of one pipeline sent to backends at once (safe methods only). @default 8 */
   maxPipelinedInFlight: count(1).default(8),
 });
@@ -405,6 +410,11 @@ export const configSchema = z.strictObject({
   control: hostPort.default('127.0.0.1:5561'),
   /** TLS: the TLS client listener and its certificates, and the CAs for https:// backends. */
   tls: tlsSchema.prefault({}),
+  /**
+   * The plain listener also takes HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3), told apart from HTTP/1.x
+   * by its first bytes: for Holdfast behind a TLS terminator that speaks HTTP/2 to it. @default false
+   */
+  h2c: z.boolean().default(false),
   /** Backend origins, balanced round-robin: the shortcut for one group named "default" with a catch-all route. */
   backends: z.array(backendUrl).min(1, { message: 'at least one backend, such as http://127.0.0.1:3000' }).optional(),
   /** Backend groups, as a map by name or a list of groups with `name`. */

@@ -26,7 +26,7 @@ export class BodyStallWatch {
   }
 
   add(exchange: ProxyExchange): void {
-    this.#watched.set(exchange, { bytesRead: exchange.req.socket.bytesRead, lastProgressMs: Date.now(), waiting: true });
+    this.#watched.set(exchange, { bytesRead: bodyProgress(exchange), lastProgressMs: Date.now(), waiting: true });
     this.#sweep.start();
   }
 
@@ -40,7 +40,7 @@ export class BodyStallWatch {
         this.#watched.delete(exchange);
         continue;
       }
-      const bytesRead = exchange.req.socket.bytesRead;
+      const bytesRead = bodyProgress(exchange);
       const waiting = waitingOnClient(exchange);
       // The clock runs only across sweeps that all found us waiting on the client: a sweep that sees the
       // wait begin restarts it, so the client always gets the full stall time from then.
@@ -60,6 +60,14 @@ export class BodyStallWatch {
     this.#sweep.stop();
     this.#watched.clear();
   }
+}
+
+/**
+ * What moves while the body arrives: the client socket's bytesRead, or on HTTP/2 the stream's own count
+ * (the connection's moves with every sibling stream, and would hide a stalled upload among them).
+ */
+function bodyProgress(exchange: ProxyExchange): number {
+  return (exchange.req as { bodyBytesRead?: number }).bodyBytesRead ?? exchange.req.socket.bytesRead;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Server as NetServer, Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { HoldfastConfig } from '../config/schema.js';
 import { ClientRequestError, E, HoldfastError } from '../errors.js';
 import { AccessLog } from '../observe/access-log.js';
@@ -13,12 +13,19 @@ import { deadlineCheckIntervalMs } from '../http/deadline-check.js';
 import { ClientConnection, kConnection, PIPELINE_PAUSE_DEPTH, type EdgeContext } from './connection.js';
 import { rawErrorResponse, sendErrorResponse } from '../http/error-response.js';
 import { ConnectionRegistry } from './registry.js';
-import { checkRequest } from '../http/request-checks.js';
+import { checkH2Request, checkRequest } from '../http/request-checks.js';
 import { isWebSocketUpgrade, replayAsPlainRequest, type UpgradeRouter } from '../ws/upgrade-router.js';
 import { listenOn } from '../http/listen-on.js';
+import { acceptH2WebSocket } from '../ws/h2-websocket.js';
+import { H2Front, type H2Host } from './h2-front.js';
+import type { H2Connection } from './h2-connection.js';
+import type { H2Request, H2Response } from '../http/h2-compat.js';
+import { routeByPreface, type PrefaceRoutes } from './h2c-preface.js';
 
 type EdgeSocket = Socket & { [kConnection]?: ClientConnection };
-type EdgeResponse = ServerResponse & { [kExchange]?: ProxyExchange; [kConnection]?: ClientConnection };
+/** A client connection of either protocol: both count against the same limits. */
+type EdgeConnection = ClientConnection | H2Connection;
+type EdgeResponse = ServerResponse & { [kExchange]?: ProxyExchange; [kConnection]?: EdgeConnection };
 
 export interface EdgeDeps {
   config: HoldfastConfig;
@@ -36,9 +43,11 @@ export interface EdgeDeps {
  * does not make, connection limits with idle reclaim, pipeline ordering for unsafe methods, a slowloris
  * timer that fires on time, answers for parse errors that never cost earlier responses, graceful drain.
  */
-export class Edge implements EdgeContext {
+export class Edge implements EdgeContext, H2Host {
   readonly server: Server;
-  readonly registry: ConnectionRegistry<ClientConnection>;
+  /** HTTP/2 connections (ALPN h2 from the TLS listener, h2c from the plain one): h2-front.ts. */
+  readonly h2: H2Front;
+  readonly registry: ConnectionRegistry<EdgeConnection>;
   readonly maxPipelinedInFlight: number;
   readonly lingerMs = 2_000;
   draining = false;
@@ -54,6 +63,8 @@ export class Edge implements EdgeContext {
   readonly #refusals: RateLimitedLog;
   /** Other listeners whose connections this edge serves (TLS): closed and waited for on drain. */
   readonly #otherListeners: NetServer[] = [];
+  /** With `h2c`: the plain listener, which routes each connection by its first bytes (h2c-preface.ts). */
+  readonly #plain: NetServer | null;
 
   constructor(deps: EdgeDeps) {
     this.#deps = deps;
@@ -103,10 +114,16 @@ export class Edge implements EdgeContext {
         rawErrorResponse(new ClientRequestError(E.METHOD_NOT_SUPPORTED, 'CONNECT tunnels are not offered')),
       );
     });
+    this.h2 = new H2Front({ config: deps.config, host: this, metrics: deps.metrics, log: deps.log });
+    if (deps.config.h2c) {
+      const routes: PrefaceRoutes = { h2: (socket, stream) => this.h2.serve(socket, stream), http1: (socket) => this.server.emit('connection', socket) };
+      this.#plain = createNetServer({ noDelay: true }, (socket: Socket) => routeByPreface(socket, timeouts.requestHeadMs, routes));
+      this.serveAlso(this.#plain);
+    } else this.#plain = null;
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return listenOn(this.server, 'clients', host, port);
+    return listenOn(this.#plain ?? this.server, 'clients', host, port);
   }
 
   /**
@@ -117,9 +134,13 @@ export class Edge implements EdgeContext {
     this.#otherListeners.push(listener);
   }
 
-  /** A connection accepted by another listener: from here on it is served like one accepted here. */
+  /**
+   * A connection accepted by another listener: from here on it is served like one accepted here, over
+   * HTTP/2 when its TLS handshake chose `h2` (ALPN), else over HTTP/1.1.
+   */
   adopt(socket: Socket): void {
-    this.server.emit('connection', socket);
+    if ((socket as Socket & { alpnProtocol?: string | false | null }).alpnProtocol === 'h2') this.h2.serve(socket);
+    else this.server.emit('connection', socket);
   }
 
   /**
@@ -135,6 +156,8 @@ export class Edge implements EdgeContext {
     for (const conn of this.registry.connections()) {
       if (conn.pendingResponses === 0) conn.socket.destroy();
     }
+    // HTTP/2: GOAWAY, so clients open no new streams here; those in progress finish.
+    this.h2.drain();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => {
       timer = setTimeout(resolve, deadlineMs, 'deadline');
@@ -160,6 +183,7 @@ export class Edge implements EdgeContext {
     }
     this.#bodyStall.stop();
     this.#refusals.flush();
+    this.h2.close();
     return cut;
   }
 
@@ -173,9 +197,26 @@ export class Edge implements EdgeContext {
     metrics.clientConnectionsTotal.inc();
     metrics.clientConnectionsOpen.inc();
     socket.on('close', socketOnClose); // `on`: close comes once, and once() costs a wrapper per connection
+    this.#admit(conn);
+  }
+
+  admitH2(conn: H2Connection): void {
+    const { metrics } = this.#deps;
+    metrics.clientConnectionsTotal.inc();
+    metrics.clientConnectionsOpen.inc();
+    this.#admit(conn);
+  }
+
+  h2Closed(conn: H2Connection): void {
+    this.registry.remove(conn);
+    this.onSocketClosed();
+  }
+
+  #admit(conn: EdgeConnection): void {
+    const { metrics } = this.#deps;
     const result = this.registry.admit(conn);
     if (result.admitted) {
-      conn.admitted = true;
+      if (conn instanceof ClientConnection) conn.admitted = true;
       if (result.reclaimed !== null) metrics.clientConnectionsReclaimed.inc();
     } else {
       conn.refusal = result.error;
@@ -218,6 +259,45 @@ export class Edge implements EdgeContext {
     conn.lastExchange = exchange;
     if (checked.hasBody) this.#bodyStall.add(exchange);
     conn.submit(exchange);
+  }
+
+  /**
+   * One HTTP/2 stream's request: the same accounting, checks and exchange as an HTTP/1 request, without
+   * what belongs to HTTP/1 connections (pipeline order, Connection: close): a refused or malformed request
+   * is answered on its own stream and the connection carries on; a refused connection is sent GOAWAY.
+   */
+  serveH2(req: H2Request, rawRes: H2Response, conn: H2Connection, expectsContinue: boolean): void {
+    const res = rawRes as unknown as EdgeResponse;
+    const { metrics, forwarder } = this.#deps;
+    metrics.requestsTotal.inc();
+    metrics.h2StreamsOpen.inc();
+    conn.requestsSeen++;
+    conn.pendingResponses++;
+    this.registry.markBusy(conn);
+    res[kConnection] = conn;
+    res.on('close', responseOnClose);
+    if (conn.refusal !== null) {
+      sendErrorResponse(res, conn.refusal);
+      conn.goAway();
+      return;
+    }
+    const checked = checkH2Request(req, this.#maxHeaderFields);
+    if (checked instanceof HoldfastError) {
+      metrics.clientErrorsTotal.inc({ code: checked.code });
+      return sendErrorResponse(res, checked);
+    }
+    if (req.method === 'CONNECT') {
+      // A WebSocket (RFC 8441): the stream is its connection, the same router as HTTP/1.1 upgrades.
+      const upgrades = this.#deps.upgrades;
+      if (upgrades === undefined) return sendErrorResponse(res, new ClientRequestError(E.METHOD_NOT_SUPPORTED, 'WebSockets are not offered'));
+      return acceptH2WebSocket(upgrades, req, checked.target, conn.clientAddress);
+    }
+    // nginx's http2_max_requests: the connection's last stream is served, and GOAWAY stops new ones.
+    if (this.#maxRequestsPerConnection > 0 && conn.requestsSeen >= this.#maxRequestsPerConnection) conn.goAway();
+    const exchange = forwarder.createExchange(req as unknown as IncomingMessage, res, conn, checked, expectsContinue);
+    conn.lastExchange = exchange;
+    if (checked.hasBody) this.#bodyStall.add(exchange);
+    exchange.start();
   }
 
   /**
@@ -304,7 +384,7 @@ export class Edge implements EdgeContext {
   }
 
   /** Called when a response closed: idle accounting, access log, drain. */
-  responseClosed(res: EdgeResponse, conn: ClientConnection): void {
+  responseClosed(res: EdgeResponse, conn: EdgeConnection): void {
     const exchange = res[kExchange];
     exchange?.onClientClose();
     // Do not keep a finished exchange (and its req/res) alive on an idle keep-alive connection.
@@ -329,6 +409,19 @@ export class Edge implements EdgeContext {
         });
       }
     }
+    if (conn instanceof ClientConnection) this.#http1ResponseClosed(res, conn);
+    else this.#h2StreamClosed(conn);
+  }
+
+  #h2StreamClosed(conn: H2Connection): void {
+    this.#deps.metrics.h2StreamsOpen.dec();
+    const idle = conn.onResponseClosed();
+    if (!idle || conn.closing) return;
+    if (this.draining) conn.goAway();
+    else this.registry.markIdle(conn, Date.now());
+  }
+
+  #http1ResponseClosed(res: EdgeResponse, conn: ClientConnection): void {
     const idle = conn.onResponseClosed(res);
     if (!idle || conn.closing) return;
     if (this.draining) conn.socket.destroy();

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { E, HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../http/error-response.js';
-import { resetConnection, type SendStallSubject, type SendStallWatch } from '../http/send-stall.js';
+import { resetConnection, responseSendTarget, type SendStallSubject, type SendStallWatch } from '../http/send-stall.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ResponseEncoder } from './compression.js';
@@ -31,6 +31,11 @@ export interface ExchangeOwner {
   answersLast(exchange: ProxyExchange): boolean;
   /** This exchange's response ends the connection (it carries `Connection: close`): nothing more is forwarded. */
   closeAfterResponse(): void;
+  /**
+   * A client's FIN is the only sign that it left a request waiting in a queue (HTTP/1). On HTTP/2 a client
+   * leaves a stream with RST_STREAM, which closes its response (onClientClose) like a connection close does.
+   */
+  readonly leavesByFin: boolean;
 }
 
 /**
@@ -158,6 +163,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TakeoverReques
    * once sent, the backend's answer is still delivered.
    */
   #leaveQueueOnClientFin(): void {
+    if (!this.owner.leavesByFin) return;
     const socket = this.req.socket;
     const leave = (): void => {
       this.#queuedFinWatch = null;
@@ -370,15 +376,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TakeoverReques
    * client keeps its connection open. nginx's send_timeout: cut it when it stops reading altogether.
    */
   #watchSend(): false {
-    this.forwarder.sendStall.noteWrite(this.req.socket, this);
+    this.forwarder.sendStall.noteWrite(responseSendTarget(this.res), this);
     return false;
   }
 
   /** The client read nothing of its response for timeouts.sendStallMs. */
   onSendStall(): string {
     this.forwarder.metrics.clientErrorsTotal.inc({ code: E.SEND_TIMEOUT.code });
-    // The socket, not the response: the stuck bytes may be the tail of an answer already finished.
-    resetConnection(this.req.socket, this.res);
+    // The socket (or HTTP/2 stream), not the response: the stuck bytes may be the tail of an answer already finished.
+    resetConnection(responseSendTarget(this.res), this.res);
     return 'response';
   }
 
@@ -396,7 +402,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TakeoverReques
     if (this.#body !== null) this.#body.end();
     else this.res.end();
     // A whole answer under the stream's high-water mark can sit in Node's queue with nothing paused.
-    this.forwarder.sendStall.noteWrite(this.req.socket, this);
+    this.forwarder.sendStall.noteWrite(responseSendTarget(this.res), this);
     this.#finishUpstream();
   }
 
