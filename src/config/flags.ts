@@ -32,6 +32,7 @@ export const FLAGS: readonly FlagSpec[] = [
   spec('control', 'control', 'string', 'control listener for /metrics, /healthz, /publish (default 127.0.0.1:5561)', 'host:port, such as 127.0.0.1:5561'),
   spec('max-connections', 'limits.maxConnections', 'int', 'client connections at once (default 10000)', atLeast(1)),
   spec('max-connections-per-client', 'limits.maxConnectionsPerClient', 'int', 'per client address (default 1000)', atLeast(1)),
+  spec('max-concurrent-streams', 'limits.maxConcurrentStreams', 'int', 'HTTP/2 streams open at once on one connection (default 128)', atLeast(1)),
   spec('max-requests-per-connection', 'limits.maxRequestsPerConnection', 'int', '0 = no cap (default 1000)', atLeast(0)),
   spec('request-head-timeout', 'timeouts.requestHeadMs', 'int', 'ms for the whole request head (default 10000)', msAtLeast(100)),
   spec('keep-alive-timeout', 'timeouts.keepAliveIdleMs', 'int', 'ms an idle client connection is kept (default 15000)', msAtLeast(100)),

@@ -107,6 +107,11 @@ export const limitsSchema = z.strictObject({
    * Node's parser would silently drop every field past its 2000th pair. @default 100
    */
   maxHeaderFields: count(1).max(10_000).default(100),
+  /**
+   * HTTP/2 streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; nginx's
+   * http2_max_concurrent_streams has the same default). Each counts as a request, not a connection. @default 128
+   */
+  maxConcurrentStreams: count(1).max(2_147_483_647).default(128),
   /** Requests of one pipeline sent to backends at once (safe methods only). @default 8 */
   maxPipelinedInFlight: count(1).default(8),
 });

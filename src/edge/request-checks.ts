@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { ClientRequestError } from '../errors.js';
+import type { H2Request } from './h2-compat.js';
 
 /**
  * What Node's parser (llhttp) lets through but a gateway must refuse (DESIGN.md). Returns the target to
@@ -102,6 +103,55 @@ export function checkRequest(req: IncomingMessage, maxHeaderFields: number): Che
     return { target: originFormOf(url), hasBody };
   }
   return refuse('HF_ERR_BAD_TARGET', 'the request target must be origin-form (/path), absolute-form, or * for OPTIONS');
+}
+
+/**
+ * The same gate for an HTTP/2 request (RFC 9113 §8.3). nghttp2 has already reset as malformed, with
+ * PROTOCOL_ERROR, a stream carrying connection-specific fields or a TE other than `trailers`, upper-case
+ * names, a missing, repeated or unknown pseudo-header field, or one after a regular field (§8.2.2, §8.3,
+ * test/edge/h2-hostile.test.ts): those never reach here. What is left is what needs the gateway's view:
+ * the authority the request is routed on, the target's form, and the field limit.
+ */
+export function checkH2Request(req: H2Request, maxHeaderFields: number): CheckedRequest | ClientRequestError {
+  const raw = req.receivedHeaders;
+  let fields = 0;
+  let hostCount = 0;
+  let host: string | undefined;
+  let authority: string | undefined;
+  let path: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name === ':authority') authority = raw[i + 1];
+    else if (name === ':path') path = raw[i + 1];
+    else if (name.charCodeAt(0) !== 0x3a) {
+      fields++;
+      if (name === 'host') {
+        hostCount++;
+        host = raw[i + 1];
+      }
+    }
+  }
+  if (fields > maxHeaderFields) {
+    return new ClientRequestError('HF_ERR_TOO_MANY_HEADERS', 431, `the request has more than limits.maxHeaderFields (${maxHeaderFields}) header fields`);
+  }
+  if (hostCount > 1) return refuse('HF_ERR_DUPLICATE_HOST', 'the request has more than one Host header');
+  // RFC 9113 §8.3.1: an http or https request names its authority in :authority or Host; when both are
+  // there they must agree (a router reading one and a backend the other is a request-smuggling split).
+  if (authority !== undefined && host !== undefined && authority.toLowerCase() !== host.toLowerCase()) {
+    return refuse('HF_ERR_AUTHORITY_MISMATCH', ':authority and Host name different hosts');
+  }
+  const named = host ?? authority;
+  if (named === undefined) return refuse('HF_ERR_MISSING_HOST', 'an HTTP/2 request must carry :authority or Host');
+  if (!isValidHost(named)) return refuse('HF_ERR_BAD_HOST', ':authority or Host is not a valid authority');
+  if (req.method === 'CONNECT') {
+    return new ClientRequestError('HF_ERR_METHOD_NOT_SUPPORTED', 501, 'CONNECT tunnels are not offered');
+  }
+  // The body is whatever DATA frames follow a HEADERS frame without END_STREAM (RFC 9113 §8.1).
+  const hasBody = !req.stream.endAfterHeaders;
+  if (path === undefined || path.includes('#')) return refuse('HF_ERR_BAD_TARGET', 'the :path is missing or carries a fragment (#)');
+  if (path.startsWith('/')) return { target: path, hasBody };
+  if (path === '*' && req.method === 'OPTIONS') return { target: '*', hasBody };
+  return refuse('HF_ERR_BAD_TARGET', 'the :path must be origin-form (/path), or * for OPTIONS');
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+import { constants as h2, type Http2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from '../observe/log.js';
 import { RateLimitedLog } from '../observe/rate-limited-log.js';
@@ -12,9 +14,16 @@ export interface SendStallSubject {
 /** What a cut connection that was not a held client counts as (holdfast_client_errors_total{code}). */
 export const SEND_TIMEOUT_CODE = 'HF_ERR_SEND_TIMEOUT';
 
+/**
+ * What a client is written through: its connection, or on HTTP/2 its stream, which has a queue (and a flow
+ * control window) of its own: a stream whose client withholds WINDOW_UPDATE stalls while its connection,
+ * busy with sibling streams, does not.
+ */
+export type SendTarget = Socket | Http2Stream;
+
 interface Watched {
   subject: SendStallSubject;
-  /** Bytes the socket had handed to the kernel at the last sweep that saw them move. */
+  /** Progress at the last sweep (sentProgress): it moves up when the client took some of the queue. */
   sent: number;
   sinceMs: number;
 }
@@ -35,7 +44,7 @@ interface Watched {
  */
 export class SendStallWatch {
   readonly stallMs: number;
-  readonly #watched = new Map<Socket, Watched>();
+  readonly #watched = new Map<SendTarget, Watched>();
   readonly #log: RateLimitedLog;
   readonly #sweep: SweepTimer;
 
@@ -50,9 +59,9 @@ export class SendStallWatch {
   }
 
   /** After a write: if the socket kept some of it queued, watch it until it drains or stalls. */
-  noteWrite(socket: Socket | null, subject: SendStallSubject): void {
+  noteWrite(socket: SendTarget | null, subject: SendStallSubject): void {
     if (socket === null || socket.writableLength === 0 || socket.destroyed || this.#watched.has(socket)) return;
-    this.#watched.set(socket, { subject, sent: sentBytes(socket), sinceMs: Date.now() });
+    this.#watched.set(socket, { subject, sent: sentProgress(socket), sinceMs: Date.now() });
     this.#sweep.start();
   }
 
@@ -62,11 +71,11 @@ export class SendStallWatch {
         this.#watched.delete(socket);
         continue;
       }
-      const sent = sentBytes(socket);
-      if (sent !== state.sent) {
-        state.sent = sent;
-        state.sinceMs = nowMs;
-      } else if (nowMs - state.sinceMs >= this.stallMs) {
+      const sent = sentProgress(socket);
+      const moved = sent > state.sent;
+      state.sent = sent;
+      if (moved) state.sinceMs = nowMs;
+      else if (nowMs - state.sinceMs >= this.stallMs) {
         this.#watched.delete(socket);
         const queuedBytes = socket.writableLength;
         const kind = state.subject.onSendStall();
@@ -90,15 +99,33 @@ export class SendStallWatch {
  * were closed); RFC 9293 §3.10.7.1's abort (SO_LINGER 0) discards it at once. Nothing is lost that the
  * client would have read.
  */
-export function resetConnection(socket: Socket | null, fallback: { destroy(): unknown }): void {
-  if (socket !== null && !socket.destroyed) socket.resetAndDestroy();
-  else fallback.destroy();
+export function resetConnection(socket: SendTarget | null, fallback: { destroy(): unknown }): void {
+  if (socket === null || socket.destroyed) fallback.destroy();
+  // HTTP/2: RST_STREAM (CANCEL) drops what the stream queued; its siblings and the connection go on.
+  else if (isStream(socket)) socket.close(h2.NGHTTP2_CANCEL);
+  else socket.resetAndDestroy();
 }
 
 /**
- * What the kernel has taken: `bytesWritten` counts what Node queued as well, `writableLength` what is still
- * queued (in Node or in a libuv write not yet done).
+ * Where a response's bytes queue: its HTTP/2 stream, or the HTTP/1 connection (the request's socket: a
+ * finished response lets go of its own, and the stuck bytes may be the tail of an answer already ended).
  */
-function sentBytes(socket: Socket): number {
-  return socket.bytesWritten - socket.writableLength;
+export function responseSendTarget(res: ServerResponse): SendTarget | null {
+  return (res as ServerResponse & { stream?: Http2Stream }).stream ?? res.req.socket;
+}
+
+function isStream(target: SendTarget): target is Http2Stream {
+  return 'sentHeaders' in target;
+}
+
+/**
+ * A number that moves up when the client took data. A socket: what the kernel has taken (`bytesWritten`
+ * counts what Node queued as well, `writableLength` what is still queued, in Node or in a libuv write not
+ * yet done). An HTTP/2 stream keeps no count of what it sent: a write leaves its queue when nghttp2 has
+ * sent all of it, which needs the client's WINDOW_UPDATEs, so a queue that got shorter since the last
+ * sweep is progress (one that grew with new writes is not, and becomes the new mark). A client that reads
+ * nothing never shortens it; one that reads slower than it is written to is the byte bound's case.
+ */
+function sentProgress(target: SendTarget): number {
+  return isStream(target) ? -target.writableLength : target.bytesWritten - target.writableLength;
 }

@@ -16,9 +16,15 @@ import { ConnectionRegistry } from './registry.js';
 import { checkRequest } from './request-checks.js';
 import { isWebSocketUpgrade, replayAsPlainRequest, type UpgradeRouter } from '../ws/upgrade-router.js';
 import { listenOn } from './listen-on.js';
+import { H2Front, type H2Host } from './h2-front.js';
+import type { H2Connection } from './h2-connection.js';
+import type { H2Request, H2Response } from './h2-compat.js';
+import { checkH2Request } from './request-checks.js';
 
 type EdgeSocket = Socket & { [kConnection]?: ClientConnection };
-type EdgeResponse = ServerResponse & { [kExchange]?: ProxyExchange; [kConnection]?: ClientConnection };
+/** A client connection of either protocol: both count against the same limits. */
+type EdgeConnection = ClientConnection | H2Connection;
+type EdgeResponse = ServerResponse & { [kExchange]?: ProxyExchange; [kConnection]?: EdgeConnection };
 
 export interface EdgeDeps {
   config: HoldfastConfig;
@@ -36,9 +42,11 @@ export interface EdgeDeps {
  * does not make, connection limits with idle reclaim, pipeline ordering for unsafe methods, a slowloris
  * timer that fires on time, answers for parse errors that never cost earlier responses, graceful drain.
  */
-export class Edge implements EdgeContext {
+export class Edge implements EdgeContext, H2Host {
   readonly server: Server;
-  readonly registry: ConnectionRegistry<ClientConnection>;
+  /** HTTP/2 connections (ALPN h2 from the TLS listener, h2c from the plain one): h2-front.ts. */
+  readonly h2: H2Front;
+  readonly registry: ConnectionRegistry<EdgeConnection>;
   readonly maxPipelinedInFlight: number;
   readonly lingerMs = 2_000;
   draining = false;
@@ -103,6 +111,7 @@ export class Edge implements EdgeContext {
         rawErrorResponse(new ClientRequestError('HF_ERR_METHOD_NOT_SUPPORTED', 501, 'CONNECT tunnels are not offered')),
       );
     });
+    this.h2 = new H2Front({ config: deps.config, host: this, metrics: deps.metrics, log: deps.log });
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
@@ -117,9 +126,13 @@ export class Edge implements EdgeContext {
     this.#otherListeners.push(listener);
   }
 
-  /** A connection accepted by another listener: from here on it is served like one accepted here. */
+  /**
+   * A connection accepted by another listener: from here on it is served like one accepted here, over
+   * HTTP/2 when its TLS handshake chose `h2` (ALPN), else over HTTP/1.1.
+   */
   adopt(socket: Socket): void {
-    this.server.emit('connection', socket);
+    if ((socket as Socket & { alpnProtocol?: string | false | null }).alpnProtocol === 'h2') this.h2.serve(socket);
+    else this.server.emit('connection', socket);
   }
 
   /**
@@ -135,6 +148,8 @@ export class Edge implements EdgeContext {
     for (const conn of this.registry.connections()) {
       if (conn.pendingResponses === 0) conn.socket.destroy();
     }
+    // HTTP/2: GOAWAY, so clients open no new streams here; those in progress finish.
+    this.h2.drain();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => {
       timer = setTimeout(resolve, deadlineMs, 'deadline');
@@ -160,6 +175,7 @@ export class Edge implements EdgeContext {
     }
     this.#bodyStall.stop();
     this.#refusals.flush();
+    this.h2.close();
     return cut;
   }
 
@@ -173,9 +189,26 @@ export class Edge implements EdgeContext {
     metrics.clientConnectionsTotal.inc();
     metrics.clientConnectionsOpen.inc();
     socket.on('close', socketOnClose); // `on`: close comes once, and once() costs a wrapper per connection
+    this.#admit(conn);
+  }
+
+  admitH2(conn: H2Connection): void {
+    const { metrics } = this.#deps;
+    metrics.clientConnectionsTotal.inc();
+    metrics.clientConnectionsOpen.inc();
+    this.#admit(conn);
+  }
+
+  h2Closed(conn: H2Connection): void {
+    this.registry.remove(conn);
+    this.onSocketClosed();
+  }
+
+  #admit(conn: EdgeConnection): void {
+    const { metrics } = this.#deps;
     const result = this.registry.admit(conn);
     if (result.admitted) {
-      conn.admitted = true;
+      if (conn instanceof ClientConnection) conn.admitted = true;
       if (result.reclaimed !== null) metrics.clientConnectionsReclaimed.inc();
     } else {
       conn.refusal = result.error;
@@ -218,6 +251,37 @@ export class Edge implements EdgeContext {
     conn.lastExchange = exchange;
     if (checked.hasBody) this.#bodyStall.add(exchange);
     conn.submit(exchange);
+  }
+
+  /**
+   * One HTTP/2 stream's request: the same accounting, checks and exchange as an HTTP/1 request, without
+   * what belongs to HTTP/1 connections (pipeline order, Connection: close): a refused or malformed request
+   * is answered on its own stream and the connection carries on; a refused connection is sent GOAWAY.
+   */
+  serveH2(req: H2Request, rawRes: H2Response, conn: H2Connection, expectsContinue: boolean): void {
+    const res = rawRes as unknown as EdgeResponse;
+    const { metrics, forwarder } = this.#deps;
+    metrics.requestsTotal.inc();
+    metrics.h2StreamsOpen.inc();
+    conn.requestsSeen++;
+    conn.pendingResponses++;
+    this.registry.markBusy(conn);
+    res[kConnection] = conn;
+    res.on('close', responseOnClose);
+    if (conn.refusal !== null) {
+      sendErrorResponse(res, conn.refusal);
+      conn.goAway();
+      return;
+    }
+    const checked = checkH2Request(req, this.#maxHeaderFields);
+    if (checked instanceof HoldfastError) {
+      metrics.clientErrorsTotal.inc({ code: checked.code });
+      return sendErrorResponse(res, checked);
+    }
+    const exchange = forwarder.createExchange(req as unknown as IncomingMessage, res, conn, checked, expectsContinue);
+    conn.lastExchange = exchange;
+    if (checked.hasBody) this.#bodyStall.add(exchange);
+    exchange.start();
   }
 
   /**
@@ -305,7 +369,7 @@ export class Edge implements EdgeContext {
   }
 
   /** Called when a response closed: idle accounting, access log, drain. */
-  responseClosed(res: EdgeResponse, conn: ClientConnection): void {
+  responseClosed(res: EdgeResponse, conn: EdgeConnection): void {
     const exchange = res[kExchange];
     exchange?.onClientClose();
     // Do not keep a finished exchange (and its req/res) alive on an idle keep-alive connection.
@@ -330,6 +394,19 @@ export class Edge implements EdgeContext {
         });
       }
     }
+    if (conn instanceof ClientConnection) this.#http1ResponseClosed(res, conn);
+    else this.#h2StreamClosed(conn);
+  }
+
+  #h2StreamClosed(conn: H2Connection): void {
+    this.#deps.metrics.h2StreamsOpen.dec();
+    const idle = conn.onResponseClosed();
+    if (!idle || conn.closing) return;
+    if (this.draining) conn.goAway();
+    else this.registry.markIdle(conn, Date.now());
+  }
+
+  #http1ResponseClosed(res: EdgeResponse, conn: ClientConnection): void {
     const idle = conn.onResponseClosed(res);
     if (!idle || conn.closing) return;
     if (this.draining) conn.socket.destroy();

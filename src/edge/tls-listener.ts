@@ -18,8 +18,9 @@ export interface TlsListenerDeps {
 
 /**
  * The TLS client listener: terminates TLS (1.2 and 1.3, Node's secure defaults), picks the certificate by
- * SNI, offers ALPN `http/1.1`, and hands each connection to the same edge as the plain listener, so limits,
- * keep-alive, pipelining, holds and WebSockets behave the same over TLS. Certificates are swapped by
+ * SNI, offers ALPN `h2` and `http/1.1`, and hands each connection to the same edge as the plain listener
+ * (which serves it over HTTP/2 or HTTP/1.1 by what ALPN chose), so limits, holds and WebSockets behave the
+ * same over TLS. Certificates are swapped by
  * `reload` for new handshakes; connections already open keep theirs.
  */
 export class TlsListener {
@@ -35,7 +36,8 @@ export class TlsListener {
       cert: first.certPem,
       key: first.keyPem,
       minVersion: 'TLSv1.2',
-      ALPNProtocols: ['http/1.1'],
+      // RFC 9113 §3.2: `h2` first, the server's preference; a client without ALPN gets HTTP/1.1.
+      ALPNProtocols: ['h2', 'http/1.1'],
       handshakeTimeout: deps.handshakeTimeoutMs,
       SNICallback: (servername, callback) => callback(null, pickCertificate(this.#certificates, servername).context),
     });

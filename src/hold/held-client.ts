@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { resetConnection, type SendStallSubject, type SendStallWatch } from '../edge/send-stall.js';
+import { resetConnection, type SendStallSubject, type SendStallWatch, type SendTarget } from '../edge/send-stall.js';
 import type { ChannelSubscription, Instruct } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import { passesFilters, type FilterSubject } from './filters.js';
@@ -152,18 +152,23 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
   checkSlowConsumer(): boolean {
     if (this.queuedBytes() > this.host.maxQueuedBytes) {
       this.host.countDrop('slow_consumer');
-      resetConnection(this.corkTarget(), this.res);
+      resetConnection(this.sendTarget(), this.res);
       return true;
     }
-    this.host.sendStall.noteWrite(this.corkTarget(), this);
+    this.host.sendStall.noteWrite(this.sendTarget(), this);
     return false;
   }
 
   /** Its sent data did not drain for timeouts.sendStallMs: a slow consumer too, counted apart. */
   onSendStall(): string {
     this.host.countDrop('drain_timeout');
-    resetConnection(this.corkTarget(), this.res);
+    resetConnection(this.sendTarget(), this.res);
     return this.transport;
+  }
+
+  /** Where this client's queue is measured and cut: its connection, or its HTTP/2 stream. */
+  protected sendTarget(): SendTarget | null {
+    return this.corkTarget();
   }
 
   /** Bytes written to this client that its connection has not taken yet. */

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { GripResponse, Instruct } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
-import { resetConnection } from '../edge/send-stall.js';
+import { resetConnection, responseSendTarget } from '../edge/send-stall.js';
 import { HeldClient, type HoldHost, type HoldOrigin } from './held-client.js';
 
 /** Framing headers a long-poll answer never inherits: its body is a different one. */
@@ -31,7 +31,7 @@ export class ResponseHold extends HeldClient<ServerResponse> {
   /** Its answer did not drain (the response may be finished on our side, so the connection is what goes). */
   override onSendStall(): string {
     this.host.countDrop('drain_timeout');
-    resetConnection(this.res.req.socket, this.res);
+    resetConnection(responseSendTarget(this.res), this.res);
     return this.transport;
   }
 
@@ -93,7 +93,7 @@ export class ResponseHold extends HeldClient<ServerResponse> {
       else this.res.writeHead(code, headers);
       this.res.end(this.res.req.method === 'HEAD' ? undefined : body);
       // A published answer can be large (publish.maxMessageBytes): one the client never reads is cut too.
-      this.host.sendStall.noteWrite(this.res.socket, this);
+      this.host.sendStall.noteWrite(responseSendTarget(this.res), this);
     } catch {
       this.res.destroy();
     }

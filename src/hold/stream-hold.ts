@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { responseSendTarget, type SendTarget } from '../edge/send-stall.js';
 import type { Instruct, KeepAlive } from '../grip/instruct.js';
 import type { PublishItem } from '../grip/publish-items.js';
 import { HeldClient, type HoldHost, type HoldOrigin, type Transport } from './held-client.js';
@@ -33,6 +34,11 @@ export class StreamHold extends HeldClient<ServerResponse> {
 
   corkTarget(): Socket | null {
     return this.res.socket;
+  }
+
+  /** HTTP/2: the stream (its response has no socket of its own, h2-compat.ts). */
+  protected override sendTarget(): SendTarget | null {
+    return responseSendTarget(this.res);
   }
 
   /** Apply instructions from a next-link response to the running stream. */

@@ -36,6 +36,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Idle keep-alive client connections closed to admit a new one at a limit',
       registers,
     }),
+    h2ConnectionsOpen: new Gauge({
+      name: 'holdfast_h2_connections_open',
+      help: 'Client connections speaking HTTP/2 now (ALPN h2 or h2c); counted in holdfast_client_connections_open too',
+      registers,
+    }),
+    h2StreamsOpen: new Gauge({
+      name: 'holdfast_h2_streams_open',
+      help: 'HTTP/2 streams with a request being answered or held now, over all HTTP/2 connections',
+      registers,
+    }),
     tlsHandshakesTotal: new Counter({
       name: 'holdfast_tls_handshakes_total',
       help: 'TLS handshakes on the TLS client listener, by outcome (ok, failed)',

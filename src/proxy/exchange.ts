@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { HoldfastError } from '../errors.js';
 import { sendErrorResponse } from '../edge/error-response.js';
-import { SEND_TIMEOUT_CODE, resetConnection, type SendStallSubject } from '../edge/send-stall.js';
+import { SEND_TIMEOUT_CODE, resetConnection, responseSendTarget, type SendStallSubject } from '../edge/send-stall.js';
 import type { Forwarder } from './forwarder.js';
 import type { ResponseEncoder } from './compression.js';
 import { GatheredBody } from './gathered-body.js';
@@ -349,15 +349,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
    * client keeps its connection open. nginx's send_timeout: cut it when it stops reading altogether.
    */
   #watchSend(): false {
-    this.forwarder.sendStall.noteWrite(this.req.socket, this);
+    this.forwarder.sendStall.noteWrite(responseSendTarget(this.res), this);
     return false;
   }
 
   /** The client read nothing of its response for timeouts.sendStallMs. */
   onSendStall(): string {
     this.forwarder.metrics.clientErrorsTotal.inc({ code: SEND_TIMEOUT_CODE });
-    // The socket, not the response: the stuck bytes may be the tail of an answer already finished.
-    resetConnection(this.req.socket, this.res);
+    // The socket (or HTTP/2 stream), not the response: the stuck bytes may be the tail of an answer already finished.
+    resetConnection(responseSendTarget(this.res), this.res);
     return 'response';
   }
 
@@ -375,7 +375,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
     if (this.#body !== null) this.#body.end();
     else this.res.end();
     // A whole answer under the stream's high-water mark can sit in Node's queue with nothing paused.
-    this.forwarder.sendStall.noteWrite(this.req.socket, this);
+    this.forwarder.sendStall.noteWrite(responseSendTarget(this.res), this);
     this.#finishUpstream();
   }
 

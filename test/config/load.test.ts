@@ -40,6 +40,7 @@ test('defaults fill everything but the backends', () => {
     maxRequestsPerConnection: 1_000,
     maxHeaderBytes: 16_384,
     maxHeaderFields: 100,
+    maxConcurrentStreams: 128,
     maxPipelinedInFlight: 8,
   });
   assert.deepEqual(config.timeouts, {

@@ -122,7 +122,7 @@ for (const { name, bytes, answers } of [
     const hf = await startTestHoldfast(t, [backend.url], { log: { level: 'silent' } });
     const client = await RawClient.connect(t, hf.port);
     client.socket.end(bytes);
-    await until(() => [...hf.edge.registry.connections()].some((c) => c.clientEnded));
+    await until(() => [...hf.edge.registry.connections()].some((c) => 'clientEnded' in c && c.clientEnded));
     for (let i = 0; i < answers.length; i++) {
       await until(() => waiting.length >= 1);
       waiting.shift()!();

@@ -1,10 +1,8 @@
 // The TLS client listener and https:// backends, with real TLS clients and certificates made by
 // scripts/make-cert.sh (openssl), so the script the README points to is what the tests use.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, request as httpsRequest, Agent } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
@@ -13,7 +11,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startHoldfast } from '../../src/holdfast.js';
 import { startBackend } from '../helpers/backend.js';
-import { ROOT } from '../helpers/cli.js';
+import { certDir, makeCert, type Cert } from '../helpers/certs.js';
 import { LogSink, startTestHoldfast } from '../helpers/holdfast.js';
 import { listen } from '../helpers/listen.js';
 import { eventually, within } from '../helpers/until.js';
@@ -21,23 +19,6 @@ import { connect as netConnect } from 'node:net';
 import { startWsEchoBackend } from '../ws/ws-helpers.js';
 import { WebSocket, WebSocketServer } from 'ws';
 import { heldCount, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
-
-interface Cert {
-  cert: string;
-  key: string;
-}
-
-function certDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'holdfast-tls-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** A self-signed certificate for `names` (the first is its CN and file name), made by the repo's script. */
-function makeCert(dir: string, ...names: string[]): Cert {
-  const [cert, key] = execFileSync(join(ROOT, 'scripts', 'make-cert.sh'), [dir, ...names], { encoding: 'utf8' }).trim().split('\n');
-  return { cert: cert!, key: key! };
-}
 
 async function startTls(t: TestContext, backends: string[], certificates: Cert[], overrides: Partial<ConfigInput> = {}) {
   const hf = await startTestHoldfast(t, backends, { ...overrides, tls: { listen: '127.0.0.1:0', certificates, ...overrides.tls } });
@@ -110,7 +91,7 @@ test('tls: SNI picks the certificate that names the host, a wildcard one label d
   assert.equal((await handshake(tlsPort, 'other.test')).subject, 'main.test');
   const noSni = await handshake(tlsPort);
   assert.equal(noSni.subject, 'main.test');
-  assert.equal(noSni.alpn, 'http/1.1', 'h2 is not offered yet');
+  assert.equal(noSni.alpn, 'h2', 'ALPN picks h2 when the client offers it (the server prefers it)');
   await assert.rejects(handshake(tlsPort, 'main.test', { minVersion: 'TLSv1', maxVersion: 'TLSv1.1' }));
 });
 

@@ -1,0 +1,131 @@
+import { Http2ServerRequest, Http2ServerResponse, type Http2Stream, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+
+/**
+ * Node's HTTP/2 compatibility objects, shaped so the rest of Holdfast (the exchange, the holds, the error
+ * answers), written against HTTP/1's IncomingMessage and ServerResponse, serves an HTTP/2 stream unchanged
+ * (one proxy path, not two). node:http2 lets a server pick these classes (`Http2ServerRequest` and
+ * `Http2ServerResponse` options); what they change is the HTTP/1.1 request the backend is sent and the
+ * HTTP/2 response the client gets.
+ */
+
+/**
+ * RFC 9113 §8.2.2: fields that describe one HTTP/1 connection, which an HTTP/2 message must not carry. Our
+ * own answers add `Connection: close` when they close an HTTP/1 connection, and a backend's are stripped as
+ * hop-by-hop already (headers.ts); on a stream they would make Node throw, so they are dropped here, once.
+ */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+/**
+ * An HTTP/2 request as the edge and the exchange read it. `rawHeaders` is the HTTP/1.1 field list the
+ * backend is sent: pseudo-header fields dropped, `:authority` as Host when the client sent no Host (RFC 9113
+ * §8.3.1), and the cookie fields HTTP/2 splits per crumb joined again with "; " (§8.2.3). The fields as
+ * received, pseudo-header fields included, stay in `receivedHeaders` for the checks (request-checks.ts).
+ * `socket` is the connection's (through Node's guard, so it cannot be written or destroyed from here): its FIN
+ * means the client left, its byte counters are the connection's. Writes to this client are measured on
+ * the stream (`stream`), not on the connection several streams share.
+ */
+export class H2Request extends Http2ServerRequest {
+  readonly receivedHeaders: readonly string[];
+
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: object | undefined, rawHeaders: string[]) {
+    super(stream, headers, options as never, http1Fields(rawHeaders));
+    this.receivedHeaders = rawHeaders;
+  }
+}
+
+/** `socket`: the session's guarded socket, not a per-stream stand-in whose `on('end')` is the stream's. */
+Object.defineProperty(H2Request.prototype, 'socket', {
+  configurable: true,
+  get(this: H2Request): Socket {
+    return this.stream.session!.socket;
+  },
+});
+
+/**
+ * An HTTP/2 response as the exchange and the holds write it: what HTTP/2 has no place for (a reason phrase,
+ * connection-specific fields) is dropped instead of thrown, 102 goes out as an informational HEADERS frame,
+ * and `socket` is null: there is no connection of this response's own to cork, reset or watch (the stream is
+ * what a stall watch measures, send-stall.ts), and a FIN watch belongs to the connection (h2-front.ts).
+ */
+export class H2Response extends Http2ServerResponse<H2Request> {
+  override writeHead(statusCode: number, reasonOrHeaders?: string | OutgoingHttpHeaders | string[], headers?: OutgoingHttpHeaders | string[]): this {
+    const fields = typeof reasonOrHeaders === 'string' ? headers : reasonOrHeaders;
+    if (fields === undefined) return super.writeHead(statusCode);
+    // Node's compatibility writeHead takes a flat [name, value, ...] list as HTTP/1's does (typed as an object only).
+    return super.writeHead(statusCode, (Array.isArray(fields) ? withoutConnectionFields(fields) : withoutConnectionKeys(fields)) as OutgoingHttpHeaders);
+  }
+
+  /** RFC 9110 §15.2.2 (HTTP/1's writeProcessing): an informational HEADERS frame. */
+  writeProcessing(): void {
+    if (!this.stream.headersSent && !this.stream.destroyed) this.stream.additionalHeaders({ ':status': 102 });
+  }
+}
+
+// Typed on Http2ServerResponse, missing at run time (Node 20): the holds read them as on a ServerResponse.
+Object.defineProperties(H2Response.prototype, {
+  socket: { configurable: true, get: () => null },
+  destroyed: {
+    configurable: true,
+    get(this: H2Response): boolean {
+      return this.stream.destroyed;
+    },
+  },
+  writableNeedDrain: {
+    configurable: true,
+    get(this: H2Response): boolean {
+      return this.stream.writableNeedDrain;
+    },
+  },
+});
+
+/** The stream under a response, when it is an HTTP/2 one. */
+export function h2StreamOf(res: object): Http2Stream | null {
+  return res instanceof H2Response ? res.stream : null;
+}
+
+function http1Fields(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  let authority: string | undefined;
+  let hasHost = false;
+  let cookie: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    if (name.charCodeAt(0) === 0x3a /* : */) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
+    if (name === 'host') hasHost = true;
+    else if (name === 'cookie') {
+      cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      continue;
+    }
+    out.push(name, value);
+  }
+  if (cookie !== undefined) out.push('cookie', cookie);
+  // Host first, where an HTTP/1.1 client puts it.
+  if (!hasHost && authority !== undefined) out.unshift('host', authority);
+  return out;
+}
+
+function withoutConnectionFields(fields: string[]): string[] {
+  let kept: string[] | null = null;
+  for (let i = 0; i < fields.length; i += 2) {
+    if (CONNECTION_SPECIFIC.has(fields[i]!.toLowerCase())) {
+      kept ??= fields.slice(0, i);
+      continue;
+    }
+    kept?.push(fields[i]!, fields[i + 1]!);
+  }
+  return kept ?? fields;
+}
+
+function withoutConnectionKeys(fields: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const kept: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(fields)) {
+    if (!CONNECTION_SPECIFIC.has(name.toLowerCase())) kept[name] = value;
+  }
+  return kept;
+}

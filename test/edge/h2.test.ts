@@ -1,0 +1,220 @@
+// HTTP/2 for clients over the TLS listener, with real node:http2 clients and HTTP/1.1 backends.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
+import { test, type TestContext } from 'node:test';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { startBackend } from '../helpers/backend.js';
+import { certDir, makeCert } from '../helpers/certs.js';
+import { h2Connect, h2Request, H2_ERROR } from '../helpers/h2.js';
+import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
+import { eventually, until } from '../helpers/until.js';
+import { heldCount, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
+
+async function startH2(t: TestContext, backends: string[], overrides: Partial<ConfigInput> = {}) {
+  const cert = makeCert(certDir(t), 'localhost');
+  const hf = await startTestHoldfast(t, backends, { ...overrides, tls: { listen: '127.0.0.1:0', certificates: [cert] } });
+  return { hf, origin: `https://localhost:${hf.tlsAddress!.port}`, ca: readFileSync(cert.cert, 'utf8') };
+}
+
+/** `/stream/news` holds on channel `news` (SSE with `?sse`); any other path is a plain answer. */
+async function holdBackend(t: TestContext) {
+  return startGripBackend(t, (req, res) => {
+    if (!req.url!.startsWith('/stream/')) {
+      res.end(`plain ${req.url}`);
+      return;
+    }
+    const instruct = res.grip.startInstruct();
+    instruct.addChannel(req.url!.split('/')[2]!.split('?')[0]!);
+    instruct.setHoldStream();
+    res.writeHead(200, { 'content-type': req.url!.endsWith('?sse') ? 'text/event-stream' : 'text/plain' });
+    res.end(req.url!.endsWith('?sse') ? ': open\n\n' : 'open;');
+  });
+}
+
+interface OpenStream {
+  stream: ClientHttp2Stream;
+  status: number;
+  text: string;
+  closed: boolean;
+}
+
+function openStream(session: ClientHttp2Session, path: string): OpenStream {
+  const stream = session.request({ ':path': path });
+  const out: OpenStream = { stream, status: 0, text: '', closed: false };
+  stream.setEncoding('utf8');
+  stream.on('response', (h) => (out.status = Number(h[':status'])));
+  stream.on('data', (chunk: string) => (out.text += chunk));
+  stream.on('close', () => (out.closed = true));
+  stream.on('error', () => {}); // a reset stream reports RST_STREAM here; the tests read rstCode
+  return out;
+}
+
+test('h2: ALPN h2; proxied GET and POST with bodies on one connection go to the pooled HTTP/1.1 backend', async (t) => {
+  const backend = await startBackend(t, (req, res, body) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'], 'keep-alive': 'timeout=5', 'x-kind': 'echo' });
+    res.end(`${req.method} ${req.url} ${body.toString()}`);
+  });
+  const { hf, origin, ca } = await startH2(t, [backend.url]);
+  const session = await h2Connect(t, origin, { ca });
+  assert.equal(session.alpnProtocol, 'h2');
+  const get = await h2Request(session, { ':path': '/one?x=1', cookie: ['c1=1', 'c2=2'] });
+  const post = await h2Request(session, { ':method': 'POST', ':path': '/two', 'content-type': 'text/plain' }, 'hello, backend');
+  const unsized = await h2Request(session, { ':method': 'PUT', ':path': '/three' }, Buffer.alloc(100_000, 'x'));
+  assert.equal(get.status, 200);
+  assert.equal(get.body, 'GET /one?x=1 ');
+  assert.equal(post.body, 'POST /two hello, backend');
+  assert.equal(unsized.body, `PUT /three ${'x'.repeat(100_000)}`);
+  assert.deepEqual(get.headers['set-cookie'], ['a=1', 'b=2'], 'each Set-Cookie kept as its own field');
+  assert.equal(get.headers['x-kind'], 'echo');
+  for (const name of ['connection', 'keep-alive', 'transfer-encoding']) assert.equal(get.headers[name], undefined, `${name} never on a stream`);
+
+  const seen = backend.seen[0]!;
+  assert.equal(seen.httpVersion, '1.1');
+  assert.equal(seen.headers.host, `localhost:${hf.tlsAddress!.port}`, ':authority becomes Host');
+  assert.equal(seen.headers.cookie, 'c1=1; c2=2', 'cookie crumbs joined (RFC 9113 §8.2.3)');
+  assert.equal(seen.headers['x-forwarded-proto'], 'https');
+  assert.ok(!seen.rawHeaders.some((name) => name.startsWith(':')), 'no pseudo-header field reaches the backend');
+  assert.equal(backend.seen[2]!.headers['transfer-encoding'], 'chunked', 'a body without a length goes up chunked');
+  assert.equal(backend.connections, 1, 'the backend connection is pooled and reused');
+  assert.equal(await metricValue(hf, 'holdfast_h2_connections_open'), 1);
+  assert.equal(await metricValue(hf, 'holdfast_client_connections_open'), 1, 'one connection however many streams');
+  assert.equal(await metricValue(hf, 'holdfast_requests_total'), 3);
+});
+
+test('h2: many held streams on one connection, each with its own lifetime, all reached by a publish', async (t) => {
+  const backend = await holdBackend(t);
+  const { hf, origin, ca } = await startH2(t, [backend.url]);
+  const session = await h2Connect(t, origin, { ca });
+  const streams = Array.from({ length: 10 }, (_, i) => openStream(session, i % 2 === 0 ? '/stream/news?sse' : '/stream/news'));
+  await heldCount(hf, 10);
+  assert.equal(await metricValue(hf, 'holdfast_h2_streams_open'), 10);
+  assert.equal((await publishRaw(hf, { items: [streamItem('news', 'data: one\n\n')] })).status, 200);
+  await until(() => streams.every((s) => s.text.includes('data: one')), 'every stream to get the publish');
+  assert.ok(streams.every((s) => s.status === 200));
+
+  // One stream leaves (RST_STREAM CANCEL from the client): only it is released.
+  streams[3]!.stream.close();
+  await until(() => hf.holds.heldCount === 9, 'the cancelled stream to be released');
+  assert.equal((await publishRaw(hf, { items: [streamItem('news', 'data: two\n\n')] })).status, 200);
+  await until(() => streams.filter((s, i) => i !== 3 && s.text.includes('data: two')).length === 9, 'the others to get the next publish');
+  assert.ok(!streams[3]!.text.includes('two'));
+  assert.equal(session.closed, false);
+  assert.equal(await metricValue(hf, 'holdfast_h2_streams_open'), 9);
+
+  // A plain request beside the held streams.
+  const plain = await h2Request(session, { ':path': '/plain' });
+  assert.equal(plain.body, 'plain /plain');
+  assert.equal(hf.holds.heldCount, 9);
+});
+
+test('h2: a stream whose client stops reading does not stall its siblings, and is dropped by the byte bound alone', async (t) => {
+  const backend = await holdBackend(t);
+  const { hf, origin, ca } = await startH2(t, [backend.url], { push: { maxQueuedBytesPerConnection: 256 * 1024 } });
+  // A connection window far above the stream windows: what the slow stream withholds is its own window only.
+  const session = await h2Connect(t, origin, { ca });
+  session.setLocalWindowSize(32 * 1024 * 1024);
+  const slow = openStream(session, '/stream/slow');
+  const fast = openStream(session, '/stream/fast');
+  await heldCount(hf, 2);
+  await until(() => slow.text === 'open;', 'the slow stream to open');
+  slow.stream.pause(); // no more reads: no WINDOW_UPDATE for this stream
+
+  const chunk = 'x'.repeat(32 * 1024);
+  // 160 KiB: the stream's 64 KiB window fills, the rest queues on the server under the 256 KiB bound.
+  for (let i = 0; i < 5; i++) assert.equal((await publishRaw(hf, { items: [streamItem('slow', chunk)] })).status, 200);
+  assert.equal((await publishRaw(hf, { items: [streamItem('fast', 'sibling;')] })).status, 200);
+  await until(() => fast.text.includes('sibling;'), 'the sibling to get its publish');
+  assert.equal(slow.closed, false, 'the slow stream is still held');
+  assert.equal(hf.holds.heldCount, 2);
+
+  // Past the bound: that stream alone is reset (CANCEL); the connection and the sibling go on.
+  for (let i = 0; i < 6; i++) await publishRaw(hf, { items: [streamItem('slow', chunk)] });
+  await until(() => slow.closed, 'the slow stream to be reset');
+  assert.equal(slow.stream.rstCode, H2_ERROR.CANCEL);
+  assert.equal(await metricValue(hf, 'holdfast_drops_total', { reason: 'slow_consumer' }), 1);
+  assert.equal((await publishRaw(hf, { items: [streamItem('fast', 'still;')] })).status, 200);
+  await until(() => fast.text.includes('still;'), 'the sibling to go on');
+  assert.equal(session.closed, false);
+  assert.equal((await h2Request(session, { ':path': '/plain' })).status, 200);
+});
+
+test('h2: a stream whose queue stops draining is cut at timeouts.sendStallMs, its siblings are not', async (t) => {
+  const backend = await holdBackend(t);
+  const { hf, origin, ca } = await startH2(t, [backend.url], { timeouts: { sendStallMs: 200 } });
+  const session = await h2Connect(t, origin, { ca });
+  session.setLocalWindowSize(32 * 1024 * 1024);
+  const slow = openStream(session, '/stream/slow');
+  const fast = openStream(session, '/stream/fast');
+  await heldCount(hf, 2);
+  await until(() => slow.text === 'open;', 'the slow stream to open');
+  slow.stream.pause();
+  for (let i = 0; i < 3; i++) await publishRaw(hf, { items: [streamItem('slow', 'y'.repeat(32 * 1024))] });
+  await eventually(() => slow.closed, 10_000, 'the stalled stream to be cut');
+  assert.equal(slow.stream.rstCode, H2_ERROR.CANCEL);
+  assert.equal(await metricValue(hf, 'holdfast_drops_total', { reason: 'drain_timeout' }), 1);
+  await publishRaw(hf, { items: [streamItem('fast', 'alive;')] });
+  await until(() => fast.text.includes('alive;'), 'the sibling to get its publish');
+  assert.equal(fast.closed, false);
+});
+
+test('h2: connections count against limits.maxConnections; streams past limits.maxConcurrentStreams wait their turn', async (t) => {
+  const backend = await holdBackend(t);
+  const { hf, origin, ca } = await startH2(t, [backend.url], { limits: { maxConnections: 1, maxConcurrentStreams: 3 } });
+  const session = await h2Connect(t, origin, { ca });
+  assert.equal(session.remoteSettings.maxConcurrentStreams, 3);
+  assert.equal(session.remoteSettings.enableConnectProtocol, true);
+  const held = Array.from({ length: 4 }, () => openStream(session, '/stream/news'));
+  await heldCount(hf, 3);
+  // The client keeps the fourth until a stream ends (nghttp2 queues it): the server never sees four at once.
+  held[0]!.stream.close();
+  await heldCount(hf, 3);
+  await until(() => held[3]!.text === 'open;', 'the fourth stream once one closed');
+  assert.equal(backend.seen.length, 4);
+
+  // A second connection: over the limit, its request is answered 503 and it is sent GOAWAY.
+  const second = await h2Connect(t, origin, { ca });
+  const refused = await h2Request(second, { ':path': '/stream/news' });
+  assert.equal(refused.status, 503);
+  assert.equal(refused.headers['x-holdfast-error'], 'HF_ERR_CONNECTION_LIMIT');
+  await until(() => second.closed || second.destroyed, 'GOAWAY to close the refused connection');
+  assert.equal(backend.seen.length, 4, 'nothing of the refused connection was forwarded');
+});
+
+test('h2: an idle connection is closed with GOAWAY after keepAliveIdleMs; one with a held stream is not', async (t) => {
+  const backend = await holdBackend(t);
+  const { hf, origin, ca } = await startH2(t, [backend.url], { timeouts: { keepAliveIdleMs: 300 } });
+  const idle = await h2Connect(t, origin, { ca });
+  const goaway = new Promise<number>((resolve) => idle.once('goaway', (code: number) => resolve(code)));
+  assert.equal((await h2Request(idle, { ':path': '/plain' })).status, 200);
+  const busy = await h2Connect(t, origin, { ca });
+  const held = openStream(busy, '/stream/news');
+  await heldCount(hf, 1);
+  await until(() => held.text === 'open;', 'the held stream to open');
+  assert.equal(await goaway, H2_ERROR.NO_ERROR);
+  await eventually(() => idle.closed || idle.destroyed, 10_000, 'the idle connection to close');
+  assert.equal(busy.closed, false, 'the connection with a held stream stays');
+  await publishRaw(hf, { items: [streamItem('news', 'later;')] });
+  await until(() => held.text.includes('later;'), 'the held stream to go on');
+});
+
+test('h2: drain sends GOAWAY and lets a proxied stream in progress finish', async (t) => {
+  let answer!: () => void;
+  const gate = new Promise<void>((resolve) => (answer = resolve));
+  const backend = await startBackend(t, async (_req, res) => {
+    await gate;
+    res.end('finished');
+  });
+  const { hf, origin, ca } = await startH2(t, [backend.url]);
+  const session = await h2Connect(t, origin, { ca });
+  const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+  const pending = h2Request(session, { ':path': '/slow' });
+  await until(() => backend.seen.length === 1, 'the request to reach the backend');
+  const drained = hf.drain();
+  await goaway;
+  answer();
+  const res = await pending;
+  assert.equal(res.status, 200);
+  assert.equal(res.body, 'finished');
+  assert.equal(await drained, 0, 'nothing was cut');
+});
