@@ -156,10 +156,18 @@ async function proxyCell(target, size, cell) {
   const common = { url, proto: cell.proto, clients: cell.clients, streams: cell.streams, cpu: LOAD_CPU };
   const busyBeforePct = await quietBusyPct();
   const load = loadAverage();
-  const warm = await runH2load({ ...common, durationS: warmupS });
-  if (warm.protocol !== ALPN[cell.proto]) return { target: target.name, size, cell, unserved: warm.protocol === 'none' ? `no ALPN ${ALPN[cell.proto]}` : `ALPN ${warm.protocol}`, load };
-  const { result, cpuUs, otherPct } = await withCpu(target, () => runH2load({ ...common, durationS, logFile: join(runDir, 'h2load.tsv') }));
+  // Does it speak the cell's protocol at all? One request (a timed run against a front without it would wait).
+  const check = await runH2load({ ...common, clients: 1, streams: 1, requests: 1 });
+  if (check.protocol !== ALPN[cell.proto]) return { target: target.name, size, cell, unserved: check.protocol === 'none' ? `no ALPN ${ALPN[cell.proto]}` : `ALPN ${check.protocol}`, load };
+  // Warm-up and measured phase in one h2load run; counters read when h2load says the measured phase starts and ends.
+  let at0 = null;
+  let at1 = null;
+  const snap = () => ({ cpuUs: treeCpuUs(target.proc.pid), coreUs: coreBusyUs(PROXY_CPU), wallUs: performance.now() * 1000 });
+  const result = await runH2load({ ...common, durationS, warmupS, logFile: join(runDir, 'h2load.tsv'), onMeasureStart: () => (at0 = snap()), onMeasureEnd: () => (at1 = snap()) });
   if (target.proc.exitCode !== undefined) throw new Error(`${target.name} exited (${target.proc.exitCode}) during its run`);
+  if (at0 === null || at1 === null) throw new Error(`${target.name} ${cell.name}: h2load did not report its phases:\n${result.text}`);
+  const cpuUs = at1.cpuUs - at0.cpuUs;
+  const otherPct = (100 * Math.max(0, at1.coreUs - at0.coreUs - cpuUs)) / (at1.wallUs - at0.wallUs);
   return { target: target.name, size, cell, ...result, usPerRequest: cpuUs / result.done, otherPct, busyBeforePct, load };
 }
 
