@@ -14,12 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { requireFreshDist } from '../lib/dist-check.mjs';
 import { coreBusyUs, machineBusyPct, treeCpuUs } from '../lib/cpu.mjs';
-import { BODIES, startBackend } from '../lib/peers.mjs';
+import { BODIES, startBackend, startHaproxy, startNginxProxy } from '../lib/peers.mjs';
 import { freePort } from '../lib/ports.mjs';
 import { httpGet, startProcess, stopAll, stopAllOnSignal, waitUntilReady } from '../lib/processes.mjs';
 import { appendResults, markdownTable } from '../lib/report.mjs';
 import { runH2load, TLS13_SUITE } from './h2load.mjs';
-import { makeCertificate, startHaproxyTls, startHoldfastTls, startNginxTls } from './peers.mjs';
+import { firstLine, peerVersions } from '../lib/versions.mjs';
+import { makeCertificate, startHoldfastTls } from './peers.mjs';
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url));
 const repoDir = fileURLToPath(new URL('../..', import.meta.url));
@@ -61,18 +62,7 @@ function preflight() {
 const loadAverage = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
 function versions() {
-  const first = (cmd, args) => {
-    const r = spawnSync(cmd, args, { encoding: 'utf8' });
-    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0].trim();
-  };
-  return [
-    `node ${process.version}`,
-    first('nginx', ['-v']).replace('nginx version: ', ''),
-    first('haproxy', ['-v']).replace(/ - https.*/, ''),
-    first('h2load', ['--version']),
-    first('openssl', ['version']),
-    `${os.cpus().length} x ${os.cpus()[0].model}`,
-  ].join(', ');
+  return peerVersions([firstLine('h2load', ['--version']), firstLine('openssl', ['version'])]);
 }
 
 /** The backend and the three fronts, each checked to return the backend's bodies over TLS before measuring. */
@@ -90,11 +80,11 @@ async function startAll(cert) {
   }
   if (want.includes('nginx')) {
     const port = await freePort();
-    targets.push({ name: 'nginx', port, proc: startNginxTls({ dir: join(runDir, 'nginx'), port, backendPort, cpu: PROXY_CPU, cert }) });
+    targets.push({ name: 'nginx', port, proc: startNginxProxy({ dir: join(runDir, 'nginx'), port, backendPort, cpu: PROXY_CPU, tls: cert }) });
   }
   if (want.includes('haproxy')) {
     const port = await freePort();
-    targets.push({ name: 'haproxy', port, proc: startHaproxyTls({ dir: join(runDir, 'haproxy'), port, backendPort, cpu: PROXY_CPU, cert }) });
+    targets.push({ name: 'haproxy', port, proc: startHaproxy({ dir: join(runDir, 'haproxy'), port, backendPort, cpu: PROXY_CPU, tls: cert }) });
   }
   if (want.includes('node-tls-floor')) {
     const port = await freePort();
