@@ -64,6 +64,7 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
    * reset that would cost the client its answer.
    */
   lingering = false;
+  readonly leavesByFin = true;
   #errorSent = false;
   #readingPaused = false;
   #inFlight = 0;

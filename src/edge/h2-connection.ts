@@ -27,6 +27,7 @@ export class H2Connection implements TrackedConnection, ExchangeOwner {
   /** Set when a limit refused this connection: its streams get this answer, then GOAWAY. */
   refusal: HoldfastError | null = null;
   lastExchange: ProxyExchange | null = null;
+  readonly leavesByFin = false;
 
   constructor(socket: Socket, session: ServerHttp2Session, edge: EdgeContext) {
     this.socket = socket;

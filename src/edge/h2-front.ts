@@ -63,6 +63,8 @@ export class H2Front {
     this.server.on('session', (session: ServerHttp2Session) => this.#onSession(session));
     this.server.on('request', (req: H2Request, res: H2Response) => this.#onRequest(req, res, false));
     this.server.on('checkContinue', (req: H2Request, res: H2Response) => this.#onRequest(req, res, true));
+    // Without a listener Node answers every CONNECT 405 itself, past our accounting and without an error code.
+    this.server.on('connect', (req: H2Request, res: H2Response) => this.#onRequest(req, res, false));
   }
 
   /** Serve a connection whose first bytes are HTTP/2's (ALPN `h2`, or the h2c preface). */

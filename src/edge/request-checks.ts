@@ -119,10 +119,12 @@ export function checkH2Request(req: H2Request, maxHeaderFields: number): Checked
   let host: string | undefined;
   let authority: string | undefined;
   let path: string | undefined;
+  let protocol: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name === ':authority') authority = raw[i + 1];
     else if (name === ':path') path = raw[i + 1];
+    else if (name === ':protocol') protocol = raw[i + 1];
     else if (name.charCodeAt(0) !== 0x3a) {
       fields++;
       if (name === 'host') {
@@ -143,8 +145,9 @@ export function checkH2Request(req: H2Request, maxHeaderFields: number): Checked
   const named = host ?? authority;
   if (named === undefined) return refuse('HF_ERR_MISSING_HOST', 'an HTTP/2 request must carry :authority or Host');
   if (!isValidHost(named)) return refuse('HF_ERR_BAD_HOST', ':authority or Host is not a valid authority');
-  if (req.method === 'CONNECT') {
-    return new ClientRequestError('HF_ERR_METHOD_NOT_SUPPORTED', 501, 'CONNECT tunnels are not offered');
+  // RFC 8441 §4: extended CONNECT (nghttp2 checked :scheme and :path are there) opens a WebSocket.
+  if (req.method === 'CONNECT' && protocol?.toLowerCase() !== 'websocket') {
+    return new ClientRequestError('HF_ERR_METHOD_NOT_SUPPORTED', 501, protocol === undefined ? 'CONNECT tunnels are not offered' : `CONNECT :protocol ${JSON.stringify(protocol.slice(0, 32))} is not offered; websocket is`);
   }
   // The body is whatever DATA frames follow a HEADERS frame without END_STREAM (RFC 9113 §8.1).
   const hasBody = !req.stream.endAfterHeaders;

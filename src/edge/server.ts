@@ -15,6 +15,7 @@ import { rawErrorResponse, sendErrorResponse } from './error-response.js';
 import { ConnectionRegistry } from './registry.js';
 import { checkRequest } from './request-checks.js';
 import { isWebSocketUpgrade, replayAsPlainRequest, type UpgradeRouter } from '../ws/upgrade-router.js';
+import { acceptH2WebSocket } from '../ws/h2-websocket.js';
 import { listenOn } from './listen-on.js';
 import { H2Front, type H2Host } from './h2-front.js';
 import type { H2Connection } from './h2-connection.js';
@@ -277,6 +278,12 @@ export class Edge implements EdgeContext, H2Host {
     if (checked instanceof HoldfastError) {
       metrics.clientErrorsTotal.inc({ code: checked.code });
       return sendErrorResponse(res, checked);
+    }
+    if (req.method === 'CONNECT') {
+      // A WebSocket (RFC 8441): the stream is its connection, the same router as HTTP/1.1 upgrades.
+      const upgrades = this.#deps.upgrades;
+      if (upgrades === undefined) return sendErrorResponse(res, new ClientRequestError('HF_ERR_METHOD_NOT_SUPPORTED', 501, 'WebSockets are not offered'));
+      return acceptH2WebSocket(upgrades, req, checked.target, conn.clientAddress);
     }
     const exchange = forwarder.createExchange(req as unknown as IncomingMessage, res, conn, checked, expectsContinue);
     conn.lastExchange = exchange;

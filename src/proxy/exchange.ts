@@ -29,6 +29,11 @@ export interface ExchangeOwner {
   answersLast(exchange: ProxyExchange): boolean;
   /** This exchange's response ends the connection (it carries `Connection: close`): nothing more is forwarded. */
   closeAfterResponse(): void;
+  /**
+   * A client's FIN is the only sign that it left a request waiting in a queue (HTTP/1). On HTTP/2 a client
+   * leaves a stream with RST_STREAM, which closes its response (onClientClose) like a connection close does.
+   */
+  readonly leavesByFin: boolean;
 }
 
 /** A client hung up while we were still talking to the backend. */
@@ -137,6 +142,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, GripReaderOwne
    * once sent, the backend's answer is still delivered.
    */
   #leaveQueueOnClientFin(): void {
+    if (!this.owner.leavesByFin) return;
     const socket = this.req.socket;
     const leave = (): void => {
       this.#queuedFinWatch = null;

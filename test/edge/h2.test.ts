@@ -1,6 +1,9 @@
 // HTTP/2 for clients over the TLS listener, with real node:http2 clients and HTTP/1.1 backends.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { validateConfig } from '../../src/config/load.js';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -217,4 +220,37 @@ test('h2: drain sends GOAWAY and lets a proxied stream in progress finish', asyn
   assert.equal(res.status, 200);
   assert.equal(res.body, 'finished');
   assert.equal(await drained, 0, 'nothing was cut');
+});
+
+test('h2: SNI picks the certificate; a reload swaps it for new connections while streams on an old one stay', async (t) => {
+  const dir = certDir(t);
+  const other = makeCert(dir, 'other.test');
+  const live = { cert: join(dir, 'live.crt'), key: join(dir, 'live.key') };
+  const first = makeCert(join(dir, 'v1'), 'localhost');
+  const second = makeCert(join(dir, 'v2'), 'localhost');
+  copyFileSync(first.cert, live.cert);
+  copyFileSync(first.key, live.key);
+  const backend = await holdBackend(t);
+  const config = { listen: '127.0.0.1:0', control: '127.0.0.1:0', backends: [backend.url], tls: { listen: '127.0.0.1:0', certificates: [live, other] } };
+  const hf = await startTestHoldfast(t, [backend.url], { tls: config.tls }, { loadConfig: () => validateConfig(config) });
+  const origin = `https://127.0.0.1:${hf.tlsAddress!.port}`;
+  const peerCn = (session: ClientHttp2Session) => (session.socket as TLSSocket).getPeerCertificate().subject.CN;
+  const fingerprint = (session: ClientHttp2Session) => (session.socket as TLSSocket).getPeerCertificate().fingerprint256;
+
+  const named = await h2Connect(t, origin, { servername: 'other.test' });
+  assert.equal(peerCn(named), 'other.test');
+  assert.equal(named.alpnProtocol, 'h2');
+  const before = await h2Connect(t, origin, { ca: readFileSync(first.cert, 'utf8'), servername: 'localhost' });
+  const held = openStream(before, '/stream/news?sse');
+  await heldCount(hf, 1);
+
+  copyFileSync(second.cert, live.cert);
+  copyFileSync(second.key, live.key);
+  hf.reload();
+  const after = await h2Connect(t, origin, { ca: readFileSync(second.cert, 'utf8'), servername: 'localhost' });
+  assert.notEqual(fingerprint(after), fingerprint(before), 'a new connection gets the new certificate');
+  assert.equal((await h2Request(after, { ':path': '/plain' })).body, 'plain /plain');
+  await publishRaw(hf, { items: [streamItem('news', 'data: still here\n\n')] });
+  await until(() => held.text.includes('still here'), 'the stream opened before the reload to go on');
+  assert.equal(before.closed, false);
 });

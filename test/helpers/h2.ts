@@ -1,4 +1,6 @@
-import { connect as http2Connect, type ClientHttp2Session, type ClientSessionOptions, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { connect as http2Connect, type ClientHttp2Session, type ClientHttp2Stream, type ClientSessionOptions, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Duplex, Writable } from 'node:stream';
+import * as wsModule from 'ws';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
@@ -184,4 +186,85 @@ function hpackString(text: string): Buffer {
     length.push(rest);
   }
   return Buffer.concat([Buffer.from(length), bytes]);
+}
+
+interface WsReceiver {
+  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): this;
+  on(event: 'conclude', listener: (code: number, reason: Buffer) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+}
+interface WsSender {
+  send(data: Buffer, options: { binary: boolean; fin: boolean; mask: boolean; compress: boolean; rsv1: boolean }, cb?: () => void): void;
+  close(code: number, reason: string, mask: boolean, cb?: () => void): void;
+}
+/** ws's own frame parser and writer (exported by ws, not typed by @types/ws). */
+const { Receiver, Sender } = wsModule as unknown as {
+  Receiver: new (options: { isServer: boolean; maxPayload: number }) => WsReceiver;
+  Sender: new (socket: Duplex) => WsSender;
+};
+
+/**
+ * A WebSocket client over one HTTP/2 stream (RFC 8441 extended CONNECT) on a node:http2 session, framed and
+ * parsed by ws's Sender and Receiver (masked, as a client's frames must be): no hand-written framing.
+ */
+export class H2WebSocket {
+  readonly stream: ClientHttp2Stream;
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly messages: string[] = [];
+  /** The close frame the server sent, once it came. */
+  closeFrame: { code: number; reason: string } | null = null;
+  readonly #sender: WsSender;
+  #closeSent = false;
+
+  private constructor(stream: ClientHttp2Stream, headers: IncomingHttpHeaders) {
+    this.stream = stream;
+    this.headers = headers;
+    this.status = Number(headers[':status']);
+    this.#sender = new Sender(stream);
+    const receiver = new Receiver({ isServer: false, maxPayload: 16 * 1024 * 1024 });
+    receiver.on('message', (data) => this.messages.push(data.toString('utf8')));
+    // RFC 6455 §5.5.1: a close frame is answered with one (unless this side sent its own first), then the
+    // stream ends, as a browser ends its TCP connection.
+    receiver.on('conclude', (code, reason) => {
+      this.closeFrame = { code, reason: reason.toString('utf8') };
+      if (!this.#closeSent) this.#sender.close(code, '', true);
+      stream.end();
+    });
+    receiver.on('error', () => stream.destroy());
+    // Only an opened WebSocket carries frames; a refusal's DATA is its body, for the test to read.
+    if (this.status === 200) stream.pipe(receiver as unknown as Writable);
+  }
+
+  /** CONNECT with :protocol websocket to `path`; resolves with the server's answer (200 opens the WebSocket). */
+  static async open(session: ClientHttp2Session, path: string, headers: OutgoingHttpHeaders = {}): Promise<H2WebSocket> {
+    const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':path': path, ':scheme': 'https', 'sec-websocket-version': '13', ...headers }, { endStream: false });
+    stream.on('error', () => {}); // a reset is read from rstCode by the tests
+    const answer = await within(
+      new Promise<IncomingHttpHeaders>((resolve, reject) => {
+        stream.once('response', resolve);
+        stream.once('close', () => reject(new Error(`the stream closed without an answer (RST_STREAM ${stream.rstCode})`)));
+      }),
+      10_000,
+      `an answer to CONNECT ${path}`,
+    );
+    return new H2WebSocket(stream, answer);
+  }
+
+  send(text: string): void {
+    this.#sender.send(Buffer.from(text), { binary: false, fin: true, mask: true, compress: false, rsv1: false });
+  }
+
+  close(code: number, reason = ''): void {
+    this.#closeSent = true;
+    this.#sender.close(code, reason, true);
+  }
+
+  /** The `n`th message (0-based), once it came. */
+  async message(n: number): Promise<string> {
+    await until(() => this.messages.length > n || this.stream.closed, `WebSocket message ${n + 1}`);
+    const text = this.messages[n];
+    if (text === undefined) throw new Error(`the stream closed after ${this.messages.length} messages`);
+    return text;
+  }
 }
