@@ -12,7 +12,7 @@
 //            --sizes small,10k --conns 1,50 (one cell or a few)
 //            --targets holdfast,node-http-undici,node-llhttp-undici,node-floor,nginx,haproxy,http-proxy
 //            --holdfast-node-args "--max-semi-space-size=32" (V8 flags for Holdfast, after those of its shebang)
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ import { freePort } from './lib/ports.mjs';
 import { httpGet, startProcess, stopAll, stopAllSync, stopProcess, waitUntilReady } from './lib/processes.mjs';
 import { appendResults, markdownTable, noiseNotes, resultsTable, targetsTable } from './lib/report.mjs';
 import { runWrk } from './lib/wrk.mjs';
+import { firstLine, peerVersions } from './lib/versions.mjs';
 import { layersOf, summarizeProfile } from './profile-summary.mjs';
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
@@ -98,19 +99,7 @@ function preflight() {
 }
 
 function versions() {
-  // nginx -v and wrk -v print to stderr (and wrk exits 1), so take the first line of either stream.
-  const first = (cmd, args) => {
-    const r = spawnSync(cmd, args, { encoding: 'utf8' });
-    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0].trim();
-  };
-  return [
-    `node ${process.version}`,
-    first('nginx', ['-v']).replace('nginx version: ', ''),
-    first('haproxy', ['-v']).replace(/ - https.*/, ''),
-    first('wrk', ['-v']).replace(/ Copyright.*/, ''),
-    `http-proxy ${readVersion('http-proxy')}`,
-    `${os.cpus().length} x ${os.cpus()[0].model}`,
-  ].join(', ');
+  return peerVersions([firstLine('wrk', ['-v']).replace(/ Copyright.*/, ''), `http-proxy ${readVersion('http-proxy')}`]);
 }
 
 function readVersion(pkg) {

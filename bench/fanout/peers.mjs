@@ -247,7 +247,7 @@ export async function startHoldfast({ dir, cpu, backendPort, mainJs, nodeArgs = 
 }
 
 /** Items `{ channel, id, content, format }`, format `http-stream` (default) or `ws-message`. */
-function publishGrip(controlPort, items) {
+export function publishGrip(controlPort, items) {
   const body = JSON.stringify({
     items: items.map(({ channel, id, content, format = 'http-stream' }) => ({ channel, id, formats: { [format]: { content } } })),
   });
@@ -359,10 +359,17 @@ export async function startPushpin({ dir, cpu, backendPort, throttle, wsPath = n
  * connections evenly and no worker passes its own fd limit), eventsource subscribers at /sub/<ch>, publisher
  * at /pub/<ch>.
  */
-export async function startNchan({ dir, cpu, workers = 1, workerConnections = 19000, sharedMemory = '256M', reuseport = false }) {
+export async function startNchan({ dir, cpu, workers = 1, workerConnections = 19000, sharedMemory = '256M', reuseport = false, tls = null }) {
   mkdirSync(dir, { recursive: true });
   for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub), { recursive: true });
   const port = await freePort();
+  // `tls: { cert, key }` (bench/h2): subscribers on a TLS + HTTP/2 listener (`tlsPort`), publishes and the
+  // readiness probe stay on the plain one.
+  const tlsPort = tls === null ? null : await freePort();
+  const tlsListen = tls === null ? '' : `
+    listen 127.0.0.1:${tlsPort} ssl http2 backlog=4096;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};`;
   const conf = `load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
 daemon off;
 worker_processes ${workers};
@@ -375,7 +382,7 @@ ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((s) => `  ${s}_temp_p
   access_log off;
   nchan_shared_memory_size ${sharedMemory};
   server {
-    listen 127.0.0.1:${port} backlog=4096${reuseport ? ' reuseport' : ''};
+    listen 127.0.0.1:${port} backlog=4096${reuseport ? ' reuseport' : ''};${tlsListen}
     location ~ ^/sub/(\\w+)$ {
       nchan_subscriber eventsource;
       nchan_channel_id $1;
@@ -397,6 +404,7 @@ ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((s) => `  ${s}_temp_p
     name: 'nchan',
     proc,
     port,
+    tlsPort,
     pids,
     cpuPids: pids,
     // nchan takes one message per request; a batch is sent as concurrent requests.

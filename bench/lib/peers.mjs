@@ -69,9 +69,19 @@ ${nginxTempPaths(dir)}
   });
 }
 
-/** nginx as the reverse proxy, with the upstream keep-alive that nginx 1.22 needs spelled out. */
-export function startNginxProxy({ dir, port, backendPort, cpu }) {
+/**
+ * nginx as the reverse proxy, with the upstream keep-alive that nginx 1.22 needs spelled out. With `tls`
+ * (`{ cert, key }`, bench/h2) it terminates TLS and speaks HTTP/2 and HTTP/1.1 (ALPN) to clients;
+ * `keepalive_requests` then also bounds HTTP/2 connections (since 1.19.7).
+ */
+export function startNginxProxy({ dir, port, backendPort, cpu, tls = null }) {
   mkdirSync(dir, { recursive: true });
+  const listen = tls === null
+    ? `listen 127.0.0.1:${port} backlog=4096;`
+    : `listen 127.0.0.1:${port} ssl http2 backlog=4096;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    ssl_protocols TLSv1.2 TLSv1.3;`;
   const conf = `${nginxCommon(dir)}
 http {
 ${nginxTempPaths(dir)}
@@ -84,7 +94,7 @@ ${nginxTempPaths(dir)}
     keepalive_requests 10000000;
   }
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+    ${listen}
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -107,9 +117,10 @@ ${nginxTempPaths(dir)}
 /**
  * HAProxy with one thread. `http-reuse always` shares idle backend connections across client connections,
  * the same pooling Holdfast and nginx's upstream keepalive do (`safe`, the default, opens one per new client
- * connection for its first request).
+ * connection for its first request). With `tls` (`{ combined }`: certificate and key in one PEM file, bench/h2)
+ * it terminates TLS with ALPN h2 and http/1.1.
  */
-export function startHaproxy({ dir, port, backendPort, cpu }) {
+export function startHaproxy({ dir, port, backendPort, cpu, tls = null }) {
   mkdirSync(dir, { recursive: true });
   const conf = `global
   nbthread 1
@@ -123,7 +134,7 @@ defaults
   timeout http-keep-alive 60s
 
 frontend fe
-  bind 127.0.0.1:${port}
+  bind 127.0.0.1:${port}${tls === null ? '' : ` ssl crt ${tls.combined} alpn h2,http/1.1`}
   default_backend be
 
 backend be
