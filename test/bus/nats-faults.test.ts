@@ -78,7 +78,7 @@ test('nats faults: NATS paused with SIGSTOP: a publish gets 503 within requestTi
   assert.equal((await publishRaw(a!, sseItem('paused', 'p1'))).status, 200);
   await client.waitForText('data: p1');
 
-  nats.pause();
+  await nats.pause();
   const started = performance.now();
   const refused = await publishRaw(a!, sseItem('paused', 'p2'));
   const elapsedMs = performance.now() - started;

@@ -112,7 +112,7 @@ test('redis faults: Redis paused (SIGSTOP): a publish is 503 within requestTimeo
   assert.equal((await publishRaw(a, { items: [streamItem('p', 'one;', '1')] })).status, 200);
   await stream.waitForText('one;');
 
-  redis.pause();
+  await redis.pause();
   t.after(() => redis.resume());
   const started = performance.now();
   const refused = await publishRaw(a, { items: [streamItem('p', 'refused;', '2')] });

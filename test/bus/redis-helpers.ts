@@ -9,6 +9,7 @@ import type { BusOptions, BusSink } from '../../src/bus/bus.js';
 import { RedisBus } from '../../src/bus/redis-bus.js';
 import { createLogger } from '../../src/observe/log.js';
 import { createMetrics, type Metrics } from '../../src/observe/metrics.js';
+import { stopProcess } from '../helpers/stopped.js';
 import { eventually } from '../helpers/until.js';
 import { freePort } from '../helpers/listen.js';
 import { discardSink } from '../helpers/discard-sink.js';
@@ -128,8 +129,9 @@ export class PrivateRedis {
     await exited;
   }
 
-  pause(): void {
-    this.#child?.kill('SIGSTOP');
+  /** SIGSTOP, resolved once every thread of redis-server is stopped. */
+  async pause(): Promise<void> {
+    if (this.#child?.pid !== undefined) await stopProcess(this.#child.pid);
   }
 
   resume(): void {

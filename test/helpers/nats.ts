@@ -11,6 +11,7 @@ import type { BusDriverDeps, BusOptions } from '../../src/bus/bus.js';
 import { NatsBus } from '../../src/bus/nats-bus.js';
 import { createLogger } from '../../src/observe/log.js';
 import { createMetrics } from '../../src/observe/metrics.js';
+import { stopProcess } from './stopped.js';
 import { eventually } from './until.js';
 import { discardSink } from './discard-sink.js';
 import { freePort } from './listen.js';
@@ -124,8 +125,9 @@ export class PrivateNats {
     await exited;
   }
 
-  pause(): void {
-    this.#child!.kill('SIGSTOP');
+  /** SIGSTOP, resolved once every thread of nats-server is stopped. */
+  pause(): Promise<void> {
+    return stopProcess(this.#child!.pid!);
   }
 
   resume(): void {
