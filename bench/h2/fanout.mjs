@@ -4,7 +4,7 @@
 // and as many HTTP/1.1 SSE connections, for the memory and latency of a held stream against a held connection.
 // See bench/h2/README.md. Usage:
 //   node bench/h2/fanout.mjs [--streams 15000] [--connections 1000] [--messages 10] [--interval 1000]
-//     [--peers holdfast,nchan] [--processes 4] [--probe-connections 20] [--window 64] [--no-h1] [--record]
+//     [--peers holdfast,nchan] (also node-h2-floor, node-h2-floor-compat: node-h2-floor.mjs) [--processes 4] [--probe-connections 20] [--window 64] [--no-h1] [--record]
 //     [--h2c] (Holdfast's plain listener with prior knowledge instead of TLS) [--holdfast-args "..."]
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { requireFreshDist } from '../lib/dist-check.mjs';
-import { adoptChild, cpuSeconds, freePort, kernelAndTotalSeconds, publishGrip, rssKiB, sleep, sseLine, startNchan, stopAll, stopProcess, waitForPort } from '../fanout/peers.mjs';
+import { adoptChild, cpuSeconds, freePort, kernelAndTotalSeconds, publishGrip, rssKiB, sleep, sseLine, startNchan, startProcess, stopAll, stopProcess, waitForPort } from '../fanout/peers.mjs';
+import { holdfastEnv, holdfastNodeArgs } from '../lib/holdfast-node-args.mjs';
 import { makeCertificate, startHoldfastTls } from './peers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -147,6 +148,23 @@ async function startServer(name, cert) {
         await stopProcess(backend);
       },
     };
+  }
+  if (name === 'node-h2-floor' || name === 'node-h2-floor-compat') {
+    // The same Node flags and environment as Holdfast's command, so the difference is what Holdfast adds.
+    const [tlsPort, controlPort] = [await freePort(), await freePort()];
+    const api = name === 'node-h2-floor' ? 'stream' : 'compat';
+    mkdirSync(dir, { recursive: true });
+    const proc = startProcess({
+      name,
+      command: process.execPath,
+      args: [...holdfastNodeArgs(mainJs), join(here, 'node-h2-floor.mjs'), String(tlsPort), String(controlPort), cert.cert, cert.key, api],
+      cpu: serverCpu,
+      logFile: join(dir, 'out.log'),
+      cwd: dir,
+      env: holdfastEnv(mainJs),
+    });
+    await waitForPort(controlPort, 15_000, proc);
+    return { name, proc, url: `https://127.0.0.1:${tlsPort}`, pids: () => [proc.pid], publish: (items) => publishGrip(controlPort, items), stop: () => stopProcess(proc) };
   }
   if (name === 'nchan') {
     const s = await startNchan({ dir, cpu: serverCpu, tls: cert });
