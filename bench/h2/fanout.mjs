@@ -6,8 +6,10 @@
 //   node bench/h2/fanout.mjs [--streams 15000] [--connections 1000] [--messages 10] [--interval 1000]
 //     [--peers holdfast,nchan] (also node-h2-floor, node-h2-floor-compat: node-h2-floor.mjs) [--processes 4] [--probe-connections 20] [--window 64] [--no-h1] [--record]
 //     [--h2c] (Holdfast's plain listener with prior knowledge instead of TLS) [--holdfast-args "..."]
+//     [--heap-snapshots] (Node servers: a V8 heap snapshot idle and held, grouped per stream by heap-groups.mjs;
+//     the snapshots pause the server, so that run's latencies are not comparable)
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http2 from 'node:http2';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { requireFreshDist } from '../lib/dist-check.mjs';
 import { adoptChild, cpuSeconds, freePort, kernelAndTotalSeconds, publishGrip, rssKiB, sleep, sseLine, startNchan, startProcess, stopAll, stopProcess, waitForPort } from '../fanout/peers.mjs';
 import { holdfastEnv, holdfastNodeArgs } from '../lib/holdfast-node-args.mjs';
+import { breakdownTable, compareSnapshots } from './heap-groups.mjs';
 import { makeCertificate, startHoldfastTls } from './peers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -37,6 +40,7 @@ const { values: opts } = parseArgs({
     'no-h1': { type: 'boolean', default: false },
     h2c: { type: 'boolean', default: false },
     'holdfast-args': { type: 'string', default: '' },
+    'heap-snapshots': { type: 'boolean', default: false },
     'server-cpu': { type: 'string', default: '0' },
     'client-cpu': { type: 'string', default: '1' },
     record: { type: 'boolean', default: false },
@@ -54,6 +58,8 @@ const CHANNEL = 'fan';
 const log = (...a) => console.error(...a);
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 const loadAverage = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+/** With --heap-snapshots, the Node servers write one on SIGUSR2 (into their folder, their working directory). */
+const snapshotArgs = opts['heap-snapshots'] ? ['--heapsnapshot-signal=SIGUSR2'] : [];
 
 // Orchestrator, publisher, backend and subscribers share the client core; the server gets its own (as bench/fanout).
 execFileSync('taskset', ['-p', '-c', String(clientCpu), String(process.pid)], { stdio: 'ignore' });
@@ -110,6 +116,27 @@ function probeH2(url, path, timeoutMs = 5000) {
   });
 }
 
+/** SIGUSR2 to a Node server started with snapshotArgs; resolves with the snapshot's path once it is written whole. */
+async function heapSnapshot(server) {
+  const list = () => readdirSync(server.dir).filter((f) => f.endsWith('.heapsnapshot'));
+  const before = new Set(list());
+  process.kill(server.proc.pid, 'SIGUSR2');
+  const deadline = Date.now() + 120_000;
+  let last = -1;
+  for (;;) {
+    await sleep(500);
+    const file = list().find((f) => !before.has(f));
+    if (file !== undefined) {
+      const path = join(server.dir, file);
+      const size = statSync(path).size;
+      // V8 writes the JSON in one go on the main thread; complete once it ends with its closing brackets and stops growing.
+      if (size === last && /\]\s*\}\s*$/.test(readFileSync(path, 'utf8').slice(-64))) return path;
+      last = size;
+    }
+    if (Date.now() > deadline) throw new Error(`${server.name} wrote no heap snapshot in 120 s`);
+  }
+}
+
 /** One line; a server without h2 in its ALPN list ends the handshake with a no_application_protocol alert. */
 function errorText(err) {
   const text = `${err.code ?? ''} ${err.message} ${err.cause?.message ?? ''}`;
@@ -135,11 +162,12 @@ async function startServer(name, cert) {
     await waitForPort(backendPort, 5000, backend);
     const [port, tlsPort, controlPort] = [await freePort(), await freePort(), await freePort()];
     const extraArgs = opts['holdfast-args'] === '' ? [] : opts['holdfast-args'].split(' ');
-    const proc = startHoldfastTls({ dir, port, tlsPort, controlPort, backendPort, cpu: serverCpu, mainJs, cert, extraArgs });
+    const proc = startHoldfastTls({ dir, port, tlsPort, controlPort, backendPort, cpu: serverCpu, mainJs, cert, extraArgs, nodeArgs: snapshotArgs });
     await waitForPort(controlPort, 15_000, proc);
     return {
       name,
       proc,
+      dir,
       url: opts.h2c ? `http://127.0.0.1:${port}` : `https://127.0.0.1:${tlsPort}`,
       pids: () => [proc.pid],
       publish: (items) => publishGrip(controlPort, items),
@@ -157,14 +185,14 @@ async function startServer(name, cert) {
     const proc = startProcess({
       name,
       command: process.execPath,
-      args: [...holdfastNodeArgs(mainJs), join(here, 'node-h2-floor.mjs'), String(tlsPort), String(controlPort), cert.cert, cert.key, api],
+      args: [...holdfastNodeArgs(mainJs), ...snapshotArgs, join(here, 'node-h2-floor.mjs'), String(tlsPort), String(controlPort), cert.cert, cert.key, api],
       cpu: serverCpu,
       logFile: join(dir, 'out.log'),
       cwd: dir,
       env: holdfastEnv(mainJs),
     });
     await waitForPort(controlPort, 15_000, proc);
-    return { name, proc, url: `https://127.0.0.1:${tlsPort}`, pids: () => [proc.pid], publish: (items) => publishGrip(controlPort, items), stop: () => stopProcess(proc) };
+    return { name, proc, dir, url: `https://127.0.0.1:${tlsPort}`, pids: () => [proc.pid], publish: (items) => publishGrip(controlPort, items), stop: () => stopProcess(proc) };
   }
   if (name === 'nchan') {
     const s = await startNchan({ dir, cpu: serverCpu, tls: cert });
@@ -215,6 +243,7 @@ async function runPeer(name, cert) {
     await waitServingH2(server);
     await sleep(1000);
     row.rssIdleKiB = server.pids().reduce((a, pid) => a + rssKiB(pid), 0);
+    const snapshots = opts['heap-snapshots'] && server.dir !== undefined ? [await heapSnapshot(server)] : null;
     // Bulk processes at nice 10, the probe (a few connections) at normal priority, as bench/fanout does.
     const probeConns = Math.min(Number(opts['probe-connections']), Math.floor(CONNS / 10));
     const procs = Number(opts.processes);
@@ -257,6 +286,13 @@ async function runPeer(name, cert) {
     row.rssHeldKiB = server.pids().reduce((a, pid) => a + rssKiB(pid), 0);
     row.kbPerStream = ((row.rssHeldKiB - row.rssIdleKiB) * 1.024) / row.heads;
     log(`  RSS idle ${row.rssIdleKiB} KiB, with ${row.heads} streams held ${row.rssHeldKiB} KiB: ${row.kbPerStream.toFixed(2)} KB per stream`);
+    if (snapshots !== null) {
+      snapshots.push(await heapSnapshot(server));
+      const compared = compareSnapshots(snapshots[0], snapshots[1], row.heads);
+      const rssPerStream = ((row.rssHeldKiB - row.rssIdleKiB) * 1024) / row.heads;
+      row.breakdown = `${breakdownTable(compared)}\n| RSS outside the V8 heap (RSS growth - heap growth) | | ${(rssPerStream - compared.heapPerStream).toFixed(0)} |\n| **RSS, total** | | **${rssPerStream.toFixed(0)}** |`;
+      log(`  heap per stream ${compared.heapPerStream.toFixed(0)} B of ${rssPerStream.toFixed(0)} B RSS per stream:\n${row.breakdown}`);
+    }
 
     const cpuBefore = server.pids().reduce((a, pid) => a + cpuSeconds(pid), 0);
     const kernelBefore = server.pids().reduce((a, pid) => a + kernelAndTotalSeconds(pid).kernel, 0);
@@ -369,6 +405,11 @@ function table(rows, h1) {
   return lines.join('\n');
 }
 
+/** With --heap-snapshots: each Node server's bytes per held stream by heap-groups.mjs's groups. */
+function breakdowns(rows) {
+  return rows.filter((r) => r.breakdown !== undefined).map((r) => `\nWhere ${r.peer}'s bytes per held stream go (V8 heap snapshots idle and held, self size per group):\n\n${r.breakdown}\n`).join('');
+}
+
 function targets(rows, h1) {
   const hf = rows.find((r) => r.peer === 'holdfast');
   if (hf === undefined) return '- (no Holdfast HTTP/2 row)';
@@ -403,7 +444,7 @@ async function main() {
     `${os.cpus().length} cores, Node ${process.version}; Holdfast ${gitHead()})\n\n${M} messages ${interval} ms apart to ${STREAMS} SSE streams on one channel, ${PER_CONN} streams on each of ${CONNS} HTTP/2 ` +
     `connections (node:http2 clients in ${opts.processes} processes at nice 10, plus a probe process at normal priority). Latency = publish call to the bytes read by the subscriber process. ` +
     `KB per held stream = (RSS held - RSS idle) / streams, TLS and HTTP/2 connection state included. The HTTP/1.1 row is bench/fanout/run.mjs (raw-socket subscribers, one per connection) run right after, same build and cores.\n\n` +
-    `${table(rows, h1)}\n\nTargets:\n${targets(rows, h1)}\n`;
+    `${table(rows, h1)}\n\nTargets:\n${targets(rows, h1)}\n${breakdowns(rows)}`;
   console.log(md);
   if (opts.record) {
     appendFileSync(join(benchDir, 'RESULTS.md'), md);
