@@ -5,7 +5,7 @@
 // See bench/h2/README.md. Usage:
 //   node bench/h2/fanout.mjs [--streams 15000] [--connections 1000] [--messages 10] [--interval 1000]
 //     [--peers holdfast,nchan] (also node-h2-floor, node-h2-floor-compat: node-h2-floor.mjs) [--processes 4] [--probe-connections 20] [--window 64] [--no-h1] [--record]
-//     [--h2c] (Holdfast's plain listener with prior knowledge instead of TLS) [--holdfast-args "..."]
+//     [--h2c] (cleartext with prior knowledge: Holdfast given --h2c, the floors http2.createServer) [--holdfast-args "..."]
 //     [--heap-snapshots] (Node servers: a V8 heap snapshot idle and held, grouped per stream by heap-groups.mjs;
 //     the snapshots pause the server, so that run's latencies are not comparable)
 import { execFileSync, fork, spawn } from 'node:child_process';
@@ -161,7 +161,7 @@ async function startServer(name, cert) {
     const backend = adoptChild('backend', fork(join(benchDir, 'fanout', 'backend.mjs'), [String(backendPort)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     await waitForPort(backendPort, 5000, backend);
     const [port, tlsPort, controlPort] = [await freePort(), await freePort(), await freePort()];
-    const extraArgs = opts['holdfast-args'] === '' ? [] : opts['holdfast-args'].split(' ');
+    const extraArgs = [...(opts.h2c ? ['--h2c'] : []), ...(opts['holdfast-args'] === '' ? [] : opts['holdfast-args'].split(' '))];
     const proc = startHoldfastTls({ dir, port, tlsPort, controlPort, backendPort, cpu: serverCpu, mainJs, cert, extraArgs, nodeArgs: snapshotArgs });
     await waitForPort(controlPort, 15_000, proc);
     return {
@@ -185,14 +185,14 @@ async function startServer(name, cert) {
     const proc = startProcess({
       name,
       command: process.execPath,
-      args: [...holdfastNodeArgs(mainJs), ...snapshotArgs, join(here, 'node-h2-floor.mjs'), String(tlsPort), String(controlPort), cert.cert, cert.key, api],
+      args: [...holdfastNodeArgs(mainJs), ...snapshotArgs, join(here, 'node-h2-floor.mjs'), String(tlsPort), String(controlPort), cert.cert, cert.key, api, opts.h2c ? 'h2c' : 'tls'],
       cpu: serverCpu,
       logFile: join(dir, 'out.log'),
       cwd: dir,
       env: holdfastEnv(mainJs),
     });
     await waitForPort(controlPort, 15_000, proc);
-    return { name, proc, dir, url: `https://127.0.0.1:${tlsPort}`, pids: () => [proc.pid], publish: (items) => publishGrip(controlPort, items), stop: () => stopProcess(proc) };
+    return { name, proc, dir, url: `${opts.h2c ? 'http' : 'https'}://127.0.0.1:${tlsPort}`, pids: () => [proc.pid], publish: (items) => publishGrip(controlPort, items), stop: () => stopProcess(proc) };
   }
   if (name === 'nchan') {
     const s = await startNchan({ dir, cpu: serverCpu, tls: cert });
@@ -288,9 +288,14 @@ async function runPeer(name, cert) {
     log(`  RSS idle ${row.rssIdleKiB} KiB, with ${row.heads} streams held ${row.rssHeldKiB} KiB: ${row.kbPerStream.toFixed(2)} KB per stream`);
     if (snapshots !== null) {
       snapshots.push(await heapSnapshot(server));
+      // A snapshot collects all garbage first: RSS read after it is what the held streams keep once V8 has let go of the rest.
+      const rssAfterGcKiB = server.pids().reduce((a, pid) => a + rssKiB(pid), 0);
       const compared = compareSnapshots(snapshots[0], snapshots[1], row.heads);
       const rssPerStream = ((row.rssHeldKiB - row.rssIdleKiB) * 1024) / row.heads;
-      row.breakdown = `${breakdownTable(compared)}\n| RSS outside the V8 heap (RSS growth - heap growth) | | ${(rssPerStream - compared.heapPerStream).toFixed(0)} |\n| **RSS, total** | | **${rssPerStream.toFixed(0)}** |`;
+      const afterGcPerStream = ((rssAfterGcKiB - row.rssIdleKiB) * 1024) / row.heads;
+      row.breakdown = `${breakdownTable(compared)}\n` +
+        `| RSS not in live heap nodes (RSS growth - snapshot growth: malloc'd memory Node does not report, V8's free and young-generation space) | | ${(rssPerStream - compared.heapPerStream).toFixed(0)} |\n` +
+        `| **RSS growth, total** | | **${rssPerStream.toFixed(0)}** |\n| RSS growth read again after the held snapshot (which collects all garbage first) | | ${afterGcPerStream.toFixed(0)} |`;
       log(`  heap per stream ${compared.heapPerStream.toFixed(0)} B of ${rssPerStream.toFixed(0)} B RSS per stream:\n${row.breakdown}`);
     }
 
@@ -394,7 +399,7 @@ function table(rows, h1) {
       lines.push(`| ${r.peer} | HTTP/2 | ${STREAMS} / ${CONNS} | failed: ${r.error} |||||||||`);
       continue;
     }
-    lines.push(`| ${r.peer} | HTTP/2 over ${opts.h2c && r.peer === 'holdfast' ? 'cleartext (h2c)' : 'TLS'} | ${r.heads} / ${CONNS} | ${r.delivered} / ${r.expected}${r.closed ? ` (${r.closed} closed)` : ''} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ` +
+    lines.push(`| ${r.peer} | HTTP/2 over ${opts.h2c && r.peer !== 'nchan' ? 'cleartext (h2c)' : 'TLS'} | ${r.heads} / ${CONNS} | ${r.delivered} / ${r.expected}${r.closed ? ` (${r.closed} closed)` : ''} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ` +
       `${f(r.probeP50)} / ${f(r.probeP99)} | ${f(r.cpuUsPerDelivery, 2)} | ${f(r.kernelPct, 0)} | ${f(r.rssIdleKiB / 1024)} / ${f(r.rssHeldKiB / 1024)} | ${f(r.kbPerStream, 2)} | ${r.loadMeasured} |`);
   }
   if (h1 !== null) {

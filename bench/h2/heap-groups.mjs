@@ -72,7 +72,7 @@ export function breakdownTable({ rows, heapPerStream }, top = 25) {
     shown += r.bytesPerStream;
   }
   lines.push(`| everything else | | ${(heapPerStream - shown).toFixed(0)} |`);
-  lines.push(`| **V8 heap, total** | | **${heapPerStream.toFixed(0)}** |`);
+  lines.push(`| **heap snapshot, total** (V8 heap, and the native sizes Node reports, e.g. nghttp2's) | | **${heapPerStream.toFixed(0)}** |`);
   return lines.join('\n');
 }
 

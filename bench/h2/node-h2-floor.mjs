@@ -4,26 +4,25 @@
 // request 200 with an event-stream head and keeps the stream open, and a plain HTTP/1.1 control port taking
 // bench/fanout's publish body (`{ items: [{ formats: { 'http-stream': { content } } }] }`) whose content it
 // writes to every open stream. Nothing else: no checks, no backend, no logging.
-//   node h2/node-h2-floor.mjs PORT CONTROL_PORT CERT KEY stream|compat
+//   node h2/node-h2-floor.mjs PORT CONTROL_PORT CERT KEY stream|compat [h2c]
 // `stream`: the core API (the session's `stream` event, `stream.respond`, `stream.write`); `compat`: the
-// compatibility API (Http2ServerRequest/Response, `res.writeHead`, `res.write`), which Holdfast uses.
+// compatibility API (Http2ServerRequest/Response, `res.writeHead`, `res.write`), which Holdfast uses. `h2c`:
+// cleartext with prior knowledge (http2.createServer), for the same comparison as Holdfast's `--h2c`.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 
-const [port, controlPort, certFile, keyFile, api] = process.argv.slice(2);
+const [port, controlPort, certFile, keyFile, api, cleartext] = process.argv.slice(2);
 if (api !== 'stream' && api !== 'compat') throw new Error('the last argument is stream or compat');
 
 /** What is written to: the stream itself, or the compat response. */
 const open = new Set();
 const head = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
 
-const server = http2.createSecureServer({
-  cert: readFileSync(certFile),
-  key: readFileSync(keyFile),
-  settings: { maxConcurrentStreams: 128, enableConnectProtocol: true, maxHeaderListSize: 16_384 },
-  maxHeaderListPairs: 108,
-});
+const options = { settings: { maxConcurrentStreams: 128, enableConnectProtocol: true, maxHeaderListSize: 16_384 }, maxHeaderListPairs: 108 };
+const server = cleartext === 'h2c'
+  ? http2.createServer(options)
+  : http2.createSecureServer({ ...options, cert: readFileSync(certFile), key: readFileSync(keyFile) });
 server.on('sessionError', () => {});
 if (api === 'stream') {
   server.on('stream', (stream) => {
