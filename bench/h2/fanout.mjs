@@ -288,15 +288,12 @@ async function runPeer(name, cert) {
     log(`  RSS idle ${row.rssIdleKiB} KiB, with ${row.heads} streams held ${row.rssHeldKiB} KiB: ${row.kbPerStream.toFixed(2)} KB per stream`);
     if (snapshots !== null) {
       snapshots.push(await heapSnapshot(server));
-      // A snapshot collects all garbage first: RSS read after it is what the held streams keep once V8 has let go of the rest.
-      const rssAfterGcKiB = server.pids().reduce((a, pid) => a + rssKiB(pid), 0);
       const compared = compareSnapshots(snapshots[0], snapshots[1], row.heads);
       const rssPerStream = ((row.rssHeldKiB - row.rssIdleKiB) * 1024) / row.heads;
-      const afterGcPerStream = ((rssAfterGcKiB - row.rssIdleKiB) * 1024) / row.heads;
       row.breakdown = `${breakdownTable(compared)}\n` +
-        `| RSS not in live heap nodes (RSS growth - snapshot growth: malloc'd memory Node does not report, V8's free and young-generation space) | | ${(rssPerStream - compared.heapPerStream).toFixed(0)} |\n` +
-        `| **RSS growth, total** | | **${rssPerStream.toFixed(0)}** |\n| RSS growth read again after the held snapshot (which collects all garbage first) | | ${afterGcPerStream.toFixed(0)} |`;
-      log(`  heap per stream ${compared.heapPerStream.toFixed(0)} B of ${rssPerStream.toFixed(0)} B RSS per stream:\n${row.breakdown}`);
+        `| RSS not in live heap nodes (RSS growth - snapshot growth: malloc'd memory Node does not report, V8's free and young-generation space) | | ${(rssPerStream - compared.withoutCodePerStream).toFixed(0)} |\n` +
+        `| **RSS growth, total** | | **${rssPerStream.toFixed(0)}** |`;
+      log(`  heap per stream ${compared.withoutCodePerStream.toFixed(0)} B (compiled code left out) of ${rssPerStream.toFixed(0)} B RSS per stream:\n${row.breakdown}`);
     }
 
     const cpuBefore = server.pids().reduce((a, pid) => a + cpuSeconds(pid), 0);
