@@ -445,7 +445,7 @@ async function main() {
   const md = `\n## HTTP/2 SSE fan-out (${started.slice(0, 10)}, issue 13)\n\n\`${cmd}\` (started ${started}; server on core ${serverCpu}, subscribers, publisher and backend on core ${clientCpu}; ` +
     `${os.cpus().length} cores, Node ${process.version}; Holdfast ${gitHead()})\n\n${M} messages ${interval} ms apart to ${STREAMS} SSE streams on one channel, ${PER_CONN} streams on each of ${CONNS} HTTP/2 ` +
     `connections (node:http2 clients in ${opts.processes} processes at nice 10, plus a probe process at normal priority). Latency = publish call to the bytes read by the subscriber process. ` +
-    `KB per held stream = (RSS held - RSS idle) / streams, TLS and HTTP/2 connection state included. The HTTP/1.1 row is bench/fanout/run.mjs (raw-socket subscribers, one per connection) run right after, same build and cores.\n\n` +
+    `KB per held stream = (RSS held - RSS idle) / streams, ${opts.h2c ? '' : 'TLS and '}HTTP/2 connection state included. The HTTP/1.1 row is bench/fanout/run.mjs (raw-socket subscribers, one per connection) run right after, same build and cores.\n\n` +
     `${table(rows, h1)}\n\nTargets:\n${targets(rows, h1)}\n${breakdowns(rows)}`;
   console.log(md);
   if (opts.record) {
