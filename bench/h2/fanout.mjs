@@ -4,17 +4,21 @@
 // and as many HTTP/1.1 SSE connections, for the memory and latency of a held stream against a held connection.
 // See bench/h2/README.md. Usage:
 //   node bench/h2/fanout.mjs [--streams 15000] [--connections 1000] [--messages 10] [--interval 1000]
-//     [--peers holdfast,nchan] [--processes 4] [--probe-connections 20] [--window 64] [--no-h1] [--record]
-//     [--h2c] (Holdfast's plain listener with prior knowledge instead of TLS) [--holdfast-args "..."]
+//     [--peers holdfast,nchan] (also node-h2-floor, node-h2-floor-compat: node-h2-floor.mjs) [--processes 4] [--probe-connections 20] [--window 64] [--no-h1] [--record]
+//     [--h2c] (cleartext with prior knowledge: Holdfast given --h2c, the floors http2.createServer) [--holdfast-args "..."]
+//     [--heap-snapshots] (Node servers: a V8 heap snapshot idle and held, grouped per stream by heap-groups.mjs;
+//     the snapshots pause the server, so that run's latencies are not comparable)
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http2 from 'node:http2';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { requireFreshDist } from '../lib/dist-check.mjs';
-import { adoptChild, cpuSeconds, freePort, kernelAndTotalSeconds, publishGrip, rssKiB, sleep, sseLine, startNchan, stopAll, stopProcess, waitForPort } from '../fanout/peers.mjs';
+import { adoptChild, cpuSeconds, freePort, kernelAndTotalSeconds, publishGrip, rssKiB, sleep, sseLine, startNchan, startProcess, stopAll, stopProcess, waitForPort } from '../fanout/peers.mjs';
+import { holdfastEnv, holdfastNodeArgs } from '../lib/holdfast-node-args.mjs';
+import { breakdownTable, compareSnapshots } from './heap-groups.mjs';
 import { makeCertificate, startHoldfastTls } from './peers.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -36,6 +40,7 @@ const { values: opts } = parseArgs({
     'no-h1': { type: 'boolean', default: false },
     h2c: { type: 'boolean', default: false },
     'holdfast-args': { type: 'string', default: '' },
+    'heap-snapshots': { type: 'boolean', default: false },
     'server-cpu': { type: 'string', default: '0' },
     'client-cpu': { type: 'string', default: '1' },
     record: { type: 'boolean', default: false },
@@ -53,6 +58,8 @@ const CHANNEL = 'fan';
 const log = (...a) => console.error(...a);
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 const loadAverage = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+/** With --heap-snapshots, the Node servers write one on SIGUSR2 (into their folder, their working directory). */
+const snapshotArgs = opts['heap-snapshots'] ? ['--heapsnapshot-signal=SIGUSR2'] : [];
 
 // Orchestrator, publisher, backend and subscribers share the client core; the server gets its own (as bench/fanout).
 execFileSync('taskset', ['-p', '-c', String(clientCpu), String(process.pid)], { stdio: 'ignore' });
@@ -109,6 +116,27 @@ function probeH2(url, path, timeoutMs = 5000) {
   });
 }
 
+/** SIGUSR2 to a Node server started with snapshotArgs; resolves with the snapshot's path once it is written whole. */
+async function heapSnapshot(server) {
+  const list = () => readdirSync(server.dir).filter((f) => f.endsWith('.heapsnapshot'));
+  const before = new Set(list());
+  process.kill(server.proc.pid, 'SIGUSR2');
+  const deadline = Date.now() + 120_000;
+  let last = -1;
+  for (;;) {
+    await sleep(500);
+    const file = list().find((f) => !before.has(f));
+    if (file !== undefined) {
+      const path = join(server.dir, file);
+      const size = statSync(path).size;
+      // V8 writes the JSON in one go on the main thread; complete once it ends with its closing brackets and stops growing.
+      if (size === last && /\]\s*\}\s*$/.test(readFileSync(path, 'utf8').slice(-64))) return path;
+      last = size;
+    }
+    if (Date.now() > deadline) throw new Error(`${server.name} wrote no heap snapshot in 120 s`);
+  }
+}
+
 /** One line; a server without h2 in its ALPN list ends the handshake with a no_application_protocol alert. */
 function errorText(err) {
   const text = `${err.code ?? ''} ${err.message} ${err.cause?.message ?? ''}`;
@@ -133,12 +161,13 @@ async function startServer(name, cert) {
     const backend = adoptChild('backend', fork(join(benchDir, 'fanout', 'backend.mjs'), [String(backendPort)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     await waitForPort(backendPort, 5000, backend);
     const [port, tlsPort, controlPort] = [await freePort(), await freePort(), await freePort()];
-    const extraArgs = opts['holdfast-args'] === '' ? [] : opts['holdfast-args'].split(' ');
-    const proc = startHoldfastTls({ dir, port, tlsPort, controlPort, backendPort, cpu: serverCpu, mainJs, cert, extraArgs });
+    const extraArgs = [...(opts.h2c ? ['--h2c'] : []), ...(opts['holdfast-args'] === '' ? [] : opts['holdfast-args'].split(' '))];
+    const proc = startHoldfastTls({ dir, port, tlsPort, controlPort, backendPort, cpu: serverCpu, mainJs, cert, extraArgs, nodeArgs: snapshotArgs });
     await waitForPort(controlPort, 15_000, proc);
     return {
       name,
       proc,
+      dir,
       url: opts.h2c ? `http://127.0.0.1:${port}` : `https://127.0.0.1:${tlsPort}`,
       pids: () => [proc.pid],
       publish: (items) => publishGrip(controlPort, items),
@@ -147,6 +176,23 @@ async function startServer(name, cert) {
         await stopProcess(backend);
       },
     };
+  }
+  if (name === 'node-h2-floor' || name === 'node-h2-floor-compat') {
+    // The same Node flags and environment as Holdfast's command, so the difference is what Holdfast adds.
+    const [tlsPort, controlPort] = [await freePort(), await freePort()];
+    const api = name === 'node-h2-floor' ? 'stream' : 'compat';
+    mkdirSync(dir, { recursive: true });
+    const proc = startProcess({
+      name,
+      command: process.execPath,
+      args: [...holdfastNodeArgs(mainJs), ...snapshotArgs, join(here, 'node-h2-floor.mjs'), String(tlsPort), String(controlPort), cert.cert, cert.key, api, opts.h2c ? 'h2c' : 'tls'],
+      cpu: serverCpu,
+      logFile: join(dir, 'out.log'),
+      cwd: dir,
+      env: holdfastEnv(mainJs),
+    });
+    await waitForPort(controlPort, 15_000, proc);
+    return { name, proc, dir, url: `${opts.h2c ? 'http' : 'https'}://127.0.0.1:${tlsPort}`, pids: () => [proc.pid], publish: (items) => publishGrip(controlPort, items), stop: () => stopProcess(proc) };
   }
   if (name === 'nchan') {
     const s = await startNchan({ dir, cpu: serverCpu, tls: cert });
@@ -197,6 +243,7 @@ async function runPeer(name, cert) {
     await waitServingH2(server);
     await sleep(1000);
     row.rssIdleKiB = server.pids().reduce((a, pid) => a + rssKiB(pid), 0);
+    const snapshots = opts['heap-snapshots'] && server.dir !== undefined ? [await heapSnapshot(server)] : null;
     // Bulk processes at nice 10, the probe (a few connections) at normal priority, as bench/fanout does.
     const probeConns = Math.min(Number(opts['probe-connections']), Math.floor(CONNS / 10));
     const procs = Number(opts.processes);
@@ -239,6 +286,15 @@ async function runPeer(name, cert) {
     row.rssHeldKiB = server.pids().reduce((a, pid) => a + rssKiB(pid), 0);
     row.kbPerStream = ((row.rssHeldKiB - row.rssIdleKiB) * 1.024) / row.heads;
     log(`  RSS idle ${row.rssIdleKiB} KiB, with ${row.heads} streams held ${row.rssHeldKiB} KiB: ${row.kbPerStream.toFixed(2)} KB per stream`);
+    if (snapshots !== null) {
+      snapshots.push(await heapSnapshot(server));
+      const compared = compareSnapshots(snapshots[0], snapshots[1], row.heads);
+      const rssPerStream = ((row.rssHeldKiB - row.rssIdleKiB) * 1024) / row.heads;
+      row.breakdown = `${breakdownTable(compared)}\n` +
+        `| RSS not in live heap nodes (RSS growth - snapshot growth: malloc'd memory Node does not report, V8's free and young-generation space) | | ${(rssPerStream - compared.withoutCodePerStream).toFixed(0)} |\n` +
+        `| **RSS growth, total** | | **${rssPerStream.toFixed(0)}** |`;
+      log(`  heap per stream ${compared.withoutCodePerStream.toFixed(0)} B (compiled code left out) of ${rssPerStream.toFixed(0)} B RSS per stream:\n${row.breakdown}`);
+    }
 
     const cpuBefore = server.pids().reduce((a, pid) => a + cpuSeconds(pid), 0);
     const kernelBefore = server.pids().reduce((a, pid) => a + kernelAndTotalSeconds(pid).kernel, 0);
@@ -340,7 +396,7 @@ function table(rows, h1) {
       lines.push(`| ${r.peer} | HTTP/2 | ${STREAMS} / ${CONNS} | failed: ${r.error} |||||||||`);
       continue;
     }
-    lines.push(`| ${r.peer} | HTTP/2 over ${opts.h2c && r.peer === 'holdfast' ? 'cleartext (h2c)' : 'TLS'} | ${r.heads} / ${CONNS} | ${r.delivered} / ${r.expected}${r.closed ? ` (${r.closed} closed)` : ''} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ` +
+    lines.push(`| ${r.peer} | HTTP/2 over ${opts.h2c && r.peer !== 'nchan' ? 'cleartext (h2c)' : 'TLS'} | ${r.heads} / ${CONNS} | ${r.delivered} / ${r.expected}${r.closed ? ` (${r.closed} closed)` : ''} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ` +
       `${f(r.probeP50)} / ${f(r.probeP99)} | ${f(r.cpuUsPerDelivery, 2)} | ${f(r.kernelPct, 0)} | ${f(r.rssIdleKiB / 1024)} / ${f(r.rssHeldKiB / 1024)} | ${f(r.kbPerStream, 2)} | ${r.loadMeasured} |`);
   }
   if (h1 !== null) {
@@ -349,6 +405,11 @@ function table(rows, h1) {
       : `| Holdfast | HTTP/1.1 cleartext (bench/fanout) | ${STREAMS} / ${STREAMS} | ${h1.delivery} | ${f(h1.p50)} | ${f(h1.p99)} | ${f(h1.max)} | ${h1.probe} | ${f(h1.cpuUsPerDelivery, 2)} | ${f(h1.kernelPct, 0)} | - | ${f(h1.kbPerConn, 2)} | ${h1.loadMeasured} |`);
   }
   return lines.join('\n');
+}
+
+/** With --heap-snapshots: each Node server's bytes per held stream by heap-groups.mjs's groups. */
+function breakdowns(rows) {
+  return rows.filter((r) => r.breakdown !== undefined).map((r) => `\nWhere ${r.peer}'s bytes per held stream go (V8 heap snapshots idle and held, self size per group):\n\n${r.breakdown}\n`).join('');
 }
 
 function targets(rows, h1) {
@@ -384,8 +445,8 @@ async function main() {
   const md = `\n## HTTP/2 SSE fan-out (${started.slice(0, 10)}, issue 13)\n\n\`${cmd}\` (started ${started}; server on core ${serverCpu}, subscribers, publisher and backend on core ${clientCpu}; ` +
     `${os.cpus().length} cores, Node ${process.version}; Holdfast ${gitHead()})\n\n${M} messages ${interval} ms apart to ${STREAMS} SSE streams on one channel, ${PER_CONN} streams on each of ${CONNS} HTTP/2 ` +
     `connections (node:http2 clients in ${opts.processes} processes at nice 10, plus a probe process at normal priority). Latency = publish call to the bytes read by the subscriber process. ` +
-    `KB per held stream = (RSS held - RSS idle) / streams, TLS and HTTP/2 connection state included. The HTTP/1.1 row is bench/fanout/run.mjs (raw-socket subscribers, one per connection) run right after, same build and cores.\n\n` +
-    `${table(rows, h1)}\n\nTargets:\n${targets(rows, h1)}\n`;
+    `KB per held stream = (RSS held - RSS idle) / streams, ${opts.h2c ? '' : 'TLS and '}HTTP/2 connection state included. The HTTP/1.1 row is bench/fanout/run.mjs (raw-socket subscribers, one per connection) run right after, same build and cores.\n\n` +
+    `${table(rows, h1)}\n\nTargets:\n${targets(rows, h1)}\n${breakdowns(rows)}`;
   console.log(md);
   if (opts.record) {
     appendFileSync(join(benchDir, 'RESULTS.md'), md);

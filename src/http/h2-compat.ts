@@ -21,19 +21,29 @@ const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connecti
  * An HTTP/2 request as the edge and the exchange read it. `rawHeaders` is the HTTP/1.1 field list the
  * backend is sent: pseudo-header fields dropped, `:authority` as Host when the client sent no Host (RFC 9113
  * §8.3.1), and the cookie fields HTTP/2 splits per crumb joined again with "; " (§8.2.3). The fields as
- * received, pseudo-header fields included, stay in `receivedHeaders` for the checks (request-checks.ts).
+ * received, pseudo-header fields included, are kept until the edge checks them (`takeReceivedHeaders`,
+ * request-checks.ts), and no longer: a held stream lives for hours, and a second list per stream is about
+ * 160 bytes of its heap (issue 13, bench/h2/README.md's heap breakdown).
  * `socket` is the connection's (through Node's guard, so it cannot be written or destroyed from here): its FIN
  * means the client left, its byte counters are the connection's. Writes to this client are measured on
  * the stream (`stream`), not on the connection several streams share.
  */
 export class H2Request extends Http2ServerRequest {
-  readonly receivedHeaders: readonly string[];
+  #received: readonly string[] | null;
   /** Body bytes this stream has received: its progress, where the connection's counts every stream's (body-stall.ts). */
   bodyBytesRead = 0;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: object | undefined, rawHeaders: string[]) {
     super(stream, headers, options as never, http1Fields(rawHeaders));
-    this.receivedHeaders = rawHeaders;
+    this.#received = rawHeaders;
+  }
+
+  /** The fields as received, pseudo-header fields included, for the edge's checks: given once, then let go of. */
+  takeReceivedHeaders(): readonly string[] {
+    const received = this.#received;
+    if (received === null) throw new Error('H2Request: the received header fields were already taken');
+    this.#received = null;
+    return received;
   }
 
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {

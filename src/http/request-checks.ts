@@ -108,10 +108,11 @@ export function checkRequest(req: IncomingMessage, maxHeaderFields: number): Che
  * PROTOCOL_ERROR, a stream carrying connection-specific fields or a TE other than `trailers`, upper-case
  * names, a missing, repeated or unknown pseudo-header field, or one after a regular field (§8.2.2, §8.3,
  * test/edge/h2-hostile.test.ts): those never reach here. What is left is what needs the gateway's view:
- * the authority the request is routed on, the target's form, and the field limit.
+ * the authority the request is routed on, the target's form, and the field limit. Once per request: it takes
+ * the fields as received (H2Request.takeReceivedHeaders).
  */
 export function checkH2Request(req: H2Request, maxHeaderFields: number): CheckedRequest | ClientRequestError {
-  const raw = req.receivedHeaders;
+  const raw = req.takeReceivedHeaders();
   let fields = 0;
   let hostCount = 0;
   let host: string | undefined;
