@@ -153,6 +153,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TakeoverReques
       this.#queuedFinWatch = null;
     }
     if (outcome instanceof HoldfastError) return this.#fail(outcome);
+    // The client is gone but its response's close event has not run yet: an HTTP/2 connection that closes
+    // destroys all its streams first, and freeing the first one's slot dequeues a sibling (its stream and
+    // session already torn down). Sending it would forward a request nobody waits for. The slot goes back
+    // once this drain of the queue is over (finishing here would re-enter it).
+    if (this.res.destroyed) {
+      this.#clientGone = true;
+      queueMicrotask(() => this.#finishUpstream());
+      return;
+    }
     this.#send(outcome);
   }
 

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { validateConfig } from '../../src/config/load.js';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
@@ -9,7 +10,7 @@ import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startBackend } from '../helpers/backend.js';
 import { certDir, makeCert } from '../helpers/certs.js';
-import { h2Connect, h2Request, H2_ERROR } from '../helpers/h2.js';
+import { h2Connect, h2Request, H2_ERROR, RawH2 } from '../helpers/h2.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { eventually, until } from '../helpers/until.js';
 import { heldCount, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
@@ -316,4 +317,33 @@ test('h2: an upload that stops is answered 408 at requestBodyStallMs while a sib
   await new Promise<void>((resolve) => busy.once('end', () => resolve()));
   assert.match(busyText, /^\/busy \d+$/, 'the sibling upload completes');
   assert.equal(session.closed, false);
+});
+
+test('h2: a client that leaves with streams queued for a full backend: the queued ones are never sent, and the proxy serves on', async (t) => {
+  // One backend connection: the first stream holds it (its answer waits), the next two queue in the group.
+  const waiting: ServerResponse[] = [];
+  const backend = await startBackend(t, (req, res) => {
+    if (req.url === '/slow') waiting.push(res);
+    else res.end(`answer ${req.url}`);
+  });
+  t.after(() => {
+    for (const res of waiting) res.destroy();
+  });
+  const { hf, origin, ca } = await startH2(t, [backend.url], { upstream: { maxConnectionsPerBackend: 1 } });
+  // A raw client, so the connection drops with no RST_STREAM first: the server tears down every stream at
+  // once, before any of their close events run, and freeing the first one's backend slot dequeues a sibling
+  // whose stream (and session) is already gone.
+  const raw = await RawH2.connect(t, hf.tlsAddress!.port, true);
+  for (const [id, path] of [[1, '/slow'], [3, '/queued-1'], [5, '/queued-2']] as const) {
+    raw.headers(id, [[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', path]]);
+  }
+  await eventually(async () => backend.seen.length === 1 && (await metricValue(hf, 'holdfast_queue_length')) === 2, 10_000, 'one stream at the backend, two queued');
+  raw.socket.destroy();
+  await eventually(async () => (await metricValue(hf, 'holdfast_queue_length')) === 0 && hf.edge.h2.size === 0, 10_000, 'the queue emptied and the connection gone');
+
+  const again = await h2Connect(t, origin, { ca });
+  const answer = await h2Request(again, { ':path': '/after' });
+  assert.equal(answer.status, 200);
+  assert.equal(answer.body, 'answer /after');
+  assert.deepEqual(backend.seen.map((s) => s.url), ['/slow', '/after'], 'nothing of a stream already gone was forwarded');
 });
