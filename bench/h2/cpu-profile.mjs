@@ -8,6 +8,7 @@
 //   node h2/cpu-profile.mjs                     Holdfast, h2 50 x 10, 8 s after a 2 s warm-up
 //   options: --target holdfast|node-tls-floor   --cell h2:50x10 | h2:1x1 | h1:50x1   --duration S   --warmup S
 //            --top N (25)   --keep DIR (keep the .cpuprofile there)   --node-args=--trace-gc (after the shebang's)
+//            --holdfast-args="--config FILE" (more Holdfast flags)
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +37,7 @@ const { values: opts } = parseArgs({
     top: { type: 'string', default: '25' },
     keep: { type: 'string' },
     'node-args': { type: 'string', default: '' },
+    'holdfast-args': { type: 'string', default: '' },
   },
 });
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -122,7 +124,7 @@ async function main() {
   if (opts.target === 'holdfast') {
     const [port, controlPort] = [await freePort(), await freePort()];
     tlsPort = await freePort();
-    front = startHoldfastTls({ dir: join(runDir, 'holdfast'), port, tlsPort, controlPort, backendPort, cpu: FRONT_CPU, mainJs, cert, nodeArgs });
+    front = startHoldfastTls({ dir: join(runDir, 'holdfast'), port, tlsPort, controlPort, backendPort, cpu: FRONT_CPU, mainJs, cert, nodeArgs, extraArgs: opts['holdfast-args'].split(' ').filter(Boolean) });
     await waitUntilReady(front, `http://127.0.0.1:${port}/small`);
   } else if (opts.target === 'node-tls-floor') {
     tlsPort = await freePort();
