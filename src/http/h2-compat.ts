@@ -30,12 +30,19 @@ const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connecti
  */
 export class H2Request extends Http2ServerRequest {
   #received: readonly string[] | null;
+  /**
+   * The connection's guarded socket, taken while the session is there: after the stream is gone Node's
+   * `stream.session` is undefined, and a `socket` read then (undici aborting a request, a log line) threw.
+   * HTTP/1's `req.socket` stays the (destroyed) socket; this does the same.
+   */
+  readonly connectionSocket: Socket;
   /** Body bytes this stream has received: its progress, where the connection's counts every stream's (body-stall.ts). */
   bodyBytesRead = 0;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: object | undefined, rawHeaders: string[]) {
     super(stream, headers, options as never, http1Fields(rawHeaders));
     this.#received = rawHeaders;
+    this.connectionSocket = stream.session!.socket;
   }
 
   /** The fields as received, pseudo-header fields included, for the edge's checks: given once, then let go of. */
@@ -56,7 +63,7 @@ export class H2Request extends Http2ServerRequest {
 Object.defineProperty(H2Request.prototype, 'socket', {
   configurable: true,
   get(this: H2Request): Socket {
-    return this.stream.session!.socket;
+    return this.connectionSocket;
   },
 });
 

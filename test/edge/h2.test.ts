@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { validateConfig } from '../../src/config/load.js';
-import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
+import { connect, createServer, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import { H2Request, H2Response } from '../../src/http/h2-compat.js';
 import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startBackend } from '../helpers/backend.js';
@@ -346,4 +347,23 @@ test('h2: a client that leaves with streams queued for a full backend: the queue
   assert.equal(answer.status, 200);
   assert.equal(answer.body, 'answer /after');
   assert.deepEqual(backend.seen.map((s) => s.url), ['/slow', '/after'], 'nothing of a stream already gone was forwarded');
+});
+
+test('h2: a request whose stream is gone still answers req.socket (the connection), as HTTP/1 does', async (t) => {
+  const seen: H2Request[] = [];
+  const server = createServer({ Http2ServerRequest: H2Request, Http2ServerResponse: H2Response }, (req) => {
+    seen.push(req);
+    req.stream.close();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const client = connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  t.after(() => client.destroy());
+  const stream = client.request({ ':path': '/' });
+  stream.on('error', () => undefined); // the server closed it; that is the point
+  await eventually(() => seen.length === 1 && seen[0]!.stream.destroyed, 5_000, 'the stream to be gone');
+  const req = seen[0]!;
+  assert.equal(req.stream.session, undefined, "Node has let go of the stream's session");
+  assert.equal(req.socket, req.connectionSocket, 'the connection socket, not a throw');
+  assert.equal(typeof req.socket.remoteAddress, 'string');
 });
