@@ -21,6 +21,8 @@ import { H2Front, type H2Host } from './h2-front.js';
 import type { H2Connection } from './h2-connection.js';
 import type { H2Request, H2Response } from '../http/h2-compat.js';
 import { routeByPreface, type PrefaceRoutes } from './h2c-preface.js';
+import { llhttp, llhttpMissing } from '../http/llhttp.js';
+import { H1Server } from './h1-server.js';
 
 type EdgeSocket = Socket & { [kConnection]?: ClientConnection };
 /** A client connection of either protocol: both count against the same limits. */
@@ -44,7 +46,9 @@ export interface EdgeDeps {
  * timer that fires on time, answers for parse errors that never cost earlier responses, graceful drain.
  */
 export class Edge implements EdgeContext, H2Host {
-  readonly server: Server;
+  /** The HTTP/1 server: Holdfast's llhttp engine (h1-server.ts), or Node's when that cannot run here. */
+  readonly server: H1Server | Server;
+  readonly engine: 'llhttp' | 'node-http';
   /** HTTP/2 connections (ALPN h2 from the TLS listener, h2c from the plain one): h2-front.ts. */
   readonly h2: H2Front;
   readonly registry: ConnectionRegistry<EdgeConnection>;
@@ -78,26 +82,25 @@ export class Edge implements EdgeContext, H2Host {
     this.#keepAliveIdleMs = timeouts.keepAliveIdleMs;
     this.#maxHeaderFields = limits.maxHeaderFields;
     this.#refusals = new RateLimitedLog(deps.log, 'warn', 'connections refused at a limit (answered 503)');
-    this.server = createServer({
-      keepAliveTimeout: advertisedKeepAliveMs(timeouts.keepAliveIdleMs),
-      headersTimeout: timeouts.requestHeadMs,
-      // The whole-request timeout would cut long uploads; a stalled body is caught by BodyStallWatch instead.
-      requestTimeout: 0,
-      connectionsCheckingInterval: deadlineCheckIntervalMs(timeouts.requestHeadMs),
-      maxHeaderSize: limits.maxHeaderBytes,
-      // We check Host ourselves so the answer carries our error code.
-      requireHostHeader: false,
-      noDelay: true,
-    });
-    this.server.maxRequestsPerSocket = limits.maxRequestsPerConnection;
-    // A client may half-close after its last request (HTTP/1.0 tools, `nc -N`, scripts that shutdown(SHUT_WR)):
-    // its answers are still owed, and the connection closes after the last one (RFC 9112 §9.6; HAProxy answers,
-    // nginx drops it). Node's default aborts every pending request on the FIN and ends the socket, so the client
-    // got nothing at all. The property is Node's own (http.Server, since 0.x) but undocumented; held clients,
-    // for which a FIN does mean gone, are dropped on it in hold-manager (client-fin.ts).
-    (this.server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-    // Node keeps the first maxHeadersCount fields and silently drops the rest; one over the limit lets
-    // checkRequest see that the limit was passed and answer 431 instead of forwarding a truncated head.
+    if (llhttp !== null) {
+      this.engine = 'llhttp';
+      this.server = new H1Server({
+        llhttp,
+        keepAliveIdleMs: timeouts.keepAliveIdleMs,
+        advertisedKeepAliveMs: advertisedKeepAliveMs(timeouts.keepAliveIdleMs),
+        requestHeadMs: timeouts.requestHeadMs,
+        maxHeaderBytes: limits.maxHeaderBytes,
+      });
+    } else {
+      // The self-check in http/llhttp.ts found a part of Node's parser binding missing: Node's own server
+      // serves HTTP/1 instead, slower but the same from the outside. Say so, with what is missing.
+      this.engine = 'node-http';
+      deps.log.warn({ missing: llhttpMissing() }, "Node's llhttp binding lacks parts the HTTP/1 engine uses; serving HTTP/1 with node:http instead");
+      this.server = nodeHttpServer(deps.config);
+    }
+    // Node keeps the first maxHeadersCount fields and silently drops the rest (so does the llhttp engine);
+    // one over the limit lets checkRequest see that the limit was passed and answer 431 instead of forwarding
+    // a truncated head.
     this.server.maxHeadersCount = limits.maxHeaderFields + 1;
     this.server.on('connection', (socket: Socket) => this.#onConnection(socket));
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, false));
@@ -430,9 +433,32 @@ export class Edge implements EdgeContext, H2Host {
       // Node has just armed its own idle timer (resOnFinish, before this close event) at advertised + 1 s;
       // below that second nothing it can advertise gives keepAliveIdleMs, so re-arm it. Node clears the
       // timer itself when the next request arrives (keepAliveTimeoutSet).
-      if (this.#keepAliveIdleMs <= NODE_KEEP_ALIVE_BUFFER_MS) conn.socket.setTimeout(this.#keepAliveIdleMs);
+      if (this.engine === 'node-http' && this.#keepAliveIdleMs <= NODE_KEEP_ALIVE_BUFFER_MS) conn.socket.setTimeout(this.#keepAliveIdleMs);
     }
   }
+}
+
+/** Node's HTTP/1 server, configured as the llhttp engine is: the fallback when that engine cannot run. */
+function nodeHttpServer(config: HoldfastConfig): Server {
+  const { limits, timeouts } = config;
+  const server = createServer({
+    keepAliveTimeout: advertisedKeepAliveMs(timeouts.keepAliveIdleMs),
+    headersTimeout: timeouts.requestHeadMs,
+    // The whole-request timeout would cut long uploads; a stalled body is caught by BodyStallWatch instead.
+    requestTimeout: 0,
+    connectionsCheckingInterval: deadlineCheckIntervalMs(timeouts.requestHeadMs),
+    maxHeaderSize: limits.maxHeaderBytes,
+    // We check Host ourselves so the answer carries our error code.
+    requireHostHeader: false,
+    noDelay: true,
+  });
+  server.maxRequestsPerSocket = limits.maxRequestsPerConnection;
+  // A client may half-close after its last request (HTTP/1.0 tools, `nc -N`, scripts that shutdown(SHUT_WR)):
+  // its answers are still owed, and the connection closes after the last one (RFC 9112 §9.6; HAProxy answers,
+  // nginx drops it). Node's default aborts every pending request on the FIN and ends the socket. The property
+  // is Node's own (http.Server, since 0.x) but undocumented; the llhttp engine behaves so by design.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  return server;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { H1Response } from './h1-response.js';
 
 /**
  * Node's HTTP server keeps a request parser (a native llhttp instance with room for 32 header fields and
@@ -49,6 +50,8 @@ const SERVER_LISTENERS: ReadonlyArray<readonly [event: string, name: string]> = 
  * wire, a request body still arriving, or a pipelined request already parsed behind this one.
  */
 export function releaseParserForStream(res: ServerResponse): boolean {
+  // The edge's own engine frees its parser itself, without any of Node's internals below.
+  if (res instanceof H1Response) return res.releaseParser();
   if (freeParser === null) return false;
   const req: IncomingMessage | undefined = res.req;
   const socket: ParserSocket | null = res.socket;

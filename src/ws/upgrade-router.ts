@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import type { HoldfastConfig } from '../config/schema.js';
@@ -259,7 +259,7 @@ function chooseProtocol(offered: Set<string>, req: SessionRequest): string | fal
  * fields are kept as they were), pushed back in front of the unread bytes, and the socket given to the HTTP
  * server again as if it had just connected. The edge recognises the connection and keeps its accounting.
  */
-export function replayAsPlainRequest(server: Server, req: IncomingMessage, socket: Socket, head: Buffer): void {
+export function replayAsPlainRequest(server: { emit(event: 'connection', socket: Socket): boolean }, req: IncomingMessage, socket: Socket, head: Buffer): void {
   let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {

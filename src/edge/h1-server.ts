@@ -1,0 +1,115 @@
+import { Server as NetServer, type Socket } from 'node:net';
+import { deadlineCheckIntervalMs } from '../http/deadline-check.js';
+import type { Llhttp, NativeParser } from '../http/llhttp.js';
+import { SweepTimer } from '../util/sweep-timer.js';
+import { H1Wire, type WireHost } from './h1-wire.js';
+
+export interface H1ServerOptions {
+  llhttp: Llhttp;
+  /** Idle keep-alive connections close after this (0: never). */
+  keepAliveIdleMs: number;
+  /** The `Keep-Alive: timeout=` clients are told, in ms (Node's keepAliveTimeout); 0 advertises nothing. */
+  advertisedKeepAliveMs: number;
+  /** A request head must be complete this long after its first byte (or the connection's start). */
+  requestHeadMs: number;
+  maxHeaderBytes: number;
+}
+
+/** Parsers kept for reuse: making one is a native allocation and an async resource (Node keeps 1,000 too). */
+const PARSER_POOL_SIZE = 1_000;
+
+/**
+ * The edge's HTTP/1 engine: a `net.Server` whose connections are parsed by llhttp (h1-wire.ts) and which
+ * emits what Node's http.Server emits (`request`, `checkContinue`, `checkExpectation`, `upgrade`, `connect`,
+ * `clientError`), so the edge above it is the same for both. What it saves per request is Node's
+ * IncomingMessage, ServerResponse and their streams (bench/RESULTS.md, the profile by layer). The head
+ * deadline is one sweep over the connections still waiting for a head, as Node's connectionsCheckingInterval
+ * is, so a client that sends one byte a second is cut when the deadline passes, not when it pauses.
+ */
+export class H1Server extends NetServer implements WireHost {
+  readonly llhttp: Llhttp;
+  readonly maxHeaderBytes: number;
+  maxHeadersCount = 2_000;
+  /** Accepted for http.Server's sake; the edge counts requests per connection itself. */
+  maxRequestsPerSocket = 0;
+  readonly keepAliveIdleMs: number;
+  readonly keepAliveLine: string;
+  readonly #requestHeadMs: number;
+  readonly #wires = new Set<H1Wire>();
+  /** Connections waiting for a request head, and since when. */
+  readonly #awaitingHead = new Map<H1Wire, number>();
+  readonly #headSweep: SweepTimer;
+  readonly #parsers: NativeParser[] = [];
+  readonly #freed: NativeParser[] = [];
+
+  constructor(options: H1ServerOptions) {
+    // allowHalfOpen: a client's FIN ends its requests, not its answers (RFC 9112 §9.6; h1-wire.ts).
+    super({ allowHalfOpen: true, noDelay: true });
+    this.llhttp = options.llhttp;
+    this.maxHeaderBytes = options.maxHeaderBytes;
+    this.keepAliveIdleMs = options.keepAliveIdleMs;
+    const advertised = Math.floor(options.advertisedKeepAliveMs / 1000);
+    this.keepAliveLine = options.advertisedKeepAliveMs > 0 ? `Keep-Alive: timeout=${advertised}\r\n` : '';
+    this.#requestHeadMs = options.requestHeadMs;
+    this.#headSweep = new SweepTimer(deadlineCheckIntervalMs(options.requestHeadMs), (nowMs) => this.#checkHeads(nowMs));
+    this.on('connection', (socket: Socket) => this.#wires.add(new H1Wire(socket, this)));
+    this.on('close', () => this.#headSweep.stop());
+  }
+
+  allocParser(): NativeParser {
+    const parser = this.#parsers.pop() ?? new this.llhttp.Parser();
+    parser.initialize(this.llhttp.REQUEST, {}, this.maxHeaderBytes, 0);
+    return parser;
+  }
+
+  /**
+   * Back to the pool once the current callback stack has unwound: a parser is often let go of from inside
+   * its own callback (an upgrade), and the connection that reuses it may be set up in that same stack.
+   */
+  freeParser(parser: NativeParser): void {
+    parser.free();
+    this.#freed.push(parser);
+    if (this.#freed.length === 1) setImmediate(poolFreedParsers, this);
+  }
+
+  /** For poolFreedParsers. */
+  poolFreed(): void {
+    for (const parser of this.#freed.splice(0)) {
+      if (this.#parsers.length < PARSER_POOL_SIZE) this.#parsers.push(parser);
+      else parser.close();
+    }
+  }
+
+  awaitHead(wire: H1Wire, sinceMs: number | null): void {
+    if (this.#requestHeadMs <= 0) return;
+    if (sinceMs === null) this.#awaitingHead.delete(wire);
+    else {
+      this.#awaitingHead.set(wire, sinceMs);
+      this.#headSweep.start();
+    }
+  }
+
+  wireClosed(wire: H1Wire): void {
+    this.#wires.delete(wire);
+  }
+
+  /** Node's http.Server.closeAllConnections: every connection, now. */
+  closeAllConnections(): void {
+    for (const wire of this.#wires) wire.socket.destroy();
+  }
+
+  #checkHeads(nowMs: number): void {
+    for (const [wire, sinceMs] of this.#awaitingHead) {
+      if (nowMs - sinceMs < this.#requestHeadMs) continue;
+      this.#awaitingHead.delete(wire);
+      const err = new Error('request head timeout') as Error & { code: string };
+      err.code = 'ERR_HTTP_REQUEST_TIMEOUT';
+      this.emit('clientError', err, wire.socket);
+    }
+    if (this.#awaitingHead.size === 0) this.#headSweep.stop();
+  }
+}
+
+function poolFreedParsers(server: H1Server): void {
+  server.poolFreed();
+}

@@ -1,0 +1,422 @@
+import type { Socket } from 'node:net';
+import { H1BodyRequest, H1Request, type RequestHead } from '../http/h1-request.js';
+import { H1Response, type ResponseWire } from '../http/h1-response.js';
+import type { Llhttp, NativeParser, ParseError } from '../http/llhttp.js';
+
+/** What a connection asks of the server that accepted it (h1-server.ts). */
+export interface WireHost {
+  readonly llhttp: Llhttp;
+  readonly maxHeaderBytes: number;
+  /** Header fields kept per request (limits.maxHeaderFields + 1, so the edge sees the limit was passed). */
+  readonly maxHeadersCount: number;
+  readonly keepAliveIdleMs: number;
+  readonly keepAliveLine: string;
+  allocParser(): NativeParser;
+  freeParser(parser: NativeParser): void;
+  /** The head deadline (timeouts.requestHeadMs) runs for this connection from `sinceMs`, or stops (null). */
+  awaitHead(wire: H1Wire, sinceMs: number | null): void;
+  wireClosed(wire: H1Wire): void;
+  /** Node's http.Server events, with this engine's request and response. */
+  emit(event: 'request' | 'checkContinue' | 'checkExpectation', req: H1Request | H1BodyRequest, res: H1Response): boolean;
+  emit(event: 'upgrade' | 'connect', req: H1Request | H1BodyRequest, socket: Socket, head: Buffer): boolean;
+  emit(event: 'clientError', err: Error, socket: Socket): boolean;
+}
+
+const kWire = Symbol('holdfast.h1Wire');
+type WireParser = NativeParser & { [kWire]?: H1Wire | null };
+
+/** RFC 9110 §10.1.1, as Node matches it. */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/**
+ * One client connection of the edge's HTTP/1 engine: llhttp fed straight from the socket's handle (so reads
+ * never become JavaScript buffers unless they carry a body), requests handed to the edge as they are parsed,
+ * and their responses written strictly in order: the front response owns the socket, the ones behind it keep
+ * their bytes until their turn. Persistence is Node's: a response that says `Connection: close` (or cannot
+ * be delimited otherwise) ends the connection after it; a client's FIN closes it after the answers it is
+ * owed (RFC 9112 §9.6); an idle connection closes after keepAliveIdleMs.
+ */
+export class H1Wire implements ResponseWire {
+  readonly socket: Socket;
+  readonly #host: WireHost;
+  #parser: WireParser | null;
+  #consumed = false;
+  /** Responses in request order: the first holds the socket. */
+  readonly #responses: H1Response[] = [];
+  /** The request whose body is being parsed. */
+  #body: H1BodyRequest | null = null;
+  /** Header fields llhttp handed over before the head was complete (more than 32 of them). */
+  #fields: string[] = [];
+  #url = '';
+  /** An upgrade (or CONNECT) request: the bytes after its head belong to the new protocol. */
+  #upgrade: H1Request | H1BodyRequest | null = null;
+  /** Reading stopped because a body's consumer is full. */
+  #bodyFull = false;
+  #idleArmed = false;
+  #gone = false;
+
+  constructor(socket: Socket, host: WireHost) {
+    this.socket = socket;
+    this.#host = host;
+    const parser = host.allocParser() as WireParser;
+    parser[kWire] = this;
+    parser[host.llhttp.kOnMessageBegin] = parserOnMessageBegin;
+    parser[host.llhttp.kOnHeaders] = parserOnHeaders;
+    parser[host.llhttp.kOnHeadersComplete] = parserOnHeadersComplete;
+    parser[host.llhttp.kOnBody] = parserOnBody;
+    parser[host.llhttp.kOnMessageComplete] = parserOnMessageComplete;
+    parser[host.llhttp.kOnExecute] = parserOnExecute;
+    this.#parser = parser;
+    socket.on('end', wireOnEnd);
+    socket.on('close', wireOnClose);
+    socket.on('drain', wireOnDrain);
+    socket.on('error', wireOnError);
+    socket.on('timeout', wireOnTimeout);
+    (socket as WireSocket)[kWire] = this;
+    const handle = (socket as HandleSocket)._handle;
+    // Bytes already read off the socket (a connection handed back after a peek or a refused upgrade) are
+    // in its stream buffer, which the handle cannot see: such a connection is read as a stream instead.
+    if (socket.readableLength === 0 && handle?.isStreamBase === true && handle._consumed !== true) {
+      handle._consumed = true;
+      this.#consumed = true;
+      parser.consume(handle);
+    } else {
+      socket.on('data', wireOnData);
+      socket.resume();
+    }
+    host.awaitHead(this, Date.now());
+  }
+
+  get keepAliveLine(): string {
+    return this.#host.keepAliveLine;
+  }
+
+  // -- parser events (called with the parser as `this`, see below) --
+
+  messageBegin(): void {
+    if (this.#idleArmed) {
+      this.#idleArmed = false;
+      this.socket.setTimeout(0);
+    }
+    this.#host.awaitHead(this, Date.now());
+  }
+
+  headers(fields: string[], url: string): void {
+    if (this.#fields.length < this.#host.maxHeadersCount * 2) for (const f of fields) this.#fields.push(f);
+    this.#url += url;
+  }
+
+  headersComplete(
+    major: number,
+    minor: number,
+    fields: string[] | undefined,
+    method: number,
+    url: string | undefined,
+    upgrade: boolean,
+    keepAlive: boolean,
+  ): number {
+    this.#host.awaitHead(this, null);
+    if (fields === undefined) {
+      fields = this.#fields;
+      this.#fields = [];
+    }
+    if (url === undefined) {
+      url = this.#url;
+      this.#url = '';
+    }
+    const max = this.#host.maxHeadersCount * 2;
+    if (fields.length > max) fields.length = max;
+    const head: RequestHead = {
+      method: this.#host.llhttp.methods[method] ?? 'GET',
+      url,
+      rawHeaders: fields,
+      httpVersionMajor: major,
+      httpVersionMinor: minor,
+      httpVersion: `${major}.${minor}`,
+      socket: this.socket,
+      complete: false,
+    };
+    if (upgrade) {
+      // Node's answer to llhttp (2): skip the body, the rest of the connection is the new protocol's.
+      this.#upgrade = new H1Request(head);
+      return 2;
+    }
+    const req = hasBody(fields) ? new H1BodyRequest(head, () => this.#bodyWanted()) : new H1Request(head);
+    if (req instanceof H1BodyRequest) this.#body = req;
+    const expect = fieldValue(fields, 'expect');
+    const expectsContinue = expect !== undefined && major === 1 && minor === 1 && CONTINUE.test(expect);
+    const res = new H1Response(req, this, keepAlive, expectsContinue);
+    this.#responses.push(res);
+    if (this.#responses.length === 1) res.assignSocket(this.socket);
+    if (expect === undefined || major !== 1 || minor !== 1) this.#host.emit('request', req, res);
+    else this.#host.emit(expectsContinue ? 'checkContinue' : 'checkExpectation', req, res);
+    return 0;
+  }
+
+  body(chunk: Buffer): void {
+    const req = this.#body;
+    if (req !== null && !req.pushBody(chunk)) this.#stopForBody();
+  }
+
+  messageComplete(): void {
+    const req = this.#body;
+    if (req === null) return;
+    this.#body = null;
+    req.endBody();
+    if (this.#bodyFull) this.#bodyWanted();
+  }
+
+  /** After each read the parser took (consumed handle), or each `data` chunk: errors and upgrades. */
+  executed(ret: number | ParseError, chunk: Buffer | null): void {
+    if (typeof ret !== 'number') {
+      // llhttp stays failed: each further read reports the error again, as Node's server does (the edge
+      // ignores those while it lingers).
+      const packet = chunk ?? this.#parser?.getCurrentBuffer();
+      if (packet !== undefined) ret.rawPacket = packet;
+      this.#host.emit('clientError', ret, this.socket);
+      return;
+    }
+    const upgrade = this.#upgrade;
+    if (upgrade === null) return;
+    this.#upgrade = null;
+    const data = chunk ?? this.#parser!.getCurrentBuffer();
+    const rest = data.subarray(ret);
+    this.#detach();
+    this.#host.emit(upgrade.method === 'CONNECT' ? 'connect' : 'upgrade', upgrade, this.socket, Buffer.from(rest));
+  }
+
+  // -- ResponseWire --
+
+  responseEnded(res: H1Response): void {
+    const responses = this.#responses;
+    if (responses[0] === res) responses.shift();
+    else {
+      const at = responses.indexOf(res);
+      if (at >= 0) responses.splice(at, 1);
+    }
+    if (res.req instanceof H1BodyRequest && !res.req.complete) res.req.dump();
+    if (res.last) {
+      this.#closeAfterWrites();
+      return;
+    }
+    const next = responses[0];
+    if (next !== undefined) next.assignSocket(this.socket);
+    else if (this.#body === null && !this.#gone) this.#idle();
+  }
+
+  releaseParser(res: H1Response): boolean {
+    const parser = this.#parser;
+    if (parser === null || this.#responses.length !== 1 || this.#responses[0] !== res) return false;
+    if (!res._headerSent || res.writableEnded || this.#body !== null || !res.req.complete) return false;
+    res.last = true;
+    this.#detach();
+    // Keep reading so the client's FIN is seen (client-fin.ts); what it sends is dropped.
+    this.socket.on('data', discard);
+    this.socket.resume();
+    return true;
+  }
+
+  // -- socket events --
+
+  ended(): void {
+    const parser = this.#parser;
+    if (parser !== null) {
+      const ret = parser.finish();
+      if (ret instanceof Error) {
+        this.executed(ret, null);
+        return;
+      }
+    }
+    const responses = this.#responses;
+    if (responses.length > 0) responses[responses.length - 1]!.last = true;
+    else if (this.socket.writable) this.socket.end();
+  }
+
+  closed(): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    this.#host.awaitHead(this, null);
+    this.#host.wireClosed(this);
+    const body = this.#body;
+    this.#body = null;
+    // As Node's IncomingMessage: the error is emitted only to a reader listening for it (undici is).
+    if (body !== null && !body.complete && !body.destroyed) body.destroy(body.listenerCount('error') > 0 ? abortedError() : undefined);
+    const responses = this.#responses.splice(0);
+    for (const res of responses) res.socketClosed();
+    this.#detach();
+  }
+
+  drained(): void {
+    this.#responses[0]?.onSocketDrain();
+  }
+
+  errored(err: Error): void {
+    if (this.#gone) return;
+    this.socket.removeListener('error', wireOnError);
+    this.socket.on('error', discard);
+    this.#host.emit('clientError', err, this.socket);
+  }
+
+  timedOut(): void {
+    if (this.#idleArmed) this.socket.destroy();
+  }
+
+  /** A held stream or an upgrade: nothing more is parsed here. */
+  #detach(): void {
+    const parser = this.#parser;
+    if (parser === null) return;
+    this.#parser = null;
+    this.#host.awaitHead(this, null);
+    const socket = this.socket;
+    socket.removeListener('data', wireOnData);
+    socket.removeListener('end', wireOnEnd);
+    socket.removeListener('drain', wireOnDrain);
+    socket.removeListener('timeout', wireOnTimeout);
+    if (this.#idleArmed) {
+      this.#idleArmed = false;
+      socket.setTimeout(0);
+    }
+    if (this.#consumed) {
+      this.#consumed = false;
+      parser.unconsume();
+      const handle = (socket as HandleSocket)._handle;
+      if (handle) handle._consumed = false;
+    }
+    parser[kWire] = null;
+    this.#host.freeParser(parser);
+  }
+
+  #idle(): void {
+    const ms = this.#host.keepAliveIdleMs;
+    if (ms <= 0 || this.#parser === null) return;
+    this.#idleArmed = true;
+    this.socket.setTimeout(ms);
+  }
+
+  /** After the last answer: ends the socket once written (the edge may have made that a lingering close). */
+  #closeAfterWrites(): void {
+    const socket = this.socket;
+    const pending = this.#responses.splice(0);
+    for (const res of pending) res.socketClosed();
+    this.#detach();
+    socket.destroySoon();
+  }
+
+  #stopForBody(): void {
+    if (this.#bodyFull) return;
+    this.#bodyFull = true;
+    if (this.#consumed) {
+      const handle = (this.socket as HandleSocket)._handle;
+      if (handle?.reading === true) {
+        handle.reading = false;
+        handle.readStop();
+      }
+    }
+    // Paused as a stream too (as Node's server marks it), so `isPaused()` tells the truth to the stall watch.
+    this.socket.pause();
+  }
+
+  #bodyWanted(): void {
+    if (!this.#bodyFull) return;
+    this.#bodyFull = false;
+    if (this.socket.destroyed) return;
+    this.socket.resume();
+    if (this.#consumed) {
+      const handle = (this.socket as HandleSocket)._handle;
+      if (handle?.reading === false) {
+        handle.reading = true;
+        handle.readStart();
+      }
+    }
+  }
+
+  /** Data-path reads (the handle could not be consumed). */
+  feed(chunk: Buffer): void {
+    const parser = this.#parser;
+    if (parser === null) return;
+    const ret = parser.execute(chunk);
+    this.executed(ret, chunk);
+  }
+}
+
+type WireSocket = Socket & { [kWire]?: H1Wire };
+type HandleSocket = Socket & {
+  _handle?: { isStreamBase?: boolean; _consumed?: boolean; reading?: boolean; readStop(): number; readStart(): number } | null;
+};
+
+// Parser callbacks: one function each for every connection (no closures), finding the wire on the parser.
+function parserOnMessageBegin(this: WireParser): number {
+  this[kWire]?.messageBegin();
+  return 0;
+}
+function parserOnHeaders(this: WireParser, fields: string[], url: string): void {
+  this[kWire]?.headers(fields, url);
+}
+function parserOnHeadersComplete(
+  this: WireParser,
+  major: number,
+  minor: number,
+  fields: string[] | undefined,
+  method: number,
+  url: string | undefined,
+  _status: unknown,
+  _statusText: unknown,
+  upgrade: boolean,
+  keepAlive: boolean,
+): number {
+  return this[kWire]?.headersComplete(major, minor, fields, method, url, upgrade, keepAlive) ?? 0;
+}
+function parserOnBody(this: WireParser, chunk: Buffer): void {
+  this[kWire]?.body(chunk);
+}
+function parserOnMessageComplete(this: WireParser): void {
+  this[kWire]?.messageComplete();
+}
+function parserOnExecute(this: WireParser, ret: number | ParseError): void {
+  this[kWire]?.executed(ret, null);
+}
+
+function wireOnData(this: WireSocket, chunk: Buffer): void {
+  this[kWire]?.feed(chunk);
+}
+function wireOnEnd(this: WireSocket): void {
+  this[kWire]?.ended();
+}
+function wireOnClose(this: WireSocket): void {
+  this[kWire]?.closed();
+}
+function wireOnDrain(this: WireSocket): void {
+  this[kWire]?.drained();
+}
+function wireOnError(this: WireSocket, err: Error): void {
+  this[kWire]?.errored(err);
+}
+function wireOnTimeout(this: WireSocket): void {
+  this[kWire]?.timedOut();
+}
+function discard(): void {}
+
+/** RFC 9112 §6.3: a request has a body when it says so, by Transfer-Encoding or a Content-Length above 0. */
+function hasBody(fields: readonly string[]): boolean {
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
+    if (name.length === 14 && name.toLowerCase() === 'content-length' && Number(fields[i + 1]) > 0) return true;
+  }
+  return false;
+}
+
+function fieldValue(fields: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i]!;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return fields[i + 1];
+  }
+  return undefined;
+}
+
+/** What Node's IncomingMessage is destroyed with when its connection closes mid-body. */
+function abortedError(): Error {
+  const err = new Error('aborted') as Error & { code: string };
+  err.code = 'ECONNRESET';
+  return err;
+}

@@ -1,0 +1,488 @@
+import { EventEmitter } from 'node:events';
+import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import type { H1BodyRequest, H1Request } from './h1-request.js';
+
+/**
+ * An HTTP/1 response as the edge's own engine writes it (src/edge/h1-server.ts): the part of Node's
+ * ServerResponse that Holdfast uses (writeHead with a flat field list, write, end, flushHeaders, the interim
+ * answers, destroy, and the `drain`, `finish` and `close` events), on the connection's socket directly.
+ * No stream object: a head and a small body leave in one corked write (writev), and a pipelined response
+ * that is not yet at the front of its connection keeps its bytes until it is. The framing is Node's, so
+ * clients see exactly what they saw before (Date, `Connection: keep-alive` with `Keep-Alive: timeout=N`,
+ * chunked when the length is unknown on HTTP/1.1, close-delimited on HTTP/1.0).
+ */
+
+/** What a response needs of its connection (edge/h1-wire.ts). */
+export interface ResponseWire {
+  readonly socket: Socket;
+  /**
+   * A held stream's connection carries nothing after it: the parser goes back to the pool, the connection
+   * closes when this response ends, and what the client sends is dropped. False when it does not qualify.
+   */
+  releaseParser(res: H1Response): boolean;
+  /** `Keep-Alive: timeout=N\r\n`, or '' when no idle timeout is advertised. */
+  readonly keepAliveLine: string;
+  /** The response wrote its last bytes: the next pipelined one may write, or the connection closes. */
+  responseEnded(res: H1Response): void;
+}
+
+type Chunk = string | Buffer | Uint8Array;
+type Callback = (err?: Error | null) => void;
+
+/** Above this a response that cannot write yet tells its writer to wait (Node's default high-water mark). */
+const PENDING_HIGH_WATER = 16 * 1024;
+
+export class H1Response extends EventEmitter {
+  readonly req: H1Request | H1BodyRequest;
+  /** The connection, once this response is at its front (null while a pipelined one ahead still writes). */
+  socket: Socket | null = null;
+  statusCode = 200;
+  statusMessage = '';
+  /** Whether the connection stays open after this response (from the request; the edge may clear it). */
+  shouldKeepAlive: boolean;
+  /** The head is built (writeHead ran): Node's `headersSent`. */
+  headersSent = false;
+  /** The head is on the socket. */
+  _headerSent = false;
+  chunkedEncoding = false;
+  writableEnded = false;
+  writableFinished = false;
+  destroyed = false;
+  /** This response closes the connection after it (Node's `_last`). */
+  last = false;
+  readonly #wire: ResponseWire;
+  /** A body may be sent at all: not for HEAD, 204, 304 and 1xx. */
+  #hasBody: boolean;
+  #useChunkedByDefault: boolean;
+  #expectContinue: boolean;
+  #sent100 = false;
+  /** The built head, until it goes out with the first body bytes. */
+  #head: string | null = null;
+  /** Bytes written while not at the front of the connection. */
+  #pending: Chunk[] | null = null;
+  #pendingBytes = 0;
+  #needDrain = false;
+  #closeEmitted = false;
+  #onEndWritten: ((err?: Error | null) => void) | null = null;
+  #endCallback: Callback | undefined;
+
+  constructor(req: H1Request | H1BodyRequest, wire: ResponseWire, keepAlive: boolean, expectContinue: boolean) {
+    super();
+    this.req = req;
+    this.#wire = wire;
+    this.shouldKeepAlive = keepAlive;
+    this.#hasBody = req.method !== 'HEAD';
+    // HTTP/1.0 has no chunked coding: a body of unknown length is delimited by the close.
+    this.#useChunkedByDefault = req.httpVersionMajor > 1 || req.httpVersionMinor >= 1;
+    this.#expectContinue = expectContinue;
+  }
+
+  /** Called by the connection when this response reaches its front: what it wrote meanwhile goes out now. */
+  assignSocket(socket: Socket): void {
+    this.socket = socket;
+    const pending = this.#pending;
+    let ok = true;
+    if (pending !== null) {
+      this.#pending = null;
+      this.#pendingBytes = 0;
+      if (this.#head === null) this._headerSent = this.headersSent;
+      socket.cork();
+      for (const chunk of pending) ok = typeof chunk === 'string' ? socket.write(chunk, 'latin1') : socket.write(chunk);
+      socket.uncork();
+    }
+    if (this.#onEndWritten !== null) {
+      // The end was among them: its completion is the socket's write of it, awaited here.
+      socket.write(EMPTY, this.#onEndWritten);
+      this.#wire.responseEnded(this);
+    } else if (this.#needDrain && ok) {
+      this.#needDrain = false;
+      process.nextTick(emitDrain, this);
+    }
+  }
+
+  get writableLength(): number {
+    return this.#pendingBytes + (this.socket === null ? 0 : this.socket.writableLength);
+  }
+
+  get writableNeedDrain(): boolean {
+    return !this.destroyed && !this.writableEnded && this.#needDrain;
+  }
+
+  get writable(): boolean {
+    return !this.destroyed && !this.writableEnded;
+  }
+
+  get finished(): boolean {
+    return this.writableEnded;
+  }
+
+  writeHead(statusCode: number, reasonOrHeaders?: string | OutgoingHttpHeaders | readonly string[], fields?: OutgoingHttpHeaders | readonly string[]): this {
+    if (this.headersSent) throw codedError(TypeError, 'ERR_HTTP_HEADERS_SENT', 'Cannot write headers after they are sent to the client');
+    if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999) {
+      throw codedError(RangeError, 'ERR_HTTP_INVALID_STATUS_CODE', `Invalid status code: ${String(statusCode)}`);
+    }
+    let reason: string;
+    let headers: OutgoingHttpHeaders | readonly string[] | undefined;
+    if (typeof reasonOrHeaders === 'string') {
+      reason = reasonOrHeaders;
+      headers = fields;
+    } else {
+      reason = this.statusMessage || (STATUS_CODES[statusCode] ?? 'unknown');
+      headers = reasonOrHeaders;
+    }
+    if (INVALID_VALUE.test(reason)) throw codedError(TypeError, 'ERR_INVALID_CHAR', 'Invalid character in statusMessage');
+    this.statusCode = statusCode;
+    this.statusMessage = reason;
+    if (statusCode === 204 || statusCode === 304 || statusCode < 200) this.#hasBody = false;
+    this.#storeHead(headers, undefined);
+    return this;
+  }
+
+  /** The head alone, now (a stream's first event may be minutes away). */
+  flushHeaders(): void {
+    if (!this.headersSent) this.#storeHead(undefined, undefined);
+    if (this.#head !== null && !this.destroyed) this.#send(null, undefined);
+  }
+
+  write(chunk: Chunk, encodingOrCallback?: BufferEncoding | Callback, callback?: Callback): boolean {
+    if (this.writableEnded || this.destroyed) return false;
+    const encoding = typeof encodingOrCallback === 'string' ? encodingOrCallback : undefined;
+    if (!this.headersSent) this.#storeHead(undefined, undefined);
+    const cb = typeof encodingOrCallback === 'function' ? encodingOrCallback : callback;
+    if (!this.#hasBody || byteLength(chunk, encoding) === 0) {
+      if (this.#head !== null) this.#send(null, undefined);
+      if (cb !== undefined) process.nextTick(cb);
+      return true;
+    }
+    const ok = this.#send(chunk, encoding, cb);
+    if (!ok) this.#needDrain = true;
+    return ok;
+  }
+
+  end(chunkOrCallback?: Chunk | Callback, encodingOrCallback?: BufferEncoding | Callback, callback?: Callback): this {
+    if (this.writableEnded) return this;
+    let chunk: Chunk | undefined;
+    let encoding: BufferEncoding | undefined;
+    let cb: Callback | undefined;
+    if (typeof chunkOrCallback === 'function') cb = chunkOrCallback;
+    else {
+      chunk = chunkOrCallback ?? undefined;
+      if (typeof encodingOrCallback === 'function') cb = encodingOrCallback;
+      else {
+        encoding = encodingOrCallback;
+        cb = callback;
+      }
+    }
+    if (this.destroyed) return this;
+    if (!this.headersSent) {
+      // A whole body given at the end: its length is known, so it goes with Content-Length (as Node does).
+      const length = chunk === undefined || !this.#hasBody ? 0 : byteLength(chunk, encoding);
+      this.#storeHead(undefined, length);
+    }
+    this.writableEnded = true;
+    this.#endCallback = cb;
+    this.#onEndWritten = (err) => this.#endWritten(err);
+    const body = chunk !== undefined && this.#hasBody && byteLength(chunk, encoding) > 0 ? chunk : null;
+    this.#sendEnd(body, encoding);
+    return this;
+  }
+
+  /** RFC 9110 §15.2.1: the client may send its body. */
+  writeContinue(): void {
+    if (this.#sent100 || this.headersSent) return;
+    this.#sent100 = true;
+    this.#raw('HTTP/1.1 100 Continue\r\n\r\n');
+  }
+
+  /** RFC 2518's 102: the answer is coming. */
+  writeProcessing(): void {
+    if (!this.headersSent) this.#raw('HTTP/1.1 102 Processing\r\n\r\n');
+  }
+
+  /** RFC 8297's 103, with the Link fields first (as Node writes them). */
+  writeEarlyHints(hints: Record<string, string | string[]>): void {
+    if (this.headersSent) return;
+    const link = hints.link;
+    if (link === undefined || link === null) return;
+    const links = Array.isArray(link) ? link.join(', ') : link;
+    if (links.length === 0) return;
+    if (INVALID_VALUE.test(links)) throw codedError(TypeError, 'ERR_INVALID_ARG_VALUE', 'Invalid Link value for early hints');
+    let head = `HTTP/1.1 103 Early Hints\r\nLink: ${links}\r\n`;
+    for (const name of Object.keys(hints)) {
+      if (name === 'link') continue;
+      head += fieldLines(name, hints[name]!);
+    }
+    this.#raw(`${head}\r\n`);
+  }
+
+  /** Ends the connection under this response (Node's OutgoingMessage.destroy). */
+  destroy(err?: Error): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    this.#wire.socket.destroy(err);
+    return this;
+  }
+
+  /** The socket took what was queued: a writer told to wait may go on. */
+  onSocketDrain(): void {
+    if (!this.#needDrain || this.writableEnded) return;
+    this.#needDrain = false;
+    this.emit('drain');
+  }
+
+  /** The connection closed before this response finished: its `close` tells its writers. */
+  socketClosed(): void {
+    this.destroyed = true;
+    this.#emitClose();
+  }
+
+  // -- framing --
+
+  #storeHead(headers: OutgoingHttpHeaders | readonly string[] | undefined, contentLength: number | undefined): void {
+    this.headersSent = true;
+    if (this.statusMessage === '') this.statusMessage = STATUS_CODES[this.statusCode] ?? 'unknown';
+    let head = `HTTP/1.1 ${this.statusCode} ${this.statusMessage}\r\n`;
+    let hasConnection = false;
+    let hasLength = false;
+    let hasTransferEncoding = false;
+    let hasDate = false;
+    const seen = (name: string, value: string): void => {
+      switch (name.length) {
+        case 4:
+          if (name.toLowerCase() === 'date') hasDate = true;
+          break;
+        case 10:
+          if (name.toLowerCase() === 'connection') {
+            hasConnection = true;
+            if (CONNECTION_CLOSE.test(value)) this.last = true;
+            else this.shouldKeepAlive = true;
+          }
+          break;
+        case 14:
+          if (name.toLowerCase() === 'content-length') hasLength = true;
+          break;
+        case 17:
+          if (name.toLowerCase() === 'transfer-encoding') {
+            hasTransferEncoding = true;
+            if (CHUNKED.test(value)) this.chunkedEncoding = true;
+          }
+          break;
+      }
+    };
+    if (Array.isArray(headers)) {
+      const list = headers as readonly string[];
+      if (list.length % 2 !== 0) throw codedError(TypeError, 'ERR_INVALID_ARG_VALUE', 'The header list must hold name, value pairs');
+      for (let i = 0; i < list.length; i += 2) {
+        const name = list[i]!;
+        const value = String(list[i + 1]);
+        checkField(name, value);
+        seen(name, value);
+        head += `${name}: ${value}\r\n`;
+      }
+    } else if (headers !== undefined) {
+      for (const name of Object.keys(headers)) {
+        const value = (headers as OutgoingHttpHeaders)[name];
+        if (value === undefined) continue;
+        if (Array.isArray(value)) {
+          for (const v of value) {
+            checkField(name, v);
+            seen(name, v);
+          }
+        } else {
+          checkField(name, String(value));
+          seen(name, String(value));
+        }
+        head += fieldLines(name, value);
+      }
+    }
+    if (!hasDate) head += `Date: ${utcDate()}\r\n`;
+    // A client told to wait for 100 Continue and answered without it may still send its body: close after.
+    if (this.#expectContinue && !this.#sent100) this.shouldKeepAlive = false;
+    if (!hasConnection) {
+      const keepAlive = this.shouldKeepAlive && (hasLength || this.#useChunkedByDefault);
+      if (keepAlive) head += `Connection: keep-alive\r\n${this.#wire.keepAliveLine}`;
+      else {
+        this.last = true;
+        head += 'Connection: close\r\n';
+      }
+    }
+    if (!hasLength && !hasTransferEncoding) {
+      if (!this.#hasBody) this.chunkedEncoding = false;
+      else if (!this.#useChunkedByDefault) this.last = true;
+      else if (contentLength !== undefined) head += `Content-Length: ${contentLength}\r\n`;
+      else {
+        head += 'Transfer-Encoding: chunked\r\n';
+        this.chunkedEncoding = true;
+      }
+    }
+    this.#head = `${head}\r\n`;
+  }
+
+  /** Body bytes (framed as chunks when chunked), after the head if it has not gone yet. */
+  #send(chunk: Chunk | null, encoding: BufferEncoding | undefined, cb?: Callback): boolean {
+    const socket = this.socket;
+    const head = this.#head;
+    this.#head = null;
+    if (socket === null) {
+      if (head !== null) this.#queue(head);
+      if (chunk !== null) this.#queueBody(chunk, encoding);
+      if (cb !== undefined) process.nextTick(cb);
+      return this.#pendingBytes < PENDING_HIGH_WATER;
+    }
+    if (socket.destroyed) return false;
+    if (chunk === null) {
+      if (head !== null) {
+        this._headerSent = true;
+        return socket.write(head, 'latin1', cb);
+      }
+      return true;
+    }
+    const chunked = this.chunkedEncoding;
+    if (head === null && !chunked) return socket.write(chunk, encoding as BufferEncoding, cb);
+    socket.cork();
+    if (head !== null) {
+      this._headerSent = true;
+      socket.write(head, 'latin1');
+    }
+    if (chunked) socket.write(`${byteLength(chunk, encoding).toString(16)}\r\n`, 'latin1');
+    let ok = socket.write(chunk, encoding as BufferEncoding, chunked ? undefined : cb);
+    if (chunked) ok = socket.write('\r\n', 'latin1', cb);
+    socket.uncork();
+    return ok;
+  }
+
+  #sendEnd(body: Chunk | null, encoding: BufferEncoding | undefined): void {
+    const socket = this.socket;
+    const head = this.#head;
+    this.#head = null;
+    const chunked = this.chunkedEncoding && this.#hasBody;
+    if (socket === null) {
+      if (head !== null) this.#queue(head);
+      if (body !== null) this.#queueBody(body, encoding);
+      if (chunked) this.#queue(LAST_CHUNK);
+      return;
+    }
+    if (socket.destroyed) {
+      this.#endWritten(new Error('the connection closed'));
+      return;
+    }
+    socket.cork();
+    if (head !== null) {
+      this._headerSent = true;
+      socket.write(head, 'latin1');
+    }
+    if (body !== null) {
+      if (chunked) socket.write(`${byteLength(body, encoding).toString(16)}\r\n`, 'latin1');
+      socket.write(body, encoding as BufferEncoding);
+      if (chunked) socket.write('\r\n', 'latin1');
+    }
+    socket.write(chunked ? LAST_CHUNK : EMPTY, 'latin1', this.#onEndWritten!);
+    socket.uncork();
+    this.#wire.responseEnded(this);
+  }
+
+  #queue(text: string): void {
+    (this.#pending ??= []).push(text);
+    this.#pendingBytes += text.length;
+  }
+
+  #queueBody(chunk: Chunk, encoding: BufferEncoding | undefined): void {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
+    if (this.chunkedEncoding) this.#queue(`${bytes.length.toString(16)}\r\n`);
+    (this.#pending ??= []).push(bytes);
+    this.#pendingBytes += bytes.length;
+    if (this.chunkedEncoding) this.#queue('\r\n');
+  }
+
+  /** Interim answers go out ahead of the head, in place (or queued with the rest until this response's turn). */
+  #raw(text: string): void {
+    if (this.destroyed) return;
+    if (this.socket === null) this.#queue(text);
+    else if (!this.socket.destroyed) this.socket.write(text, 'latin1');
+  }
+
+  #endWritten(err?: Error | null): void {
+    this.#onEndWritten = null;
+    const cb = this.#endCallback;
+    this.#endCallback = undefined;
+    if (err) {
+      this.destroyed = true;
+      cb?.(err);
+      this.#emitClose();
+      return;
+    }
+    this.writableFinished = true;
+    this.emit('finish');
+    cb?.();
+    process.nextTick(emitClose, this);
+  }
+
+  #emitClose(): void {
+    if (this.#closeEmitted) return;
+    this.#closeEmitted = true;
+    this.emit('close');
+  }
+
+  /** Give the request parser back: see ResponseWire.releaseParser. */
+  releaseParser(): boolean {
+    return this.#wire.releaseParser(this);
+  }
+
+  /** For emitClose (nextTick passes no `this`). */
+  closeNow(): void {
+    this.#emitClose();
+  }
+}
+
+const EMPTY = '';
+const LAST_CHUNK = '0\r\n\r\n';
+const CONNECTION_CLOSE = /(?:^|\W)close(?:$|\W)/i;
+const CHUNKED = /(?:^|\W)chunked(?:$|\W)/i;
+/** RFC 9110 §5.5's field-value characters (Node's checkInvalidHeaderChar): no CR, LF or NUL gets through. */
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
+
+function checkField(name: string, value: string): void {
+  if (!TOKEN.test(name)) throw codedError(TypeError, 'ERR_INVALID_HTTP_TOKEN', `Header name must be a valid HTTP token ["${name}"]`);
+  if (INVALID_VALUE.test(value)) throw codedError(TypeError, 'ERR_INVALID_CHAR', `Invalid character in header content ["${name}"]`);
+}
+
+function fieldLines(name: string, value: string | number | readonly string[]): string {
+  if (!Array.isArray(value)) return `${name}: ${String(value)}\r\n`;
+  let lines = '';
+  for (const v of value as readonly string[]) lines += `${name}: ${v}\r\n`;
+  return lines;
+}
+
+function byteLength(chunk: Chunk, encoding: BufferEncoding | undefined): number {
+  return typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : chunk.byteLength;
+}
+
+function codedError(Kind: typeof TypeError | typeof RangeError, code: string, message: string): Error & { code: string } {
+  const err = new Kind(message) as Error & { code: string };
+  err.code = code;
+  return err;
+}
+
+function emitDrain(res: H1Response): void {
+  res.emit('drain');
+}
+
+function emitClose(res: H1Response): void {
+  res.closeNow();
+}
+
+let dateSecond = -1;
+let dateText = '';
+
+/** The Date field's value, made once a second (Node caches it the same way). */
+function utcDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
