@@ -10,7 +10,7 @@
 //        [--profile-target node-http-undici]        a minimal proxy instead (node-llhttp-undici, node-floor)
 //   options: --duration S (8) --warmup S (2) --no-record (do not append to RESULTS.md)
 //            --sizes small,10k --conns 1,50 (one cell or a few)
-//            --targets holdfast,node-http-undici,node-llhttp-undici,node-floor,nginx,haproxy,http-proxy
+//            --targets holdfast,holdfast-node-http,node-http-undici,node-llhttp-undici,node-floor,nginx,haproxy,http-proxy
 //            --holdfast-node-args "--max-semi-space-size=32" (V8 flags for Holdfast, after those of its shebang)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -75,7 +75,7 @@ const { values: opts } = parseArgs({
     // Narrow the matrix while investigating one cell (the issue-target table needs http-proxy and haproxy).
     sizes: { type: 'string', default: 'small,10k' },
     conns: { type: 'string', default: '1,50' },
-    targets: { type: 'string', default: 'holdfast,node-http-undici,node-llhttp-undici,node-floor,nginx,haproxy,http-proxy' },
+    targets: { type: 'string', default: 'holdfast,holdfast-node-http,node-http-undici,node-llhttp-undici,node-floor,nginx,haproxy,http-proxy' },
     // Extra Node flags for Holdfast only, e.g. --holdfast-node-args=--max-semi-space-size=32
     'holdfast-node-args': { type: 'string', default: '' },
   },
@@ -156,6 +156,14 @@ async function startTargets(be, nodeArgs = [], only = null, minimalNodeArgs = []
     const dir = join(runDir, 'holdfast');
     const proc = startHoldfast({ dir, port, controlPort, backendPort, cpu: PROXY_CPU, mainJs, nodeArgs });
     targets.push({ name: 'holdfast', url: `http://127.0.0.1:${port}`, proc, metricsUrl: `http://127.0.0.1:${controlPort}/metrics` });
+  }
+  if (want('holdfast-node-http')) {
+    // The same build serving HTTP/1 with Node's own server: what the llhttp engine changes, in this run.
+    const port = await freePort();
+    const controlPort = await freePort();
+    const dir = join(runDir, 'holdfast-node-http');
+    const proc = startHoldfast({ dir, port, controlPort, backendPort, cpu: PROXY_CPU, mainJs, nodeArgs, name: 'holdfast-node-http', env: { HOLDFAST_HTTP1_ENGINE: 'node-http' } });
+    targets.push({ name: 'holdfast-node-http', url: `http://127.0.0.1:${port}`, proc, metricsUrl: `http://127.0.0.1:${controlPort}/metrics` });
   }
   if (want('node-floor')) {
     const port = await freePort();
@@ -259,7 +267,7 @@ async function matrix() {
   return rows;
 }
 
-const PROFILABLE = ['holdfast', 'node-http-undici', 'node-llhttp-undici', 'node-floor'];
+const PROFILABLE = ['holdfast', 'holdfast-node-http', 'node-http-undici', 'node-llhttp-undici', 'node-floor'];
 
 async function profile() {
   const name = opts['profile-target'];
@@ -268,8 +276,8 @@ async function profile() {
   mkdirSync(profDir, { recursive: true });
   const be = await backend();
   const profArgs = ['--cpu-prof', '--cpu-prof-dir', profDir];
-  const targets = name === 'holdfast'
-    ? await startTargets(be, [...holdfastNodeArgs, ...profArgs], ['holdfast'])
+  const targets = name.startsWith('holdfast')
+    ? await startTargets(be, [...holdfastNodeArgs, ...profArgs], [name])
     : await startTargets(be, [], [name], profArgs);
   const target = targets.find((t) => t.name === name);
   const row = await measure(target, opts['profile-size'], Number(opts['profile-conns']), be);

@@ -140,7 +140,10 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   const upgrades = new UpgradeRouter({ config, routing, sender, metrics, log, signer, holds, sendStall });
   const maxConnections = clientConnectionCap(config, log);
   metrics.clientConnectionsMax.set(maxConnections);
-  const edge = new Edge({ config, forwarder, metrics, log, upgrades, maxConnections });
+  // HOLDFAST_HTTP1_ENGINE=node-http serves HTTP/1 with Node's own server instead of the llhttp engine: for
+  // comparing the two (bench/http-proxy-bench.mjs) and for ruling the engine out when chasing a problem.
+  const http1Engine = process.env.HOLDFAST_HTTP1_ENGINE === 'node-http' ? 'node-http' : 'llhttp';
+  const edge = new Edge({ config, forwarder, metrics, log, upgrades, maxConnections, http1Engine });
   const tls =
     certificates === null
       ? null

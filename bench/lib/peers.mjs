@@ -170,10 +170,10 @@ export function startHttpProxy({ dir, port, backendPort, cpu, benchDir }) {
  * (nginx keepalive_requests raised, HAProxy and Node have none); at the default of 1000 wrk would reconnect
  * every 1000 requests, a small but real difference between the rows.
  */
-export function startHoldfast({ dir, port, controlPort, backendPort, cpu, mainJs, nodeArgs = [], extraArgs = [] }) {
+export function startHoldfast({ dir, port, controlPort, backendPort, cpu, mainJs, nodeArgs = [], extraArgs = [], env = {}, name = 'holdfast' }) {
   mkdirSync(dir, { recursive: true });
   return startProcess({
-    name: 'holdfast',
+    name,
     command: process.execPath,
     args: [
       ...holdfastNodeArgs(mainJs),
@@ -190,6 +190,6 @@ export function startHoldfast({ dir, port, controlPort, backendPort, cpu, mainJs
     cpu,
     logFile: join(dir, 'out.log'),
     cwd: dir,
-    env: holdfastEnv(mainJs),
+    env: { ...holdfastEnv(mainJs), ...env },
   });
 }

@@ -93,6 +93,13 @@ export class H1Server extends NetServer implements WireHost {
     this.#wires.delete(wire);
   }
 
+  /** Open connections that still hold a request parser (held streams and upgrades do not). */
+  get parsingConnections(): number {
+    let n = 0;
+    for (const wire of this.#wires) if (wire.parsing) n++;
+    return n;
+  }
+
   /** Node's http.Server.closeAllConnections: every connection, now. */
   closeAllConnections(): void {
     for (const wire of this.#wires) wire.socket.destroy();
@@ -100,6 +107,12 @@ export class H1Server extends NetServer implements WireHost {
 
   #checkHeads(nowMs: number): void {
     for (const [wire, sinceMs] of this.#awaitingHead) {
+      // Not read because we stopped reading (a pipeline waiting for its answers, a body its backend is slow
+      // to take): the client is not the slow one. Its clock starts again when reading does.
+      if (!wire.reading) {
+        this.#awaitingHead.set(wire, nowMs);
+        continue;
+      }
       if (nowMs - sinceMs < this.#requestHeadMs) continue;
       this.#awaitingHead.delete(wire);
       const err = new Error('request head timeout') as Error & { code: string };

@@ -87,6 +87,17 @@ export class H1Wire implements ResponseWire {
     host.awaitHead(this, Date.now());
   }
 
+  /** Whether this connection still has a request parser (a held stream or an upgrade gave it back). */
+  get parsing(): boolean {
+    return this.#parser !== null;
+  }
+
+  /** Whether the socket is being read (the edge stops reading a deep pipeline, the engine a full body). */
+  get reading(): boolean {
+    const handle = (this.socket as HandleSocket)._handle;
+    return this.#consumed ? handle?.reading !== false : !this.socket.isPaused();
+  }
+
   get keepAliveLine(): string {
     return this.#host.keepAliveLine;
   }

@@ -38,6 +38,8 @@ export interface EdgeDeps {
   upgrades?: UpgradeRouter;
   /** The client connection cap in force: limits.maxConnections, lowered to fit the open-files limit (fd-budget.ts). */
   maxConnections: number;
+  /** Which HTTP/1 server to run: the llhttp engine (the default, when Node has what it needs) or Node's own. */
+  http1Engine?: 'llhttp' | 'node-http';
 }
 
 /**
@@ -82,7 +84,7 @@ export class Edge implements EdgeContext, H2Host {
     this.#keepAliveIdleMs = timeouts.keepAliveIdleMs;
     this.#maxHeaderFields = limits.maxHeaderFields;
     this.#refusals = new RateLimitedLog(deps.log, 'warn', 'connections refused at a limit (answered 503)');
-    if (llhttp !== null) {
+    if (llhttp !== null && deps.http1Engine !== 'node-http') {
       this.engine = 'llhttp';
       this.server = new H1Server({
         llhttp,
@@ -92,10 +94,11 @@ export class Edge implements EdgeContext, H2Host {
         maxHeaderBytes: limits.maxHeaderBytes,
       });
     } else {
-      // The self-check in http/llhttp.ts found a part of Node's parser binding missing: Node's own server
-      // serves HTTP/1 instead, slower but the same from the outside. Say so, with what is missing.
+      // Asked for, or the self-check in http/llhttp.ts found a part of Node's parser binding missing: Node's
+      // own server serves HTTP/1 instead, slower but the same from the outside. Say so, with what is missing.
       this.engine = 'node-http';
-      deps.log.warn({ missing: llhttpMissing() }, "Node's llhttp binding lacks parts the HTTP/1 engine uses; serving HTTP/1 with node:http instead");
+      if (llhttp === null) deps.log.warn({ missing: llhttpMissing() }, "Node's llhttp binding lacks parts the HTTP/1 engine uses; serving HTTP/1 with node:http instead");
+      else deps.log.info('HTTP/1 served by node:http (HOLDFAST_HTTP1_ENGINE=node-http)');
       this.server = nodeHttpServer(deps.config);
     }
     // Node keeps the first maxHeadersCount fields and silently drops the rest (so does the llhttp engine);
@@ -234,13 +237,18 @@ export class Edge implements EdgeContext, H2Host {
     const { metrics, forwarder } = this.#deps;
     metrics.requestsTotal.inc();
     conn.requestsSeen++;
+    if (conn.closing) {
+      // After an answer that closes the connection, later pipelined requests are never forwarded, and not
+      // owed an answer either: counted as owed, they kept an error waiting for the answers before it (which
+      // it must not overtake) forever. Reading more of them is pointless.
+      conn.pauseReading();
+      return;
+    }
     conn.pendingResponses++;
     this.registry.markBusy(conn);
     res[kConnection] = conn;
     res.on('close', responseOnClose); // `on`: close comes once, and once() costs a wrapper per response
     if (conn.pendingResponses >= PIPELINE_PAUSE_DEPTH) conn.pauseReading();
-    // After an answer that closes the connection, later pipelined requests are never forwarded.
-    if (conn.closing) return;
     if (conn.refusal !== null) {
       conn.closing = true;
       return sendErrorResponse(res, conn.refusal, { close: true });

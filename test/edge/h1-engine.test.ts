@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { H1Server } from '../../src/edge/h1-server.js';
+import { H1BodyRequest, H1Request } from '../../src/http/h1-request.js';
+import { H1Response } from '../../src/http/h1-response.js';
+import { llhttpMissing } from '../../src/http/llhttp.js';
+import { startBackend } from '../helpers/backend.js';
+import { startTestHoldfast } from '../helpers/holdfast.js';
+import { RawClient } from '../helpers/raw.js';
+import { until } from '../helpers/until.js';
+import { HeldStream, heldCount, startGripBackend } from '../hold/push-helpers.js';
+
+/**
+ * The edge's own HTTP/1 engine (edge/h1-server.ts on Node's llhttp binding): that it is the one running,
+ * never the node:http fallback, and that it keeps what it was built for: no IncomingMessage or
+ * ServerResponse per request, no stream for a request without a body, one write per small answer, and no
+ * parser kept under a held stream. Everything else it must do is the rest of test/edge, unchanged.
+ */
+
+test("the llhttp engine runs: the start-up check finds every part of Node's binding, so nothing falls back", async (t) => {
+  assert.deepEqual(llhttpMissing(), [], 'the parts of _http_common the engine needs are all there');
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  assert.equal(hf.edge.engine, 'llhttp');
+  assert.ok(hf.edge.server instanceof H1Server);
+});
+
+test('a request is answered without IncomingMessage, ServerResponse or a stream for a body it does not have', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const seen: { req: unknown; res: unknown }[] = [];
+  hf.edge.server.on('request', (req: unknown, res: unknown) => seen.push({ req, res }));
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /plain HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.equal((await client.readResponse()).status, 200);
+  client.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello');
+  const posted = await client.readResponse();
+  assert.equal(posted.body.toString(), 'POST /upload\n');
+  assert.equal(backend.seen[1]!.body.toString(), 'hello', 'the body went through the engine to the backend');
+  assert.equal(seen.length, 2);
+  const [get, post] = seen;
+  assert.ok(get!.req instanceof H1Request && !(get!.req instanceof Readable), 'a GET is a plain object');
+  assert.ok(post!.req instanceof H1BodyRequest && post!.req instanceof Readable, 'a body is a stream');
+  for (const { req, res } of seen) {
+    assert.ok(!(req instanceof IncomingMessage));
+    assert.ok(res instanceof H1Response && !(res instanceof ServerResponse));
+  }
+});
+
+test('a small answer leaves in one write: head and body together (writev)', async (t) => {
+  const backend = await startBackend(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '11' });
+    res.end('small body\n');
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const accepted = new Promise<Socket>((resolve) => hf.edge.server.once('connection', resolve));
+  const client = await RawClient.connect(t, hf.port);
+  const socket = await accepted;
+  // Every write that reaches the socket's handle goes through _write (one buffer) or _writev (corked ones).
+  let writes = 0;
+  const handleWrites = socket as Socket & { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void };
+  const write = handleWrites._write.bind(socket);
+  const writev = handleWrites._writev.bind(socket);
+  handleWrites._write = (...a: unknown[]) => {
+    writes++;
+    write(...a);
+  };
+  handleWrites._writev = (...a: unknown[]) => {
+    writes++;
+    writev(...a);
+  };
+  for (let i = 0; i < 3; i++) {
+    client.write(`GET /s${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const res = await client.readResponse();
+    assert.equal(res.body.toString(), 'small body\n');
+    assert.equal(writes, i + 1, `answer ${i + 1} took one write`);
+  }
+});
+
+test('a held stream keeps no request parser; a connection waiting for a request has one', async (t) => {
+  const backend = await startGripBackend(t, (_req, res) => {
+    const instruct = res.grip.startInstruct();
+    instruct.addChannel('parserless');
+    instruct.setHoldStream();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end(':open\n\n');
+  });
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const server = hf.edge.server as H1Server;
+  for (let i = 0; i < 3; i++) {
+    const stream = await HeldStream.open(t, hf.port, '/parserless');
+    await stream.waitForText(':open\n\n');
+  }
+  await heldCount(hf, 3);
+  await until(() => server.parsingConnections === 0, 'the held streams to give their parsers back');
+  // A connection that has sent nothing yet is waiting for a request: it has a parser, the streams still none.
+  await RawClient.connect(t, hf.port);
+  await until(() => server.parsingConnections === 1, 'the new connection to be given a parser');
+  assert.equal(hf.holds.heldCount, 3);
+});
