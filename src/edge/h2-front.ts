@@ -1,7 +1,6 @@
 import { createServer, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { HoldfastConfig } from '../config/schema.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -68,14 +67,11 @@ export class H2Front {
     this.server.on('connect', (req: H2Request, res: H2Response) => this.#onRequest(req, res, false));
   }
 
-  /**
-   * Serve a connection whose first bytes are HTTP/2's (ALPN `h2`, or the h2c preface). `via`: what the
-   * session reads and writes, when not the socket itself (h2c-preface.ts); the socket is what the limits count.
-   */
-  serve(socket: Socket, via: Duplex = socket): void {
+  /** Serve a connection whose first bytes are HTTP/2's (ALPN `h2`, or the h2c preface: h2c-preface.ts). */
+  serve(socket: Socket): void {
     this.#handingOver = socket;
     try {
-      this.server.emit('connection', via);
+      this.server.emit('connection', socket);
     } finally {
       this.#handingOver = null;
     }

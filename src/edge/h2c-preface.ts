@@ -1,12 +1,14 @@
 import type { Socket } from 'node:net';
-import { Duplex } from 'node:stream';
 
 /** RFC 9113 §3.4: what every HTTP/2 client connection opens with. No HTTP/1 request line starts `PRI * HTTP/2.0`. */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 export interface PrefaceRoutes {
-  /** The connection opened with the HTTP/2 preface: serve `stream` (the connection, its first bytes included). */
-  h2(socket: Socket, stream: Duplex): void;
+  /**
+   * The connection opened with the HTTP/2 preface: the socket, paused, its first bytes pushed back, for
+   * node:http2 to take over natively. Nothing may read it or resume it on the way.
+   */
+  h2(socket: Socket): void;
   /** Anything else: the socket, its first bytes pushed back, for the HTTP/1 server. */
   http1(socket: Socket): void;
 }
@@ -18,9 +20,14 @@ export interface PrefaceRoutes {
  * usually at the first byte) or complete it (HTTP/2). A connection that sends nothing is closed at
  * `timeoutMs` (the request head deadline), as the HTTP/1 server would.
  *
- * Both servers read sockets natively once they own them, past bytes already read in JavaScript: the HTTP/1
- * server's parser takes what is pushed back (`unshift`), node:http2's session does not, so it is given the
- * socket wrapped in a Duplex (ReadFromStart), which it reads in JavaScript from the first byte on.
+ * Both servers take the socket itself and read it natively from then on, past what is pushed back here: the
+ * HTTP/1 server's parser through the 'data' events that `resume` starts; node:http2 (Node 20,
+ * lib/internal/http2/core.js, the Http2Session constructor, nodejs/node#35475) by `socket.read()` into
+ * nghttp2 on the next tick. So an HTTP/2 socket stays paused: `unshift` has already queued a 'readable'
+ * tick ahead of the session's, and on a flowing socket that tick's `flow()` would drain the preface into
+ * 'data' events nobody listens to (nghttp2 then sees the next frame first: "bad client magic", GOAWAY
+ * INTERNAL_ERROR). The socket itself, not a JavaScript Duplex around it: Node would wrap that in a
+ * JSStreamSocket and every frame would cross into JavaScript (bench/h2 measured the cost: bench/RESULTS.md).
  */
 export function routeByPreface(socket: Socket, timeoutMs: number, routes: PrefaceRoutes): void {
   let seen: Buffer = Buffer.alloc(0);
@@ -35,9 +42,11 @@ export function routeByPreface(socket: Socket, timeoutMs: number, routes: Prefac
     socket.setTimeout(0);
     socket.pause();
     socket.unshift(seen);
-    if (h2) routes.h2(socket, new ReadFromStart(socket));
-    else routes.http1(socket);
-    socket.resume();
+    if (h2) routes.h2(socket);
+    else {
+      routes.http1(socket);
+      socket.resume();
+    }
   };
   const onTimeout = (): void => {
     socket.destroy();
@@ -45,42 +54,4 @@ export function routeByPreface(socket: Socket, timeoutMs: number, routes: Prefac
   socket.on('data', onData);
   socket.on('error', onTimeout);
   socket.setTimeout(timeoutMs, onTimeout);
-}
-
-/**
- * The socket as a plain Duplex, read through its JavaScript stream (bytes pushed back included). Not
- * `Duplex.from({ readable, writable })`: that turns a destroy without an error into an AbortError.
- */
-class ReadFromStart extends Duplex {
-  readonly #socket: Socket;
-
-  constructor(socket: Socket) {
-    super({ allowHalfOpen: false });
-    this.#socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      if (!this.push(chunk)) socket.pause();
-    });
-    socket.on('end', () => this.push(null));
-    // The socket's own error (a reset, say) is the end of the connection, not news for the session.
-    socket.on('error', () => this.destroy());
-    socket.on('close', () => this.destroy());
-  }
-
-  override _read(): void {
-    this.#socket.resume();
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.#socket.write(chunk, done);
-  }
-
-  override _final(done: (err?: Error | null) => void): void {
-    this.#socket.end();
-    done();
-  }
-
-  override _destroy(err: Error | null, done: (err: Error | null) => void): void {
-    this.#socket.destroy();
-    done(err);
-  }
 }

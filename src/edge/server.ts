@@ -122,7 +122,7 @@ export class Edge implements EdgeContext, H2Host {
     });
     this.h2 = new H2Front({ config: deps.config, host: this, metrics: deps.metrics, log: deps.log });
     if (deps.config.h2c) {
-      const routes: PrefaceRoutes = { h2: (socket, stream) => this.h2.serve(socket, stream), http1: (socket) => this.server.emit('connection', socket) };
+      const routes: PrefaceRoutes = { h2: (socket) => this.h2.serve(socket), http1: (socket) => this.server.emit('connection', socket) };
       this.#plain = createNetServer({ noDelay: true }, (socket: Socket) => routeByPreface(socket, timeouts.requestHeadMs, routes));
       this.serveAlso(this.#plain);
     } else this.#plain = null;
