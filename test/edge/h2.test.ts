@@ -13,7 +13,7 @@ import { startBackend } from '../helpers/backend.js';
 import { certDir, makeCert } from '../helpers/certs.js';
 import { h2Connect, h2Request, H2_ERROR, RawH2 } from '../helpers/h2.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
-import { eventually, until } from '../helpers/until.js';
+import { eventually, until, within } from '../helpers/until.js';
 import { heldCount, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
 
 async function startH2(t: TestContext, backends: string[], overrides: Partial<ConfigInput> = {}) {
@@ -277,12 +277,12 @@ test('h2: a long-poll hold answered by a publish; Expect: 100-continue; limits.m
 
   // The backend's 100 reaches the client before it sends its body.
   const upload = session.request({ ':method': 'PUT', ':path': '/upload', expect: '100-continue' }, { endStream: false });
-  await new Promise<void>((resolve) => upload.once('continue', () => resolve()));
+  await within(new Promise<void>((resolve) => upload.once('continue', () => resolve())), 10_000, "the backend's 100");
   upload.end(Buffer.alloc(1000, 'u'));
   let uploaded = '';
   upload.setEncoding('utf8');
   upload.on('data', (c: string) => (uploaded += c));
-  await new Promise<void>((resolve) => upload.once('end', () => resolve()));
+  await within(new Promise<void>((resolve) => upload.once('end', () => resolve())), 10_000, 'the upload answer to end');
   assert.equal(uploaded, 'PUT /upload 1000');
 
   assert.equal((await h2Request(session, { ':path': '/three' })).status, 200);
@@ -315,7 +315,7 @@ test('h2: an upload that stops is answered 408 at requestBodyStallMs while a sib
   let busyText = '';
   busy.setEncoding('utf8');
   busy.on('data', (c: string) => (busyText += c));
-  await new Promise<void>((resolve) => busy.once('end', () => resolve()));
+  await within(new Promise<void>((resolve) => busy.once('end', () => resolve())), 10_000, 'the sibling answer to end');
   assert.match(busyText, /^\/busy \d+$/, 'the sibling upload completes');
   assert.equal(session.closed, false);
 });
