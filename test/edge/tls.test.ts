@@ -1,6 +1,7 @@
 // The TLS client listener and https:// backends, with real TLS clients and certificates made by
 // scripts/make-cert.sh (openssl), so the script the README points to is what the tests use.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, request as httpsRequest, Agent } from 'node:https';
 import { join } from 'node:path';
@@ -29,14 +30,7 @@ async function startTls(t: TestContext, backends: string[], certificates: Cert[]
 /** The certificate the server presents for `servername` (none: no SNI), and the negotiated protocols. */
 async function handshake(port: number, servername?: string, extra: { minVersion?: 'TLSv1'; maxVersion?: 'TLSv1.1' } = {}) {
   const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'], ...(servername === undefined ? {} : { servername }), ...extra });
-  await within(
-    new Promise<void>((resolve, reject) => {
-      socket.once('secureConnect', resolve);
-      socket.once('error', reject);
-    }),
-    10_000,
-    'the TLS handshake',
-  );
+  await within(once(socket, 'secureConnect'), 10_000, 'the TLS handshake');
   const peer: PeerCertificate = socket.getPeerCertificate();
   const out = { subject: peer.subject.CN, fingerprint: peer.fingerprint256, alpn: socket.alpnProtocol, version: socket.getProtocol() };
   socket.destroy();
@@ -213,14 +207,7 @@ test('tls: a WebSocket over the TLS listener (wss://) is passed through to a pla
     const tlsOptions = { ca, servername: 'localhost' };
     const ws = new WebSocket(`wss://127.0.0.1:${tlsPort}/echo`, tlsOptions);
     t.after(() => ws.terminate());
-    await within(
-      new Promise<void>((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-      }),
-      10_000,
-      'the wss socket to open',
-    );
+    await within(once(ws, 'open'), 10_000, 'the wss socket to open');
     const answer = new Promise<string>((resolve) => ws.once('message', (data) => resolve((data as Buffer).toString())));
     ws.send('hello');
     assert.equal(await within(answer, 10_000, 'the echo over wss'), expected);

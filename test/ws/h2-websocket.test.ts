@@ -1,6 +1,7 @@
 // WebSocket over HTTP/2 (RFC 8441): node:http2 clients open extended CONNECT streams on Holdfast's TLS
 // listener; ws's own frame code speaks WebSocket over each stream.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -94,14 +95,7 @@ test('h2 websocket: WebSocket-over-HTTP over a stream, a publish reaches it, and
   t.after(() => plain.terminate());
   const plainMessages: string[] = [];
   plain.on('message', (data: Buffer) => plainMessages.push(data.toString()));
-  await within(
-    new Promise<void>((resolve, reject) => {
-      plain.once('open', resolve);
-      plain.once('error', reject);
-    }),
-    10_000,
-    'the HTTP/1.1 socket to open',
-  );
+  await within(once(plain, 'open'), 10_000, 'the HTTP/1.1 socket to open');
   await until(() => hf.holds.heldCount === 2, 'both sockets to be subscribed');
   await publisherFor(hf).publishFormats('room', new (await import('@fanoutio/grip')).WebSocketMessageFormat('to everyone'));
   assert.equal(await h2ws.message(1), 'to everyone');
