@@ -58,6 +58,7 @@ const TABLE = {
   WS_VERSION: { status: 426, listener: 'client', meaning: 'a WebSocket version other than 13' },
   WS_REFUSED: { status: null, listener: 'none', meaning: "the backend refused the handshake: its answer is relayed (metrics only)" },
   WS_EVENTS: { status: 502, listener: 'client', wsCloseCode: 1011, meaning: 'the backend sent an invalid application/websocket-events body' },
+  WS_EVENTS_REFUSED: { status: 502, listener: 'none', wsCloseCode: 1011, meaning: 'the backend answered an open WebSocket-over-HTTP session with an error status or not application/websocket-events' },
   WS_CONTROL: { status: 502, listener: 'none', meaning: 'the backend sent an invalid GRIP control message (it is dropped)' },
 
   // --- the control listener ------------------------------------------------------------------------------

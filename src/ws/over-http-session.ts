@@ -5,7 +5,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import type { HoldfastConfig } from '../config/schema.js';
 import { rawErrorResponse } from '../http/error-response.js';
 import { resetConnection, type SendStallWatch } from '../http/send-stall.js';
-import { ClientRequestError, E, type HoldfastError } from '../errors.js';
+import { ClientRequestError, E, UpstreamError, type HoldfastError } from '../errors.js';
 import { GRIP_FEATURES } from '../grip/features.js';
 import type { WsMessageFormat } from '../grip/publish-items.js';
 import type { GripSigner } from '../grip/sig.js';
@@ -266,7 +266,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
 
   // --- backend -> client ---------------------------------------------------------------------------
 
-  #applyEvents(events: WsEvent[]): void {
+  #applyEvents(events: WsEvent[], backend: Backend): void {
     for (const e of events) {
       if (this.state !== 'open') return;
       switch (e.type) {
@@ -291,8 +291,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
           return;
         case 'OPEN':
           // Only the first answer may open; a second OPEN is a broken backend.
-          this.#backendDone = true;
-          this.closeClient(1011, 'backend protocol error', 'error');
+          this.#onBackendBroken(backend, new WsEventsError('OPEN in a session already open'));
           return;
       }
     }
@@ -554,9 +553,9 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
       this.grip = gripAccepted(headers, this);
       this.#accept(headers);
       // The socket opens in the upgrade callback (synchronously); its other events follow.
-      this.#applyEvents(decoded.slice(decoded.length > 0 ? 1 : 0));
+      this.#applyEvents(decoded.slice(decoded.length > 0 ? 1 : 0), backend);
     } else {
-      this.#applyEvents(decoded);
+      this.#applyEvents(decoded, backend);
     }
     if (events.some((e) => e.type === 'CLOSE' || e.type === 'DISCONNECT')) this.#backendDone = true;
     this.#afterRequest();
@@ -590,14 +589,12 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     }
   }
 
-  /** A non-200 (or not websocket-events) answer. To OPEN: relayed as the handshake's answer. Later: 1011. */
+  /** A non-200 (or not websocket-events) answer. To OPEN: relayed as the handshake's answer. Later: it ends the session. */
   #onRefused(backend: Backend, status: number, headers: string[], body: Buffer): void {
     if (this.state !== 'opening') {
-      this.host.log.warn({ connectionId: this.id, backend: backend.name, status }, 'WebSocket-over-HTTP backend answered with an error');
-      this.#backendDone = true;
-      this.closeClient(1011, 'backend error', 'error');
-      this.#maybeFinish();
-      return;
+      const type = headerIn(headers, 'content-type') ?? 'no content-type';
+      const err = new UpstreamError(E.WS_EVENTS_REFUSED, backend.name, `answered ${status} (${type}) to an open session`);
+      return this.#onBackendBroken(backend, err);
     }
     this.host.metrics.wsRejected.inc({ code: E.WS_REFUSED.code });
     const socket = this.#socket;
@@ -616,7 +613,7 @@ export class OverHttpSession implements WsTimed, WsHoldSocket {
     this.#finish();
   }
 
-  /** Garbage from the backend: a 502 to the handshake, or 1011 once open. */
+  /** Garbage from the backend: a 502 to the handshake, or the error's close code once open. */
   #onBackendBroken(backend: Backend, err: HoldfastError): void {
     this.host.log.warn({ connectionId: this.id, backend: backend.name, code: err.code }, err.message);
     this.host.metrics.upstreamErrorsTotal.inc({ backend: backend.name, code: err.code });

@@ -15,7 +15,7 @@ import { startEveryTransportBackend } from './transport-backend.js';
 import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
 import { dropStreamAfter, SHARED_NATS } from '../helpers/nats.js';
 import { RawClient } from '../helpers/raw.js';
-import { eventually } from '../helpers/until.js';
+import { eventually, nullIfRefused } from '../helpers/until.js';
 import { HeldStream, publisherFor, publishRaw } from '../hold/push-helpers.js';
 import { WsClient } from '../ws/ws-helpers.js';
 import { freePort } from '../helpers/listen.js';
@@ -159,7 +159,7 @@ async function spawnHoldfast(t: TestContext, backendUrl: string, configFile: str
   const child = { proc, url: `http://127.0.0.1:${port}`, controlUrl: `http://127.0.0.1:${controlPort}` };
   await eventually(async () => {
     if (proc.exitCode !== null) throw new Error(`holdfast exited with ${proc.exitCode}: ${stderr}`);
-    const res = await fetch(`${child.controlUrl}/healthz`).catch(() => null);
+    const res = await fetch(`${child.controlUrl}/healthz`).catch(nullIfRefused);
     return res?.status === 200;
   // tsx compiles the sources in each child: on a loaded 2-core machine a start takes tens of seconds.
   }, 90_000, `holdfast on ${port} to be ready (bus up)`);

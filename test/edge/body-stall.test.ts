@@ -3,7 +3,7 @@ import { mock, test, type TestContext } from 'node:test';
 import { startBackend } from '../helpers/backend.js';
 import { startTestHoldfast, type TestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
-import { until } from '../helpers/until.js';
+import { until, within } from '../helpers/until.js';
 import type { ProxyExchange } from '../../src/proxy/exchange.js';
 
 /**
@@ -123,7 +123,7 @@ test('a body nobody reads yet is not a stall: Expect 100-continue queued behind 
     'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n' +
       'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n',
   );
-  await holding;
+  await within(holding, 10_000, 'the GET at the backend');
   const post = await until(
     () => [...hf.edge.registry.connections()][0]?.lastExchange?.method === 'POST',
     'the edge to start the POST behind the GET',

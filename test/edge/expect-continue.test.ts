@@ -7,7 +7,7 @@ import { startTestHoldfast } from '../helpers/holdfast.js';
 import { recordConnectionBytes } from '../helpers/connection-bytes.js';
 import { listen } from '../helpers/listen.js';
 import { RawClient } from '../helpers/raw.js';
-import { until } from '../helpers/until.js';
+import { until, within } from '../helpers/until.js';
 
 /** Echoes method, target and body, with a length so the connection stays persistent. */
 const echo: Handler = (req, res, body) => {
@@ -68,7 +68,7 @@ test('Expect: 100-continue on a connection refused at a limit: 503, no 100', asy
   const hf = await startTestHoldfast(t, [backend.url], { limits: { maxConnections: 1 }, log: { level: 'silent' } });
   const busy = await RawClient.connect(t, hf.port);
   busy.write('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n');
-  await holding;
+  await within(holding, 10_000, 'the held GET at the backend');
   const client = await RawClient.connect(t, hf.port);
   client.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
   await client.waitEnd();

@@ -7,13 +7,14 @@ import type { TLSSocket } from 'node:tls';
 import { validateConfig } from '../../src/config/load.js';
 import { connect, createServer, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { H2Request, H2Response } from '../../src/http/h2-compat.js';
-import { test, type TestContext } from 'node:test';
+import { mock, test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.js';
+import type { ProxyExchange } from '../../src/proxy/exchange.js';
 import { startBackend } from '../helpers/backend.js';
 import { certDir, makeCert } from '../helpers/certs.js';
 import { h2Connect, h2Request, H2_ERROR, RawH2 } from '../helpers/h2.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
-import { eventually, until } from '../helpers/until.js';
+import { eventually, until, within } from '../helpers/until.js';
 import { heldCount, publishRaw, startGripBackend, streamItem } from '../hold/push-helpers.js';
 
 async function startH2(t: TestContext, backends: string[], overrides: Partial<ConfigInput> = {}) {
@@ -277,12 +278,12 @@ test('h2: a long-poll hold answered by a publish; Expect: 100-continue; limits.m
 
   // The backend's 100 reaches the client before it sends its body.
   const upload = session.request({ ':method': 'PUT', ':path': '/upload', expect: '100-continue' }, { endStream: false });
-  await new Promise<void>((resolve) => upload.once('continue', () => resolve()));
+  await within(new Promise<void>((resolve) => upload.once('continue', () => resolve())), 10_000, "the backend's 100");
   upload.end(Buffer.alloc(1000, 'u'));
   let uploaded = '';
   upload.setEncoding('utf8');
   upload.on('data', (c: string) => (uploaded += c));
-  await new Promise<void>((resolve) => upload.once('end', () => resolve()));
+  await within(new Promise<void>((resolve) => upload.once('end', () => resolve())), 10_000, 'the upload answer to end');
   assert.equal(uploaded, 'PUT /upload 1000');
 
   assert.equal((await h2Request(session, { ':path': '/three' })).status, 200);
@@ -292,30 +293,57 @@ test('h2: a long-poll hold answered by a publish; Expect: 100-continue; limits.m
 });
 
 test('h2: an upload that stops is answered 408 at requestBodyStallMs while a sibling upload keeps the connection busy', async (t) => {
+  // The body-stall watch sweeps on setInterval and reads Date.now(): both are faked and moved a sweep (1 s)
+  // at a time, with the verdict read right after each sweep (a cut ends the response synchronously). The
+  // sockets, node:http2 and the backend stay real.
+  const STALL_MS = 8_000;
+  const SWEEP_MS = 1_000;
   const backend = await startBackend(t, (req, res, body) => {
     res.end(`${req.url} ${body.length}`);
   });
-  const { hf, origin, ca } = await startH2(t, [backend.url], { timeouts: { requestBodyStallMs: 200 } });
+  const { hf, origin, ca } = await startH2(t, [backend.url], { timeouts: { requestBodyStallMs: STALL_MS } });
+  mock.timers.enable({ apis: ['setInterval', 'Date'], now: Date.now() });
+  t.after(() => mock.timers.reset());
   const session = await h2Connect(t, origin, { ca });
+  const started = (path: string): ProxyExchange => {
+    const exchange = [...hf.edge.registry.connections()][0]?.lastExchange;
+    if (exchange?.req.url !== path) throw new Error(`${path} is not the connection's last exchange`);
+    return exchange;
+  };
+  const isStarted = (path: string) => [...hf.edge.registry.connections()][0]?.lastExchange?.req.url === path;
   const stalled = session.request({ ':method': 'POST', ':path': '/stalled' }, { endStream: false });
   stalled.write('first bytes, then nothing');
   let stalledStatus = 0;
   stalled.on('response', (h) => (stalledStatus = Number(h[':status'])));
   stalled.resume();
+  await until(() => isStarted('/stalled'), 'the stalled upload to start');
+  const stalledExchange = started('/stalled');
   const busy = session.request({ ':method': 'POST', ':path': '/busy' }, { endStream: false });
   busy.resume();
-  // The sibling sends a byte on every turn until the stalled one is answered: the connection never goes quiet.
-  await until(() => {
-    if (!busy.writableNeedDrain) busy.write('x');
-    return stalledStatus !== 0;
-  }, 'the stalled upload to be answered');
+  await until(() => isStarted('/busy'), 'the sibling upload to start');
+  const busyRequest = started('/busy').req;
+  assert.ok(busyRequest instanceof H2Request, 'an HTTP/2 request counts its own body bytes');
+  // One sibling byte before every sweep, read by Holdfast before the sweep runs: the connection is never
+  // quiet, only the stalled stream is.
+  const sweep = async () => {
+    const before = busyRequest.bodyBytesRead;
+    busy.write('x');
+    await until(() => busyRequest.bodyBytesRead > before, 'the sibling byte to be read');
+    mock.timers.tick(SWEEP_MS);
+  };
+  // Whether the watch counts from the upload's start or its first sweep, two sweeps short is not a stall.
+  for (let passed = 0; passed < STALL_MS - 2 * SWEEP_MS; passed += SWEEP_MS) await sweep();
+  assert.equal(stalledExchange.res.writableEnded, false, 'not answered before requestBodyStallMs');
+  for (let sweeps = 0; sweeps < 3 && !stalledExchange.res.writableEnded; sweeps++) await sweep();
+  assert.equal(stalledExchange.res.writableEnded, true, 'answered within a sweep of requestBodyStallMs');
+  await until(() => stalledStatus !== 0, 'the stalled upload to be answered');
   assert.equal(stalledStatus, 408);
   assert.equal(await metricValue(hf, 'holdfast_client_errors_total', { code: 'HF_ERR_BODY_TIMEOUT' }), 1);
   busy.end();
   let busyText = '';
   busy.setEncoding('utf8');
   busy.on('data', (c: string) => (busyText += c));
-  await new Promise<void>((resolve) => busy.once('end', () => resolve()));
+  await within(new Promise<void>((resolve) => busy.once('end', () => resolve())), 10_000, 'the sibling answer to end');
   assert.match(busyText, /^\/busy \d+$/, 'the sibling upload completes');
   assert.equal(session.closed, false);
 });

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { startBackend, type RecordingBackend } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
+import { within } from '../helpers/until.js';
 
 interface RefusedCase {
   name: string;
@@ -310,7 +311,7 @@ test('a bad chunk behind a pipelined request: its answer first, then the 400, an
     'GET /first HTTP/1.1\r\nHost: x\r\n\r\n' +
       'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n',
   );
-  await firstArrived;
+  await within(firstArrived, 10_000, 'the GET at the backend');
   client.write('zz\r\nmore\r\n0\r\n\r\n');
   release();
   await client.waitEnd();

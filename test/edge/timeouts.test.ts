@@ -5,7 +5,7 @@ import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
 import { trickleUntilCut } from '../helpers/trickle.js';
-import { eventually } from '../helpers/until.js';
+import { eventually, within } from '../helpers/until.js';
 
 // Small real timeouts, not a fake clock: Node's header deadline is checked by a timer in C++ that fake timers
 // cannot move (the body-stall deadline is ours, on a fake clock: body-stall.test.ts). Bounds below are loose on purpose: they prove the cut happens, and happens because of the
@@ -70,7 +70,7 @@ test('a head timeout behind a request in flight: the earlier answer is delivered
   });
   const client = await RawClient.connect(t, hf.port);
   client.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n');
-  await holding;
+  await within(holding, 10_000, 'the first request at the backend');
   // Wait for the edge to have seen the timeout (a counter, polled), then let the first answer go.
   await eventually(
     async () => (await metricValue(hf, 'holdfast_client_errors_total', { code: 'HF_ERR_REQUEST_HEAD_TIMEOUT' })) === 1,
@@ -112,7 +112,7 @@ test('a connection that sends nothing is closed near timeouts.requestHeadMs', as
     assert.equal(res.status, 408);
     assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_REQUEST_HEAD_TIMEOUT');
   }
-  if (!socket.destroyed) await new Promise((resolve) => socket.once('close', resolve));
+  if (!socket.destroyed) await within(new Promise((resolve) => socket.once('close', resolve)), 10_000, 'the server side to close');
   assert.equal(hf.edge.registry.size, 0, 'the registry forgot it');
   assert.equal(backend.seen.length, 0);
 });

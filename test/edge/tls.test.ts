@@ -1,6 +1,7 @@
 // The TLS client listener and https:// backends, with real TLS clients and certificates made by
 // scripts/make-cert.sh (openssl), so the script the README points to is what the tests use.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, request as httpsRequest, Agent } from 'node:https';
 import { join } from 'node:path';
@@ -29,10 +30,7 @@ async function startTls(t: TestContext, backends: string[], certificates: Cert[]
 /** The certificate the server presents for `servername` (none: no SNI), and the negotiated protocols. */
 async function handshake(port: number, servername?: string, extra: { minVersion?: 'TLSv1'; maxVersion?: 'TLSv1.1' } = {}) {
   const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'], ...(servername === undefined ? {} : { servername }), ...extra });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('secureConnect', resolve);
-    socket.once('error', reject);
-  });
+  await within(once(socket, 'secureConnect'), 10_000, 'the TLS handshake');
   const peer: PeerCertificate = socket.getPeerCertificate();
   const out = { subject: peer.subject.CN, fingerprint: peer.fingerprint256, alpn: socket.alpnProtocol, version: socket.getProtocol() };
   socket.destroy();
@@ -40,7 +38,7 @@ async function handshake(port: number, servername?: string, extra: { minVersion?
 }
 
 function get(port: number, path: string, ca: string, agent?: Agent, servername = 'localhost'): Promise<{ status: number; body: string; headers: IncomingHttpHeaders; socket: TLSSocket }> {
-  return new Promise((resolve, reject) => {
+  const answer = new Promise<{ status: number; body: string; headers: IncomingHttpHeaders; socket: TLSSocket }>((resolve, reject) => {
     const req = httpsRequest({ host: '127.0.0.1', port, path, ca, servername, agent: agent ?? false, headers: { host: `${servername}:${port}` } }, (res) => {
       const socket = res.socket as TLSSocket;
       let body = '';
@@ -51,6 +49,7 @@ function get(port: number, path: string, ca: string, agent?: Agent, servername =
     req.on('error', reject);
     req.end();
   });
+  return within(answer, 10_000, `the answer to GET ${path} over TLS`);
 }
 
 test('tls: proxied requests over TLS 1.3 with keep-alive, and X-Forwarded-Proto https to the backend', async (t) => {
@@ -115,7 +114,7 @@ test('tls: a reload re-reads the certificate files; new handshakes get the new o
 
   // A held stream over TLS, opened before the swap.
   const ca = readFileSync(first.cert, 'utf8');
-  const stream = await new Promise<{ chunks: string[]; socket: TLSSocket }>((resolve, reject) => {
+  const held = new Promise<{ chunks: string[]; socket: TLSSocket }>((resolve, reject) => {
     const req = httpsRequest({ host: '127.0.0.1', port: tlsPort, path: '/feed', ca, servername: 'localhost', agent: false }, (res) => {
       const chunks: string[] = [];
       res.setEncoding('utf8');
@@ -125,6 +124,7 @@ test('tls: a reload re-reads the certificate files; new handshakes get the new o
     req.on('error', reject);
     req.end();
   });
+  const stream = await within(held, 10_000, 'the held stream over TLS to open');
   t.after(() => stream.socket.destroy());
   await heldCount(hf, 1);
 
@@ -207,13 +207,10 @@ test('tls: a WebSocket over the TLS listener (wss://) is passed through to a pla
     const tlsOptions = { ca, servername: 'localhost' };
     const ws = new WebSocket(`wss://127.0.0.1:${tlsPort}/echo`, tlsOptions);
     t.after(() => ws.terminate());
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    await within(once(ws, 'open'), 10_000, 'the wss socket to open');
     const answer = new Promise<string>((resolve) => ws.once('message', (data) => resolve((data as Buffer).toString())));
     ws.send('hello');
-    assert.equal(await answer, expected);
+    assert.equal(await within(answer, 10_000, 'the echo over wss'), expected);
   }
   assert.equal(plain.handshakes[0]!.headers['x-forwarded-proto'], 'https');
 });

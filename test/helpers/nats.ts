@@ -5,14 +5,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { connect } from '@nats-io/transport-node';
+import { connect, errors } from '@nats-io/transport-node';
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
 import type { BusDriverDeps, BusOptions } from '../../src/bus/bus.js';
 import { NatsBus } from '../../src/bus/nats-bus.js';
 import { createLogger } from '../../src/observe/log.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { stopProcess } from './stopped.js';
-import { eventually } from './until.js';
+import { eventually, nullIfRefused } from './until.js';
 import { discardSink } from './discard-sink.js';
 import { freePort } from './listen.js';
 
@@ -107,7 +107,10 @@ export class PrivateNats {
     this.#child = child;
     await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}`);
-      const nc = await connect({ servers: `127.0.0.1:${this.port}`, timeout: 500 }).catch(() => null);
+      // Refused: not listening yet. A timeout: listening but not greeting yet (a loaded machine). Nothing else.
+      const nc = await connect({ servers: `127.0.0.1:${this.port}`, timeout: 500 }).catch((err: unknown) =>
+        err instanceof errors.TimeoutError ? null : nullIfRefused(err),
+      );
       if (nc === null) return false;
       await nc.close();
       return true;

@@ -49,3 +49,14 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
 // wait is real time even inside a test that ticks a fake setTimeout: it never fires early on a tick.
 const realSetTimeout = globalThis.setTimeout;
 const realClearTimeout = globalThis.clearTimeout;
+
+/**
+ * For readiness polls of a server still starting: null when the connection was refused (nothing listens
+ * yet, the error's own code or its cause's, as fetch and NATS wrap it), the error rethrown otherwise, so a
+ * server that answers wrongly fails the test at once instead of being polled until the deadline.
+ */
+export function nullIfRefused(err: unknown): null {
+  const { code, cause } = err as { code?: unknown; cause?: { code?: unknown } };
+  if (code === 'ECONNREFUSED' || cause?.code === 'ECONNREFUSED') return null;
+  throw err;
+}

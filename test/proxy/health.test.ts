@@ -6,6 +6,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { startBackend } from '../helpers/backend.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { RawClient } from '../helpers/raw.js';
+import { within } from '../helpers/until.js';
 
 function grouped(groups: ConfigInput['groups']): Partial<ConfigInput> {
   return { backends: undefined, groups, routes: [{ group: 'web' }] };
@@ -134,7 +135,7 @@ test('a server killed and restarted mid-traffic: not one failed GET, and it take
   };
   const loops = Array.from({ length: 8 }, loop);
   const bServedBefore = new Promise<void>((resolve) => b.once('request', () => resolve()));
-  await bServedBefore;
+  await within(bServedBefore, 10_000, 'b to serve a request');
 
   // Kill b: listener gone, every connection cut, mid-traffic.
   await new Promise<void>((resolve) => {

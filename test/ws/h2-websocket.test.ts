@@ -1,6 +1,7 @@
 // WebSocket over HTTP/2 (RFC 8441): node:http2 clients open extended CONNECT streams on Holdfast's TLS
 // listener; ws's own frame code speaks WebSocket over each stream.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -11,7 +12,7 @@ import { certDir, makeCert } from '../helpers/certs.js';
 import { h2Connect, h2Request, H2WebSocket } from '../helpers/h2.js';
 import { metricValue, startTestHoldfast } from '../helpers/holdfast.js';
 import { listen } from '../helpers/listen.js';
-import { until } from '../helpers/until.js';
+import { until, within } from '../helpers/until.js';
 import { publisherFor } from '../hold/push-helpers.js';
 import { startWsEchoBackend, startWsOverHttpBackend } from './ws-helpers.js';
 
@@ -69,7 +70,11 @@ test('h2 websocket: a backend refusing the upgrade is relayed with its status; a
   assert.equal(refused.headers.connection, undefined);
 
   const stream = session.request({ ':method': 'CONNECT', ':protocol': 'chat', ':path': '/x', ':scheme': 'https' }, { endStream: false });
-  const status = await new Promise<number>((resolve) => stream.once('response', (h) => resolve(Number(h[':status']))));
+  const status = await within(
+    new Promise<number>((resolve) => stream.once('response', (h) => resolve(Number(h[':status'])))),
+    10_000,
+    'the answer to an unknown :protocol',
+  );
   assert.equal(status, 501);
   stream.close();
 });
@@ -90,10 +95,7 @@ test('h2 websocket: WebSocket-over-HTTP over a stream, a publish reaches it, and
   t.after(() => plain.terminate());
   const plainMessages: string[] = [];
   plain.on('message', (data: Buffer) => plainMessages.push(data.toString()));
-  await new Promise<void>((resolve, reject) => {
-    plain.once('open', resolve);
-    plain.once('error', reject);
-  });
+  await within(once(plain, 'open'), 10_000, 'the HTTP/1.1 socket to open');
   await until(() => hf.holds.heldCount === 2, 'both sockets to be subscribed');
   await publisherFor(hf).publishFormats('room', new (await import('@fanoutio/grip')).WebSocketMessageFormat('to everyone'));
   assert.equal(await h2ws.message(1), 'to everyone');

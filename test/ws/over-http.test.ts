@@ -7,6 +7,7 @@ import { metricValue, startTestHoldfast, type TestHoldfast } from '../helpers/ho
 import { RawClient } from '../helpers/raw.js';
 import { eventually } from '../helpers/until.js';
 import { publisherFor, publishRaw } from '../hold/push-helpers.js';
+import { E } from '../../src/errors.js';
 import { decodeEvents, type WsEvent } from '../../src/ws/websocket-events.js';
 import { WsClient, clientFrame, handshake, startRawOverHttpBackend, startWsOverHttpBackend, until } from './ws-helpers.js';
 
@@ -174,24 +175,38 @@ test('over-HTTP: a backend that is down gets the client an HTTP 502 answer to th
   assert.equal(res.headers['x-holdfast-error'], 'HF_ERR_UPSTREAM_REFUSED');
 });
 
-test('over-HTTP: a backend that fails after the open closes the client with 1011', async (t) => {
+/** A backend that accepts the OPEN and gives every later POST `later`'s answer. */
+async function backendFailingAfterOpen(t: TestContext, later: { status: number; type: string; body: string }): Promise<RecordingBackend> {
   let posts = 0;
-  const backend = await startBackend(t, (_req, res) => {
+  return startBackend(t, (_req, res) => {
     posts++;
     if (posts === 1) {
       res.writeHead(200, { 'content-type': 'application/websocket-events' });
       res.end('OPEN\r\n');
       return;
     }
-    res.writeHead(500, { 'content-type': 'text/plain' });
-    res.end('boom');
+    res.writeHead(later.status, { 'content-type': later.type });
+    res.end(later.body);
   });
-  const hf = await overHttp(t, backend);
-  const client = await WsClient.open(t, url(hf));
-  client.ws.send('anything');
-  assert.equal((await client.closed()).code, 1011);
-  await until(() => hf.upgrades.sessions.size === 0, 'the session to end');
-});
+}
+
+// A failure after the 101 ends the socket with its entry's close code (errors.ts) and is counted under its
+// code, as a failed POST is; each case names the code the failure must be counted under.
+for (const { name, later, code } of [
+  { name: 'answers an error status', later: { status: 500, type: 'text/plain', body: 'boom' }, code: E.WS_EVENTS_REFUSED },
+  { name: 'sends a second OPEN', later: { status: 200, type: 'application/websocket-events', body: 'OPEN\r\n' }, code: E.WS_EVENTS },
+]) {
+  test(`over-HTTP: a backend that ${name} after the open closes the client with ${code.code}'s close code`, async (t) => {
+    const backend = await backendFailingAfterOpen(t, later);
+    const hf = await overHttp(t, backend);
+    const client = await WsClient.open(t, url(hf));
+    client.ws.send('anything');
+    assert.equal((await client.closed()).code, code.wsCloseCode);
+    await until(() => hf.upgrades.sessions.size === 0, 'the session to end');
+    assert.equal(await metricValue(hf, 'holdfast_upstream_errors_total', { code: code.code }), 1);
+    assert.deepEqual(types(backend), ['OPEN', 'TEXT'], 'nothing more is sent to a backend that broke the session');
+  });
+}
 
 test('over-HTTP: a POST whose answer breaks off mid-body reached the backend and is never sent again (issue 12)', async (t) => {
   // The backend answers the OPEN, then answers the next POST's head and part of its body and resets. That

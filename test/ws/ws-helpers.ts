@@ -45,11 +45,12 @@ export class WsClient {
     const ws = new WebSocket(url, protocols, options);
     const client = new WsClient(ws);
     t.after(() => ws.terminate());
-    await new Promise<void>((resolve, reject) => {
+    const opened = new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('unexpected-response', (_req, res: IncomingMessage) => reject(new Error(`handshake answered ${res.statusCode}`)));
       ws.once('error', reject);
     });
+    await within(opened, 10_000, `the handshake to ${url}`);
     return client;
   }
 
