@@ -103,7 +103,7 @@ test('README: every HOLDFAST_* environment variable Holdfast reads is documented
   const names = new Set(FLAGS.map((f) => f.env));
   const sources = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((p) => p.endsWith('.ts'));
   for (const path of sources) {
-    for (const [name] of read(`src/${path}`).matchAll(/HOLDFAST_[A-Z_]+/g)) {
+    for (const [name] of read(`src/${path}`).matchAll(/HOLDFAST_[A-Z0-9_]+/g)) {
       if (!name.startsWith('HOLDFAST_INTERNAL_')) names.add(name);
     }
   }
