@@ -1,5 +1,4 @@
 import { Server as NetServer, type Socket } from 'node:net';
-import { deadlineCheckIntervalMs } from '../http/deadline-check.js';
 import type { Llhttp, NativeParser } from '../http/llhttp.js';
 import { SweepTimer } from '../util/sweep-timer.js';
 import { H1Wire, type WireHost } from './h1-wire.js';
@@ -23,8 +22,9 @@ const PARSER_POOL_SIZE = 1_000;
  * emits what Node's http.Server emits (`request`, `checkContinue`, `checkExpectation`, `upgrade`, `connect`,
  * `clientError`), so the edge above it is the same for both. What it saves per request is Node's
  * IncomingMessage, ServerResponse and their streams (bench/RESULTS.md, the profile by layer). The head
- * deadline is one sweep over the connections still waiting for a head, as Node's connectionsCheckingInterval
- * is, so a client that sends one byte a second is cut when the deadline passes, not when it pauses.
+ * deadline and the keep-alive idle limit are one sweep over the parsing connections, as Node's
+ * connectionsCheckingInterval is for heads, so a client that sends one byte a second is cut when the
+ * deadline passes, not when it pauses, and no request re-arms a timer.
  */
 export class H1Server extends NetServer implements WireHost {
   readonly llhttp: Llhttp;
@@ -36,9 +36,9 @@ export class H1Server extends NetServer implements WireHost {
   readonly keepAliveLine: string;
   readonly #requestHeadMs: number;
   readonly #wires = new Set<H1Wire>();
-  /** Connections waiting for a request head, and since when. */
-  readonly #awaitingHead = new Map<H1Wire, number>();
-  readonly #headSweep: SweepTimer;
+  /** The connections with a parser, whose deadlines the sweep checks. */
+  readonly #watched = new Set<H1Wire>();
+  readonly #sweep: SweepTimer;
   readonly #parsers: NativeParser[] = [];
   readonly #freed: NativeParser[] = [];
 
@@ -51,9 +51,9 @@ export class H1Server extends NetServer implements WireHost {
     const advertised = Math.floor(options.advertisedKeepAliveMs / 1000);
     this.keepAliveLine = options.advertisedKeepAliveMs > 0 ? `Keep-Alive: timeout=${advertised}\r\n` : '';
     this.#requestHeadMs = options.requestHeadMs;
-    this.#headSweep = new SweepTimer(deadlineCheckIntervalMs(options.requestHeadMs), (nowMs) => this.#checkHeads(nowMs));
+    this.#sweep = new SweepTimer(sweepIntervalMs(options.requestHeadMs, options.keepAliveIdleMs), (nowMs) => this.#check(nowMs));
     this.on('connection', (socket: Socket) => this.#wires.add(new H1Wire(socket, this)));
-    this.on('close', () => this.#headSweep.stop());
+    this.on('close', () => this.#sweep.stop());
   }
 
   allocParser(): NativeParser {
@@ -80,17 +80,19 @@ export class H1Server extends NetServer implements WireHost {
     }
   }
 
-  awaitHead(wire: H1Wire, sinceMs: number | null): void {
-    if (this.#requestHeadMs <= 0) return;
-    if (sinceMs === null) this.#awaitingHead.delete(wire);
-    else {
-      this.#awaitingHead.set(wire, sinceMs);
-      this.#headSweep.start();
-    }
+  watch(wire: H1Wire): void {
+    this.#watched.add(wire);
+    this.#sweep.start();
+  }
+
+  unwatch(wire: H1Wire): void {
+    this.#watched.delete(wire);
+    if (this.#watched.size === 0) this.#sweep.stop();
   }
 
   wireClosed(wire: H1Wire): void {
     this.#wires.delete(wire);
+    this.unwatch(wire);
   }
 
   /** Open connections that still hold a request parser (held streams and upgrades do not). */
@@ -105,22 +107,37 @@ export class H1Server extends NetServer implements WireHost {
     for (const wire of this.#wires) wire.socket.destroy();
   }
 
-  #checkHeads(nowMs: number): void {
-    for (const [wire, sinceMs] of this.#awaitingHead) {
-      // Not read because we stopped reading (a pipeline waiting for its answers, a body its backend is slow
-      // to take): the client is not the slow one. Its clock starts again when reading does.
-      if (!wire.reading) {
-        this.#awaitingHead.set(wire, nowMs);
+  /** The head deadline (timeouts.requestHeadMs) and the keep-alive idle limit, for every parsing connection. */
+  #check(nowMs: number): void {
+    const headMs = this.#requestHeadMs;
+    const idleMs = this.keepAliveIdleMs;
+    for (const wire of this.#watched) {
+      if (wire.idleSinceMs > 0) {
+        if (idleMs > 0 && nowMs - wire.idleSinceMs >= idleMs) wire.socket.destroy();
         continue;
       }
-      if (nowMs - sinceMs < this.#requestHeadMs) continue;
-      this.#awaitingHead.delete(wire);
-      const err = new Error('request head timeout') as Error & { code: string };
-      err.code = 'ERR_HTTP_REQUEST_TIMEOUT';
-      this.emit('clientError', err, wire.socket);
+      if (wire.headSinceMs === 0 || headMs <= 0) continue;
+      // Not read because we stopped reading (a pipeline waiting for its answers, a body its backend is slow
+      // to take): the client is not the slow one. Its clock starts again when reading does.
+      if (!wire.reading) wire.headSinceMs = nowMs;
+      else if (nowMs - wire.headSinceMs >= headMs) {
+        wire.headSinceMs = 0;
+        const err = new Error('request head timeout') as Error & { code: string };
+        err.code = 'ERR_HTTP_REQUEST_TIMEOUT';
+        this.emit('clientError', err, wire.socket);
+      }
     }
-    if (this.#awaitingHead.size === 0) this.#headSweep.stop();
   }
+}
+
+/**
+ * How often the sweep runs: often enough that a deadline is met within an eighth of itself (a keep-alive
+ * close is due at keepAliveIdleMs, not a second later), at most once a second and at least every 50 ms.
+ */
+function sweepIntervalMs(requestHeadMs: number, keepAliveIdleMs: number): number {
+  const limits = [requestHeadMs, keepAliveIdleMs].filter((ms) => ms > 0);
+  if (limits.length === 0) return 1_000;
+  return Math.max(50, Math.min(1_000, Math.floor(Math.min(...limits) / 8)));
 }
 
 function poolFreedParsers(server: H1Server): void {

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { H1BodyRequest, H1Request, type RequestHead } from '../http/h1-request.js';
+import { H1BodyRequest, H1Request } from '../http/h1-request.js';
 import { H1Response, type ResponseWire } from '../http/h1-response.js';
 import type { Llhttp, NativeParser, ParseError } from '../http/llhttp.js';
 
@@ -13,8 +13,10 @@ export interface WireHost {
   readonly keepAliveLine: string;
   allocParser(): NativeParser;
   freeParser(parser: NativeParser): void;
-  /** The head deadline (timeouts.requestHeadMs) runs for this connection from `sinceMs`, or stops (null). */
-  awaitHead(wire: H1Wire, sinceMs: number | null): void;
+  /** The connection has a parser: its head and idle deadlines are checked by the server's sweep. */
+  watch(wire: H1Wire): void;
+  /** Nothing more is parsed on it (closed, upgraded, a held stream): out of the sweep. */
+  unwatch(wire: H1Wire): void;
   wireClosed(wire: H1Wire): void;
   /** Node's http.Server events, with this engine's request and response. */
   emit(event: 'request' | 'checkContinue' | 'checkExpectation', req: H1Request | H1BodyRequest, res: H1Response): boolean;
@@ -52,8 +54,17 @@ export class H1Wire implements ResponseWire {
   #upgrade: H1Request | H1BodyRequest | null = null;
   /** Reading stopped because a body's consumer is full. */
   #bodyFull = false;
-  #idleArmed = false;
   #gone = false;
+  /**
+   * When the head now awaited began (its first byte, or the connection's start), 0 when none is awaited;
+   * when the connection went idle, 0 while it is not. Plain numbers the server's sweep reads: a timer per
+   * connection, re-armed on every request, cost more than the rest of the engine's bookkeeping.
+   */
+  headSinceMs: number;
+  idleSinceMs = 0;
+  /** Responses whose last bytes are written and not yet confirmed, in write order. */
+  readonly #ending: H1Response[] = [];
+  readonly endWritten: (err?: Error | null) => void;
 
   constructor(socket: Socket, host: WireHost) {
     this.socket = socket;
@@ -71,7 +82,6 @@ export class H1Wire implements ResponseWire {
     socket.on('close', wireOnClose);
     socket.on('drain', wireOnDrain);
     socket.on('error', wireOnError);
-    socket.on('timeout', wireOnTimeout);
     (socket as WireSocket)[kWire] = this;
     const handle = (socket as HandleSocket)._handle;
     // Bytes already read off the socket (a connection handed back after a peek or a refused upgrade) are
@@ -84,7 +94,9 @@ export class H1Wire implements ResponseWire {
       socket.on('data', wireOnData);
       socket.resume();
     }
-    host.awaitHead(this, Date.now());
+    this.headSinceMs = Date.now();
+    this.endWritten = (err) => this.#ending.shift()?.finishWrite(err);
+    host.watch(this);
   }
 
   /** Whether this connection still has a request parser (a held stream or an upgrade gave it back). */
@@ -105,11 +117,8 @@ export class H1Wire implements ResponseWire {
   // -- parser events (called with the parser as `this`, see below) --
 
   messageBegin(): void {
-    if (this.#idleArmed) {
-      this.#idleArmed = false;
-      this.socket.setTimeout(0);
-    }
-    this.#host.awaitHead(this, Date.now());
+    this.idleSinceMs = 0;
+    this.headSinceMs = Date.now();
   }
 
   headers(fields: string[], url: string): void {
@@ -126,7 +135,7 @@ export class H1Wire implements ResponseWire {
     upgrade: boolean,
     keepAlive: boolean,
   ): number {
-    this.#host.awaitHead(this, null);
+    this.headSinceMs = 0;
     if (fields === undefined) {
       fields = this.#fields;
       this.#fields = [];
@@ -137,23 +146,18 @@ export class H1Wire implements ResponseWire {
     }
     const max = this.#host.maxHeadersCount * 2;
     if (fields.length > max) fields.length = max;
-    const head: RequestHead = {
-      method: this.#host.llhttp.methods[method] ?? 'GET',
-      url,
-      rawHeaders: fields,
-      httpVersionMajor: major,
-      httpVersionMinor: minor,
-      httpVersion: `${major}.${minor}`,
-      socket: this.socket,
-      complete: false,
-    };
+    const name = this.#host.llhttp.methods[method] ?? 'GET';
     if (upgrade) {
       // Node's answer to llhttp (2): skip the body, the rest of the connection is the new protocol's.
-      this.#upgrade = new H1Request(head);
+      this.#upgrade = new H1Request(name, url, fields, major, minor, this.socket);
       return 2;
     }
-    const req = hasBody(fields) ? new H1BodyRequest(head, () => this.#bodyWanted()) : new H1Request(head);
-    if (req instanceof H1BodyRequest) this.#body = req;
+    let req: H1Request | H1BodyRequest;
+    if (hasBody(fields)) {
+      const body = new H1BodyRequest(name, url, fields, major, minor, this.socket, () => this.#bodyWanted());
+      this.#body = body;
+      req = body;
+    } else req = new H1Request(name, url, fields, major, minor, this.socket);
     const expect = fieldValue(fields, 'expect');
     const expectsContinue = expect !== undefined && major === 1 && minor === 1 && CONTINUE.test(expect);
     const res = new H1Response(req, this, keepAlive, expectsContinue);
@@ -197,6 +201,10 @@ export class H1Wire implements ResponseWire {
   }
 
   // -- ResponseWire --
+
+  awaitEndWritten(res: H1Response): void {
+    this.#ending.push(res);
+  }
 
   responseEnded(res: H1Response): void {
     const responses = this.#responses;
@@ -246,7 +254,6 @@ export class H1Wire implements ResponseWire {
   closed(): void {
     if (this.#gone) return;
     this.#gone = true;
-    this.#host.awaitHead(this, null);
     this.#host.wireClosed(this);
     const body = this.#body;
     this.#body = null;
@@ -268,25 +275,19 @@ export class H1Wire implements ResponseWire {
     this.#host.emit('clientError', err, this.socket);
   }
 
-  timedOut(): void {
-    if (this.#idleArmed) this.socket.destroy();
-  }
 
   /** A held stream or an upgrade: nothing more is parsed here. */
   #detach(): void {
     const parser = this.#parser;
     if (parser === null) return;
     this.#parser = null;
-    this.#host.awaitHead(this, null);
+    this.headSinceMs = 0;
+    this.idleSinceMs = 0;
+    this.#host.unwatch(this);
     const socket = this.socket;
     socket.removeListener('data', wireOnData);
     socket.removeListener('end', wireOnEnd);
     socket.removeListener('drain', wireOnDrain);
-    socket.removeListener('timeout', wireOnTimeout);
-    if (this.#idleArmed) {
-      this.#idleArmed = false;
-      socket.setTimeout(0);
-    }
     if (this.#consumed) {
       this.#consumed = false;
       parser.unconsume();
@@ -298,10 +299,7 @@ export class H1Wire implements ResponseWire {
   }
 
   #idle(): void {
-    const ms = this.#host.keepAliveIdleMs;
-    if (ms <= 0 || this.#parser === null) return;
-    this.#idleArmed = true;
-    this.socket.setTimeout(ms);
+    if (this.#parser !== null) this.idleSinceMs = Date.now();
   }
 
   /** After the last answer: ends the socket once written (the edge may have made that a lingering close). */
@@ -401,9 +399,6 @@ function wireOnDrain(this: WireSocket): void {
 }
 function wireOnError(this: WireSocket, err: Error): void {
   this[kWire]?.errored(err);
-}
-function wireOnTimeout(this: WireSocket): void {
-  this[kWire]?.timedOut();
 }
 function discard(): void {}
 

@@ -39,14 +39,14 @@ export class H1Request implements RequestHead {
   readonly errored = null;
   #headers: IncomingHttpHeaders | null = null;
 
-  constructor(head: RequestHead) {
-    this.method = head.method;
-    this.url = head.url;
-    this.rawHeaders = head.rawHeaders;
-    this.httpVersionMajor = head.httpVersionMajor;
-    this.httpVersionMinor = head.httpVersionMinor;
-    this.httpVersion = head.httpVersion;
-    this.socket = head.socket;
+  constructor(method: string, url: string, rawHeaders: string[], major: number, minor: number, socket: Socket) {
+    this.method = method;
+    this.url = url;
+    this.rawHeaders = rawHeaders;
+    this.httpVersionMajor = major;
+    this.httpVersionMinor = minor;
+    this.httpVersion = httpVersionText(major, minor);
+    this.socket = socket;
   }
 
   /** Built on first use only: the proxy path reads rawHeaders (headers.ts), WebSocket handshakes read this. */
@@ -78,15 +78,15 @@ export class H1BodyRequest extends Readable implements RequestHead {
   #headers: IncomingHttpHeaders | null = null;
 
   /** `onRead`: the consumer wants more, so the socket may be read again. */
-  constructor(head: RequestHead, onRead: () => void) {
+  constructor(method: string, url: string, rawHeaders: string[], major: number, minor: number, socket: Socket, onRead: () => void) {
     super();
-    this.method = head.method;
-    this.url = head.url;
-    this.rawHeaders = head.rawHeaders;
-    this.httpVersionMajor = head.httpVersionMajor;
-    this.httpVersionMinor = head.httpVersionMinor;
-    this.httpVersion = head.httpVersion;
-    this.socket = head.socket;
+    this.method = method;
+    this.url = url;
+    this.rawHeaders = rawHeaders;
+    this.httpVersionMajor = major;
+    this.httpVersionMinor = minor;
+    this.httpVersion = httpVersionText(major, minor);
+    this.socket = socket;
     this.#onRead = onRead;
   }
 
@@ -119,6 +119,15 @@ export class H1BodyRequest extends Readable implements RequestHead {
       this.resume();
     }
   }
+}
+
+/** The version as IncomingMessage spells it, without a string built per request for the two common ones. */
+function httpVersionText(major: number, minor: number): string {
+  if (major === 1) {
+    if (minor === 1) return '1.1';
+    if (minor === 0) return '1.0';
+  }
+  return `${major}.${minor}`;
 }
 
 /**

@@ -25,6 +25,14 @@ export interface ResponseWire {
   readonly keepAliveLine: string;
   /** The response wrote its last bytes: the next pipelined one may write, or the connection closes. */
   responseEnded(res: H1Response): void;
+  /**
+   * The write callback for a response's last bytes, one per connection: the connection keeps its ended
+   * responses in order and finishes the first on each call (socket writes complete in order), so no
+   * response needs a closure of its own.
+   */
+  readonly endWritten: (err?: Error | null) => void;
+  /** `res` is about to write its last bytes with `endWritten` as their callback. */
+  awaitEndWritten(res: H1Response): void;
 }
 
 type Chunk = string | Buffer | Uint8Array;
@@ -64,7 +72,8 @@ export class H1Response extends EventEmitter {
   #pendingBytes = 0;
   #needDrain = false;
   #closeEmitted = false;
-  #onEndWritten: ((err?: Error | null) => void) | null = null;
+  /** end() ran while a pipelined response ahead still wrote: the end goes out with the rest at our turn. */
+  #endPending = false;
   #endCallback: Callback | undefined;
 
   constructor(req: H1Request | H1BodyRequest, wire: ResponseWire, keepAlive: boolean, expectContinue: boolean) {
@@ -91,9 +100,11 @@ export class H1Response extends EventEmitter {
       for (const chunk of pending) ok = typeof chunk === 'string' ? socket.write(chunk, 'latin1') : socket.write(chunk);
       socket.uncork();
     }
-    if (this.#onEndWritten !== null) {
+    if (this.#endPending) {
       // The end was among them: its completion is the socket's write of it, awaited here.
-      socket.write(EMPTY, this.#onEndWritten);
+      this.#endPending = false;
+      this.#wire.awaitEndWritten(this);
+      socket.write(EMPTY, this.#wire.endWritten);
       this.#wire.responseEnded(this);
     } else if (this.#needDrain && ok) {
       this.#needDrain = false;
@@ -182,7 +193,6 @@ export class H1Response extends EventEmitter {
     }
     this.writableEnded = true;
     this.#endCallback = cb;
-    this.#onEndWritten = (err) => this.#endWritten(err);
     const body = chunk !== undefined && this.#hasBody && byteLength(chunk, encoding) > 0 ? chunk : null;
     this.#sendEnd(body, encoding);
     return this;
@@ -243,33 +253,7 @@ export class H1Response extends EventEmitter {
     this.headersSent = true;
     if (this.statusMessage === '') this.statusMessage = STATUS_CODES[this.statusCode] ?? 'unknown';
     let head = `HTTP/1.1 ${this.statusCode} ${this.statusMessage}\r\n`;
-    let hasConnection = false;
-    let hasLength = false;
-    let hasTransferEncoding = false;
-    let hasDate = false;
-    const seen = (name: string, value: string): void => {
-      switch (name.length) {
-        case 4:
-          if (name.toLowerCase() === 'date') hasDate = true;
-          break;
-        case 10:
-          if (name.toLowerCase() === 'connection') {
-            hasConnection = true;
-            if (CONNECTION_CLOSE.test(value)) this.last = true;
-            else this.shouldKeepAlive = true;
-          }
-          break;
-        case 14:
-          if (name.toLowerCase() === 'content-length') hasLength = true;
-          break;
-        case 17:
-          if (name.toLowerCase() === 'transfer-encoding') {
-            hasTransferEncoding = true;
-            if (CHUNKED.test(value)) this.chunkedEncoding = true;
-          }
-          break;
-      }
-    };
+    let seen = 0;
     if (Array.isArray(headers)) {
       const list = headers as readonly string[];
       if (list.length % 2 !== 0) throw codedError(TypeError, 'ERR_INVALID_ARG_VALUE', 'The header list must hold name, value pairs');
@@ -277,37 +261,32 @@ export class H1Response extends EventEmitter {
         const name = list[i]!;
         const value = String(list[i + 1]);
         checkField(name, value);
-        seen(name, value);
+        seen |= this.#framingField(name, value);
         head += `${name}: ${value}\r\n`;
       }
     } else if (headers !== undefined) {
       for (const name of Object.keys(headers)) {
         const value = (headers as OutgoingHttpHeaders)[name];
         if (value === undefined) continue;
-        if (Array.isArray(value)) {
-          for (const v of value) {
-            checkField(name, v);
-            seen(name, v);
-          }
-        } else {
-          checkField(name, String(value));
-          seen(name, String(value));
+        for (const v of Array.isArray(value) ? value : [String(value)]) {
+          checkField(name, v);
+          seen |= this.#framingField(name, v);
         }
         head += fieldLines(name, value);
       }
     }
-    if (!hasDate) head += `Date: ${utcDate()}\r\n`;
+    if ((seen & SEEN_DATE) === 0) head += `Date: ${utcDate()}\r\n`;
     // A client told to wait for 100 Continue and answered without it may still send its body: close after.
     if (this.#expectContinue && !this.#sent100) this.shouldKeepAlive = false;
-    if (!hasConnection) {
-      const keepAlive = this.shouldKeepAlive && (hasLength || this.#useChunkedByDefault);
+    if ((seen & SEEN_CONNECTION) === 0) {
+      const keepAlive = this.shouldKeepAlive && ((seen & SEEN_LENGTH) !== 0 || this.#useChunkedByDefault);
       if (keepAlive) head += `Connection: keep-alive\r\n${this.#wire.keepAliveLine}`;
       else {
         this.last = true;
         head += 'Connection: close\r\n';
       }
     }
-    if (!hasLength && !hasTransferEncoding) {
+    if ((seen & (SEEN_LENGTH | SEEN_TRANSFER_ENCODING)) === 0) {
       if (!this.#hasBody) this.chunkedEncoding = false;
       else if (!this.#useChunkedByDefault) this.last = true;
       else if (contentLength !== undefined) head += `Content-Length: ${contentLength}\r\n`;
@@ -317,6 +296,27 @@ export class H1Response extends EventEmitter {
       }
     }
     this.#head = `${head}\r\n`;
+  }
+
+  /** Which framing field `name` is (a SEEN_* bit, or 0), noting what it says: Node's rules in _storeHeader. */
+  #framingField(name: string, value: string): number {
+    switch (name.length) {
+      case 4:
+        return name.toLowerCase() === 'date' ? SEEN_DATE : 0;
+      case 10:
+        if (name.toLowerCase() !== 'connection') return 0;
+        if (CONNECTION_CLOSE.test(value)) this.last = true;
+        else this.shouldKeepAlive = true;
+        return SEEN_CONNECTION;
+      case 14:
+        return name.toLowerCase() === 'content-length' ? SEEN_LENGTH : 0;
+      case 17:
+        if (name.toLowerCase() !== 'transfer-encoding') return 0;
+        if (CHUNKED.test(value)) this.chunkedEncoding = true;
+        return SEEN_TRANSFER_ENCODING;
+      default:
+        return 0;
+    }
   }
 
   /** Body bytes (framed as chunks when chunked), after the head if it has not gone yet. */
@@ -361,25 +361,34 @@ export class H1Response extends EventEmitter {
       if (head !== null) this.#queue(head);
       if (body !== null) this.#queueBody(body, encoding);
       if (chunked) this.#queue(LAST_CHUNK);
+      this.#endPending = true;
       return;
     }
     if (socket.destroyed) {
-      this.#endWritten(new Error('the connection closed'));
+      this.finishWrite(new Error('the connection closed'));
       return;
     }
-    socket.cork();
-    if (head !== null) {
-      this._headerSent = true;
-      socket.write(head, 'latin1');
+    const wire = this.#wire;
+    wire.awaitEndWritten(this);
+    if (head !== null) this._headerSent = true;
+    if (!chunked) {
+      // The common answer (a head and a whole small body, or a head alone): one buffer, one write call,
+      // one syscall. Copying a few hundred bytes costs less than the stream machinery of a writev.
+      if (body === null) socket.write(head ?? EMPTY, 'latin1', wire.endWritten);
+      else if (head === null) socket.write(body, encoding as BufferEncoding, wire.endWritten);
+      else socket.write(joined(head, body, encoding), wire.endWritten);
+    } else {
+      socket.cork();
+      if (head !== null) socket.write(head, 'latin1');
+      if (body !== null) {
+        socket.write(`${byteLength(body, encoding).toString(16)}\r\n`, 'latin1');
+        socket.write(body, encoding as BufferEncoding);
+        socket.write('\r\n', 'latin1');
+      }
+      socket.write(LAST_CHUNK, 'latin1', wire.endWritten);
+      socket.uncork();
     }
-    if (body !== null) {
-      if (chunked) socket.write(`${byteLength(body, encoding).toString(16)}\r\n`, 'latin1');
-      socket.write(body, encoding as BufferEncoding);
-      if (chunked) socket.write('\r\n', 'latin1');
-    }
-    socket.write(chunked ? LAST_CHUNK : EMPTY, 'latin1', this.#onEndWritten!);
-    socket.uncork();
-    this.#wire.responseEnded(this);
+    wire.responseEnded(this);
   }
 
   #queue(text: string): void {
@@ -402,8 +411,8 @@ export class H1Response extends EventEmitter {
     else if (!this.socket.destroyed) this.socket.write(text, 'latin1');
   }
 
-  #endWritten(err?: Error | null): void {
-    this.#onEndWritten = null;
+  /** The connection wrote this response's last bytes (or failed to): `finish`, then `close`. */
+  finishWrite(err?: Error | null): void {
     const cb = this.#endCallback;
     this.#endCallback = undefined;
     if (err) {
@@ -415,7 +424,8 @@ export class H1Response extends EventEmitter {
     this.writableFinished = true;
     this.emit('finish');
     cb?.();
-    process.nextTick(emitClose, this);
+    // Already outside end() (a write callback runs later): close can follow at once, no tick of its own.
+    this.#emitClose();
   }
 
   #emitClose(): void {
@@ -429,13 +439,23 @@ export class H1Response extends EventEmitter {
     return this.#wire.releaseParser(this);
   }
 
-  /** For emitClose (nextTick passes no `this`). */
-  closeNow(): void {
-    this.#emitClose();
-  }
 }
 
 const EMPTY = '';
+const SEEN_DATE = 1;
+const SEEN_CONNECTION = 2;
+const SEEN_LENGTH = 4;
+const SEEN_TRANSFER_ENCODING = 8;
+
+/** A head and a body in one buffer. */
+function joined(head: string, body: Chunk, encoding: BufferEncoding | undefined): Buffer {
+  const bodyBytes = byteLength(body, encoding);
+  const out = Buffer.allocUnsafe(head.length + bodyBytes);
+  out.write(head, 0, 'latin1');
+  if (typeof body === 'string') out.write(body, head.length, encoding);
+  else out.set(body, head.length);
+  return out;
+}
 const LAST_CHUNK = '0\r\n\r\n';
 const CONNECTION_CLOSE = /(?:^|\W)close(?:$|\W)/i;
 const CHUNKED = /(?:^|\W)chunked(?:$|\W)/i;
@@ -469,9 +489,6 @@ function emitDrain(res: H1Response): void {
   res.emit('drain');
 }
 
-function emitClose(res: H1Response): void {
-  res.closeNow();
-}
 
 let dateSecond = -1;
 let dateText = '';
