@@ -44,7 +44,7 @@ export class H1Wire implements ResponseWire {
   #parser: WireParser | null;
   #consumed = false;
   /** Responses in request order: the first holds the socket. */
-  readonly #responses: H1Response[] = [];
+  #responses: H1Response[] = [];
   /** The request whose body is being parsed. */
   #body: H1BodyRequest | null = null;
   /** Header fields llhttp handed over before the head was complete (more than 32 of them). */
@@ -63,7 +63,7 @@ export class H1Wire implements ResponseWire {
   headSinceMs: number;
   idleSinceMs = 0;
   /** Responses whose last bytes are written and not yet confirmed, in write order. */
-  readonly #ending: H1Response[] = [];
+  #ending: H1Response[] = [];
   readonly endWritten: (err?: Error | null) => void;
 
   constructor(socket: Socket, host: WireHost) {
@@ -229,6 +229,11 @@ export class H1Wire implements ResponseWire {
     if (!res._headerSent || res.writableEnded || this.#body !== null || !res.req.complete) return false;
     res.last = true;
     this.#detach();
+    // A held stream lives for hours: the queues keep only what they hold now, not the backing stores the
+    // requests before it grew (a few hundred bytes of a held connection's ~7 KB).
+    this.#responses = [res];
+    if (this.#ending.length === 0) this.#ending = [];
+    this.#fields = [];
     // Keep reading so the client's FIN is seen (client-fin.ts); what it sends is dropped.
     this.socket.on('data', discard);
     this.socket.resume();

@@ -97,7 +97,9 @@ export abstract class HeldClient<O extends HeldOutput = HeldOutput> implements W
     this.host = host;
     this.res = res;
     this.origin = origin;
-    this.channels = instruct.channels;
+    // An exact-size copy: the instruction's list grew by push (capacity 17 for one channel), and a held
+    // client keeps its list for hours (~140 bytes of a held connection).
+    this.channels = instruct.channels.slice();
     this.meta = instruct.meta;
     this.nextLink = instruct.nextLink;
     this.goneLink = instruct.goneLink;
