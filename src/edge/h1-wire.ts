@@ -174,6 +174,10 @@ export class H1Wire implements ResponseWire {
   }
 
   messageComplete(): void {
+    // Trailer fields of a chunked body arrive as headers() after the head (Node adds them to the request;
+    // we forward none): they must not become the head of the next request.
+    if (this.#fields.length > 0) this.#fields = [];
+    this.#url = '';
     const req = this.#body;
     if (req === null) return;
     this.#body = null;

@@ -101,3 +101,22 @@ test('a held stream keeps no request parser; a connection waiting for a request 
   await until(() => server.parsingConnections === 1, 'the new connection to be given a parser');
   assert.equal(hf.holds.heldCount, 3);
 });
+
+test('trailer fields of a chunked upload never become fields of the next pipelined request', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const client = await RawClient.connect(t, hf.port);
+  // The next head has more fields than llhttp hands over at once (32), so it arrives in parts too.
+  const many = Array.from({ length: 40 }, (_, i) => `X-F${i}: ${i}\r\n`).join('');
+  client.write(
+    'POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: sneaked\r\n\r\n' +
+      `GET /next HTTP/1.1\r\nHost: x\r\n${many}\r\n`,
+  );
+  const [up, next] = await client.readResponses(2);
+  assert.equal(up!.status, 200);
+  assert.equal(next!.status, 200);
+  const seen = backend.seen[1]!;
+  assert.equal(seen.url, '/next');
+  assert.equal(seen.headers['x-trailer'], undefined, 'the trailer stayed with the upload');
+  assert.equal(seen.headers['x-f39'], '39', 'every field of the next head arrived');
+});
