@@ -95,6 +95,11 @@ export class H1Server extends NetServer implements WireHost {
     this.unwatch(wire);
   }
 
+  /** Open connections the engine serves or served (an upgraded one leaves it). */
+  get connectionCount(): number {
+    return this.#wires.size;
+  }
+
   /** Open connections that still hold a request parser (held streams and upgrades do not). */
   get parsingConnections(): number {
     let n = 0;

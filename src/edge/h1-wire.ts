@@ -201,6 +201,17 @@ export class H1Wire implements ResponseWire {
     const data = chunk ?? this.#parser!.getCurrentBuffer();
     const rest = data.subarray(ret);
     this.#detach();
+    if (this.#responses.length === 0) {
+      // Nothing of HTTP/1 is left on the connection: the new protocol owns it, or (an upgrade that is not a
+      // WebSocket, served as a plain request) a new wire takes it over. Let go of it entirely.
+      this.#gone = true;
+      this.socket.removeListener('close', wireOnClose);
+      // An error no one listens for would be thrown: the new owner adds its own handling.
+      this.socket.removeListener('error', wireOnError);
+      this.socket.on('error', discard);
+      delete (this.socket as WireSocket)[kWire];
+      this.#host.wireClosed(this);
+    }
     this.#host.emit(upgrade.method === 'CONNECT' ? 'connect' : 'upgrade', upgrade, this.socket, Buffer.from(rest));
   }
 

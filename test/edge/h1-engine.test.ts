@@ -120,3 +120,16 @@ test('trailer fields of a chunked upload never become fields of the next pipelin
   assert.equal(seen.headers['x-trailer'], undefined, 'the trailer stayed with the upload');
   assert.equal(seen.headers['x-f39'], '39', 'every field of the next head arrived');
 });
+
+test('an upgrade that is not a WebSocket is served as a plain request, and the engine forgets the connection when it closes', async (t) => {
+  const backend = await startBackend(t);
+  const hf = await startTestHoldfast(t, [backend.url]);
+  const server = hf.edge.server as H1Server;
+  const client = await RawClient.connect(t, hf.port);
+  client.write('GET /plain HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+  const res = await client.readResponse();
+  assert.equal(res.status, 200);
+  assert.equal(backend.seen[0]!.headers.upgrade, undefined, 'the upgrade was not forwarded');
+  client.socket.destroy();
+  await until(() => server.connectionCount === 0, 'the engine to forget the connection');
+});
