@@ -7,23 +7,12 @@ import { Readable } from 'node:stream';
  * IncomingMessage that Holdfast reads, and nothing built that nobody reads. A request without a body is a
  * plain object (no stream: most requests are GETs); one with a body is a Readable of it, since undici and
  * the unpooled path take the body as a stream. Both are typed as IncomingMessage where the rest of Holdfast
- * (written against Node's objects, which the fallback engine still hands over) takes them.
+ * (written against Node's objects, which the fallback engine still hands over) takes them: method, url,
+ * rawHeaders (as received, at most limits.maxHeaderFields + 1 pairs), httpVersion*, socket, complete.
  */
-export interface RequestHead {
-  method: string;
-  url: string;
-  /** Names and values as received, alternating, at most limits.maxHeaderFields + 1 pairs. */
-  rawHeaders: string[];
-  httpVersionMajor: number;
-  httpVersionMinor: number;
-  httpVersion: string;
-  socket: Socket;
-  /** The message, body included, has been read whole. */
-  complete: boolean;
-}
 
 /** The body-less request: what it says is all there is. */
-export class H1Request implements RequestHead {
+export class H1Request {
   method: string;
   url: string;
   rawHeaders: string[];
@@ -63,7 +52,9 @@ export class H1Request implements RequestHead {
  * A request with a body: the body is this stream's content. The engine pushes what llhttp decodes (chunked
  * framing already removed) and stops reading the socket while the stream is full; reading it on resumes.
  */
-export class H1BodyRequest extends Readable implements RequestHead {
+// The same request-line fields as H1Request, declared again rather than shared through a base: the body-less
+// request must not be a stream, and the one with a body must be one.
+export class H1BodyRequest extends Readable {
   method: string;
   url: string;
   rawHeaders: string[];
