@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { HoldfastError } from '../errors.js';
 import type { ExchangeOwner, ProxyExchange } from '../proxy/exchange.js';
 import { rawErrorResponse } from '../http/error-response.js';
+import { startReadingHandle, stopReadingHandle } from '../http/socket-handle.js';
 import { endWithLinger, lingerOnClose } from '../http/linger.js';
 import type { TrackedConnection } from './registry.js';
 
@@ -27,14 +28,8 @@ export const kConnection = Symbol('holdfast.connection');
 export const PIPELINE_PAUSE_DEPTH = 64;
 const PIPELINE_RESUME_DEPTH = 32;
 
-/**
- * The socket's libuv handle. Node's server reads it into its parser directly; `_paused` is Node's own mark for
- * a connection it paused because answers backed up (parserOnIncoming), which it resumes itself (socketOnDrain).
- */
-type HandleSocket = Socket & {
-  _paused?: boolean;
-  _handle?: { reading?: boolean; readStop(): number; readStart(): number } | null;
-};
+/** Node's HTTP server marks a connection it paused because answers backed up (parserOnIncoming). */
+type NodeServerSocket = Socket & { _paused?: boolean };
 
 /**
  * One client TCP connection: its place in the limits, and the order in which its pipelined requests may go
@@ -119,23 +114,15 @@ export class ClientConnection implements TrackedConnection, ExchangeOwner {
    */
   pauseReading(): void {
     this.#readingPaused = true;
-    const handle = (this.socket as HandleSocket)._handle;
-    if (handle?.reading === true) {
-      handle.reading = false;
-      handle.readStop();
-    }
+    stopReadingHandle(this.socket);
   }
 
   #resumeReading(): void {
     this.#readingPaused = false;
-    const socket = this.socket as HandleSocket;
-    // Paused by Node for backed-up writes too: it resumes reading itself once they drain.
+    const socket = this.socket as NodeServerSocket;
+    // Paused by Node's server for backed-up writes too (its `_paused` mark): it resumes reading itself.
     if (socket.destroyed || socket._paused === true) return;
-    const handle = socket._handle;
-    if (handle?.reading === false) {
-      handle.reading = true;
-      handle.readStart();
-    }
+    startReadingHandle(socket);
   }
 
   /** A response finished or was abandoned. Returns true when the connection has nothing outstanding. */

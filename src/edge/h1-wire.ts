@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { H1BodyRequest, H1Request } from '../http/h1-request.js';
 import { H1Response, type ResponseWire } from '../http/h1-response.js';
 import type { Llhttp, NativeParser, ParseError } from '../http/llhttp.js';
+import { consumeHandle, handleReading, startReadingHandle, stopReadingHandle, unconsumeHandle } from '../http/socket-handle.js';
 
 /** What a connection asks of the server that accepted it (h1-server.ts). */
 export interface WireHost {
@@ -83,14 +84,10 @@ export class H1Wire implements ResponseWire {
     socket.on('drain', wireOnDrain);
     socket.on('error', wireOnError);
     (socket as WireSocket)[kWire] = this;
-    const handle = (socket as HandleSocket)._handle;
-    // Bytes already read off the socket (a connection handed back after a peek or a refused upgrade) are
-    // in its stream buffer, which the handle cannot see: such a connection is read as a stream instead.
-    if (socket.readableLength === 0 && handle?.isStreamBase === true && handle._consumed !== true) {
-      handle._consumed = true;
-      this.#consumed = true;
-      parser.consume(handle);
-    } else {
+    // A connection handed back with bytes already read (after a peek or a refused upgrade) is read as a
+    // stream: the handle cannot see what is in the socket's buffer.
+    if (consumeHandle(socket, parser)) this.#consumed = true;
+    else {
       socket.on('data', wireOnData);
       socket.resume();
     }
@@ -106,8 +103,7 @@ export class H1Wire implements ResponseWire {
 
   /** Whether the socket is being read (the edge stops reading a deep pipeline, the engine a full body). */
   get reading(): boolean {
-    const handle = (this.socket as HandleSocket)._handle;
-    return this.#consumed ? handle?.reading !== false : !this.socket.isPaused();
+    return this.#consumed ? handleReading(this.socket) : !this.socket.isPaused();
   }
 
   get keepAliveLine(): string {
@@ -310,9 +306,7 @@ export class H1Wire implements ResponseWire {
     socket.removeListener('drain', wireOnDrain);
     if (this.#consumed) {
       this.#consumed = false;
-      parser.unconsume();
-      const handle = (socket as HandleSocket)._handle;
-      if (handle) handle._consumed = false;
+      unconsumeHandle(socket, parser);
     }
     parser[kWire] = null;
     this.#host.freeParser(parser);
@@ -334,13 +328,7 @@ export class H1Wire implements ResponseWire {
   #stopForBody(): void {
     if (this.#bodyFull) return;
     this.#bodyFull = true;
-    if (this.#consumed) {
-      const handle = (this.socket as HandleSocket)._handle;
-      if (handle?.reading === true) {
-        handle.reading = false;
-        handle.readStop();
-      }
-    }
+    if (this.#consumed) stopReadingHandle(this.socket);
     // Paused as a stream too (as Node's server marks it), so `isPaused()` tells the truth to the stall watch.
     this.socket.pause();
   }
@@ -350,13 +338,7 @@ export class H1Wire implements ResponseWire {
     this.#bodyFull = false;
     if (this.socket.destroyed) return;
     this.socket.resume();
-    if (this.#consumed) {
-      const handle = (this.socket as HandleSocket)._handle;
-      if (handle?.reading === false) {
-        handle.reading = true;
-        handle.readStart();
-      }
-    }
+    if (this.#consumed) startReadingHandle(this.socket);
   }
 
   /** Data-path reads (the handle could not be consumed). */
@@ -369,9 +351,6 @@ export class H1Wire implements ResponseWire {
 }
 
 type WireSocket = Socket & { [kWire]?: H1Wire };
-type HandleSocket = Socket & {
-  _handle?: { isStreamBase?: boolean; _consumed?: boolean; reading?: boolean; readStop(): number; readStart(): number } | null;
-};
 
 // Parser callbacks: one function each for every connection (no closures), finding the wire on the parser.
 function parserOnMessageBegin(this: WireParser): number {
