@@ -67,8 +67,9 @@ export class HoldRegistry implements HoldHost {
   activate(client: HeldClient, lastEventId: string | undefined): void {
     if (client.res.destroyed) return;
     // Nothing more will be parsed on a held stream's connection: give the parser back (memory per held
-    // stream). First, so the parser's own 'end' listener is gone when the FIN watch below is added: the
-    // socket then keeps two 'end' listeners in an exact pair, not a grown list of three (~170 bytes).
+    // stream; on HTTP/2, what the compatibility objects keep for a request and response in progress).
+    // First, so the parser's own 'end' listener is gone when the FIN watch below is added: the socket
+    // then keeps two 'end' listeners in an exact pair, not a grown list of three (~170 bytes).
     if (client instanceof StreamHold) releaseParserForStream(client.res);
     if (client instanceof StreamHold || client instanceof ResponseHold) {
       dropHeldClientOnFin(client.res.socket);

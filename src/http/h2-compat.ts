@@ -85,6 +85,18 @@ export class H2Response extends Http2ServerResponse<H2Request> {
   writeProcessing(): void {
     if (!this.stream.headersSent && !this.stream.destroyed) this.stream.additionalHeaders({ ':status': 102 });
   }
+
+  /**
+   * A held stream (hold-registry.ts activate) lives for hours and only writes: let go of what Node's
+   * compatibility objects keep for a response still being built and a request still arriving, which is
+   * HTTP/2's counterpart of HTTP/1 giving its parser back (stream-takeover.ts). Returns false, changing
+   * nothing, when the head is not sent yet or the stream is gone; see releaseCompatState for the rest.
+   */
+  releaseForHold(): boolean {
+    const stream = this.stream;
+    if (stream.destroyed || !stream.headersSent) return false;
+    return releaseCompatState(this, stream);
+  }
 }
 
 // Typed on Http2ServerResponse, missing at run time (Node 20): the holds read them as on a ServerResponse.
@@ -103,6 +115,86 @@ Object.defineProperties(H2Response.prototype, {
     },
   },
 });
+
+/**
+ * What releaseCompatState swaps in: frozen, so a write that should never come (a trailer set on a held
+ * response) throws instead of landing in an object every held stream shares.
+ */
+const NO_TRAILERS: Readonly<Record<string, never>> = Object.freeze(Object.create(null) as Record<string, never>);
+const NO_FIELDS: readonly string[] = Object.freeze([]);
+/** The request fields Node's compatibility getters read (method, url, authority with its Host fallback, scheme). */
+const KEPT_REQUEST_FIELDS = [':method', ':path', ':scheme', ':authority'] as const;
+
+/** node:http2's private keys (lib/internal/http2/compat.js, Node 20), found once by their descriptions. */
+interface CompatKeys {
+  headers: symbol;
+  trailers: symbol;
+  rawHeaders: symbol;
+  rawTrailers: symbol;
+}
+let compatKeys: CompatKeys | null | undefined;
+
+function findCompatKeys(req: object): CompatKeys | null {
+  const byName = new Map(Object.getOwnPropertySymbols(req).map((s) => [s.description, s]));
+  const [headers, trailers, rawHeaders, rawTrailers] = ['headers', 'trailers', 'rawHeaders', 'rawTrailers'].map((name) => byName.get(name));
+  if (headers === undefined || trailers === undefined || rawHeaders === undefined || rawTrailers === undefined) return null;
+  return { headers, trailers, rawHeaders, rawTrailers };
+}
+
+type Keyed = Record<symbol, unknown>;
+
+/**
+ * Heap snapshots of 3,000 held streams (bench/h2/README.md, "Where the bytes go") put ~2.4 KB per stream in
+ * the compatibility objects, most of it in what a held stream never reads again:
+ * - the response's header object (a null-prototype dictionary): once sent, node:http2 keeps its own copy as
+ *   `stream.sentHeaders`, which `getHeader` now reads (with `:status` and `date` in it);
+ * - its trailer object and `wantTrailers` listener: Holdfast sets no trailers, and without the listener Node
+ *   ends the stream with the same empty trailing HEADERS frame (core.js onStreamTrailers);
+ * - the `timeout` closure each of request and response puts on the stream: nothing sets a timeout on a
+ *   stream (the idle deadline is the session's, h2-front.ts); and the response's `aborted` listener, which
+ *   does nothing ("non-op for now");
+ * - the request's header dictionary and HTTP/1.1 field list: the backend has had them (the exchange keeps
+ *   the list it sent, for links); `req.headers` keeps the pseudo-header fields the compatibility getters
+ *   read (`method`, `url`, `authority`, `scheme`), and `rawHeaders` is empty;
+ * - its trailer objects and `trailers` listener, once the request has ended (END_STREAM came): no trailer can
+ *   follow. A request body still arriving keeps them.
+ * Everything is checked against what Node 20 has; what is not found is left as it is.
+ */
+function releaseCompatState(res: H2Response, stream: Http2Stream): boolean {
+  const req = res.req;
+  compatKeys ??= findCompatKeys(req);
+  const keys = compatKeys;
+  if (keys === null || !(keys.headers in res) || !(keys.headers in req)) return false;
+  const sent = stream.sentHeaders as object | undefined;
+  if (sent !== undefined) (res as unknown as Keyed)[keys.headers] = sent;
+  if (removeNamedListener(stream, 'wantTrailers', 'onStreamTrailersReady')) (res as unknown as Keyed)[keys.trailers] = NO_TRAILERS;
+  removeNamedListener(stream, 'aborted', 'onStreamAbortedResponse');
+  for (const timeout of stream.listeners('timeout')) {
+    if (timeout.name === 'onStreamTimeout') stream.removeListener('timeout', timeout as () => void);
+  }
+
+  const received = req.headers;
+  const kept: IncomingHttpHeaders = {};
+  for (const name of KEPT_REQUEST_FIELDS) {
+    const value = received[name];
+    if (value !== undefined) kept[name] = value;
+  }
+  if (kept[':authority'] === undefined && received.host !== undefined) kept.host = received.host;
+  (req as unknown as Keyed)[keys.headers] = kept;
+  (req as unknown as Keyed)[keys.rawHeaders] = NO_FIELDS;
+  if ((stream.endAfterHeaders || req.readableEnded) && removeNamedListener(stream, 'trailers', 'onStreamTrailers')) {
+    (req as unknown as Keyed)[keys.trailers] = NO_TRAILERS;
+    (req as unknown as Keyed)[keys.rawTrailers] = NO_FIELDS;
+  }
+  return true;
+}
+
+function removeNamedListener(stream: Http2Stream, event: string, name: string): boolean {
+  const listener = stream.listeners(event).find((l) => l.name === name);
+  if (listener === undefined) return false;
+  stream.removeListener(event, listener as () => void);
+  return true;
+}
 
 /** The stream under a response, when it is an HTTP/2 one. */
 export function h2StreamOf(res: object): Http2Stream | null {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { H1Response } from './h1-response.js';
+import { H2Response } from './h2-compat.js';
 
 /**
  * Node's HTTP server keeps a request parser (a native llhttp instance with room for 32 header fields and
@@ -52,6 +53,8 @@ const SERVER_LISTENERS: ReadonlyArray<readonly [event: string, name: string]> = 
 export function releaseParserForStream(res: ServerResponse): boolean {
   // The edge's own engine frees its parser itself, without any of Node's internals below.
   if (res instanceof H1Response) return res.releaseParser();
+  // HTTP/2 has no parser per stream; what a held stream gives back is its compatibility objects' state.
+  if (res instanceof H2Response) return res.releaseForHold();
   if (freeParser === null) return false;
   const req: IncomingMessage | undefined = res.req;
   const socket: ParserSocket | null = res.socket;

@@ -114,6 +114,43 @@ test('h2: many held streams on one connection, each with its own lifetime, all r
   assert.equal(hf.holds.heldCount, 9);
 });
 
+test('h2: a held stream lets go of what the compatibility objects keep for a request and response in progress, and still streams and ends cleanly', async (t) => {
+  const backend = await holdBackend(t);
+  const { hf, origin, ca } = await startH2(t, [backend.url]);
+  const session = await h2Connect(t, origin, { ca });
+  const stream = session.request({ ':path': '/stream/news?sse', 'x-pad': 'p'.repeat(2_000) });
+  const held = { text: '', ended: false, rstCode: -1 };
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => (held.text += chunk));
+  stream.on('end', () => (held.ended = true));
+  stream.on('close', () => (held.rstCode = stream.rstCode));
+  await heldCount(hf, 1);
+  assert.equal(backend.seen[0]!.headers['x-pad'], 'p'.repeat(2_000), 'the backend had the field');
+
+  const [client] = hf.holds.index.snapshot(['news']);
+  const res = client!.res as unknown as H2Response;
+  const req = res.req;
+  assert.ok(res instanceof H2Response);
+  assert.equal(req.headers['x-pad'], undefined, "the request's fields are let go of once held");
+  assert.deepEqual(req.rawHeaders, []);
+  assert.equal(req.method, 'GET', 'the pseudo-header fields the getters read stay');
+  assert.equal(req.url, '/stream/news?sse');
+  assert.equal(res.getHeader('content-type'), 'text/event-stream', "the response's fields are node:http2's sent copy");
+  assert.equal(res.stream.listenerCount('timeout'), 0, 'no per-stream timeout closures');
+  assert.equal(res.stream.listenerCount('wantTrailers'), 0);
+  assert.equal(res.stream.listenerCount('trailers'), 0);
+  assert.throws(() => res.addTrailers({ 'x-late': '1' }), TypeError, 'a trailer set on a held response fails loudly');
+
+  assert.equal((await publishRaw(hf, { items: [streamItem('news', 'data: one\n\n')] })).status, 200);
+  await until(() => held.text.includes('data: one'), 'the publish to reach the held stream');
+  assert.equal((await publishRaw(hf, { items: [{ channel: 'news', formats: { 'http-stream': { action: 'close' } } }] })).status, 200);
+  await until(() => held.rstCode !== -1, 'the held stream to close');
+  assert.equal(held.ended, true, 'ended by END_STREAM (the empty trailing HEADERS frame), not reset');
+  assert.equal(held.rstCode, H2_ERROR.NO_ERROR);
+  assert.equal(hf.holds.heldCount, 0);
+  assert.equal(session.closed, false);
+});
+
 /** Two held streams on one connection (channels `slow` and `fast`); the client stops reading `slow`. */
 async function slowAndFast(t: TestContext, overrides: Partial<ConfigInput>) {
   const backend = await holdBackend(t);
