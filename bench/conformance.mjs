@@ -8,7 +8,8 @@
 //   node conformance.mjs --verbose     also the bytes each backend received, per case
 //   node conformance.mjs --only 'Host' cases whose name contains the text
 //
-// Needs nginx-light and haproxy from Debian (see README.md) and Holdfast built (`npm run build` at the root).
+// Needs nginx-light, haproxy and pushpin from Debian (`apt-get install -y nginx-light haproxy pushpin`) and
+// Holdfast built (`npm run build` at the root).
 import http from 'node:http';
 import net from 'node:net';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
