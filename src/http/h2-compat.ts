@@ -153,9 +153,8 @@ type Keyed = Record<symbol, unknown>;
  * - the `timeout` closure each of request and response puts on the stream: nothing sets a timeout on a
  *   stream (the idle deadline is the session's, h2-front.ts); and the response's `aborted` listener, which
  *   does nothing ("non-op for now");
- * - the request's header dictionary and HTTP/1.1 field list: the backend has had them (the exchange keeps
- *   the list it sent, for links); `req.headers` keeps the pseudo-header fields the compatibility getters
- *   read (`method`, `url`, `authority`, `scheme`), and `rawHeaders` is empty;
+ * - the request's header dictionary: `req.headers` keeps the pseudo-header fields the compatibility getters
+ *   read (`method`, `url`, `authority`, `scheme`); `rawHeaders`, the HTTP/1.1 field list, is kept for links;
  * - its trailer objects and `trailers` listener, once the request has ended (END_STREAM came): no trailer can
  *   follow. A request body still arriving keeps them.
  * Everything is checked against what Node 20 has; what is not found is left as it is.
@@ -181,7 +180,8 @@ function releaseCompatState(res: H2Response, stream: Http2Stream): boolean {
   }
   if (kept[':authority'] === undefined && received.host !== undefined) kept.host = received.host;
   (req as unknown as Keyed)[keys.headers] = kept;
-  (req as unknown as Keyed)[keys.rawHeaders] = NO_FIELDS;
+  // The HTTP/1.1 field list stays: a GRIP link fetched for the stream later is built from it (the exchange
+  // rebuilds its upstream fields from req.rawHeaders, test/hold/h2-links.test.ts).
   if ((stream.endAfterHeaders || req.readableEnded) && removeNamedListener(stream, 'trailers', 'onStreamTrailers')) {
     (req as unknown as Keyed)[keys.trailers] = NO_TRAILERS;
     (req as unknown as Keyed)[keys.rawTrailers] = NO_FIELDS;

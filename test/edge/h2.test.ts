@@ -132,7 +132,7 @@ test('h2: a held stream lets go of what the compatibility objects keep for a req
   const req = res.req;
   assert.ok(res instanceof H2Response);
   assert.equal(req.headers['x-pad'], undefined, "the request's fields are let go of once held");
-  assert.deepEqual(req.rawHeaders, []);
+  assert.equal(req.rawHeaders.includes('x-pad'), true, 'the HTTP/1.1 field list stays, for GRIP links (h2-links.test.ts)');
   assert.equal(req.method, 'GET', 'the pseudo-header fields the getters read stay');
   assert.equal(req.url, '/stream/news?sse');
   assert.equal(res.getHeader('content-type'), 'text/event-stream', "the response's fields are node:http2's sent copy");
