@@ -143,10 +143,19 @@ export class H1Response extends EventEmitter {
       headers = reasonOrHeaders;
     }
     if (INVALID_VALUE.test(reason)) throw codedError(TypeError, 'ERR_INVALID_CHAR', 'Invalid character in statusMessage');
+    const before = { code: this.statusCode, message: this.statusMessage, hasBody: this.#hasBody };
     this.statusCode = statusCode;
     this.statusMessage = reason;
     if (statusCode === 204 || statusCode === 304 || statusCode < 200) this.#hasBody = false;
-    this.#storeHead(headers, undefined);
+    try {
+      this.#storeHead(headers, undefined);
+    } catch (err) {
+      // Refused with nothing sent: the response is as it was, for an error answer on it.
+      this.statusCode = before.code;
+      this.statusMessage = before.message;
+      this.#hasBody = before.hasBody;
+      throw err;
+    }
     return this;
   }
 
@@ -186,15 +195,12 @@ export class H1Response extends EventEmitter {
       }
     }
     if (this.destroyed) return this;
-    if (!this.headersSent) {
-      // A whole body given at the end: its length is known, so it goes with Content-Length (as Node does).
-      const length = chunk === undefined || !this.#hasBody ? 0 : byteLength(chunk, encoding);
-      this.#storeHead(undefined, length);
-    }
+    const size = chunk === undefined ? 0 : byteLength(chunk, encoding);
+    // A whole body given at the end: its length is known, so it goes with Content-Length (as Node does).
+    if (!this.headersSent) this.#storeHead(undefined, this.#hasBody ? size : 0);
     this.writableEnded = true;
     this.#endCallback = cb;
-    const body = chunk !== undefined && this.#hasBody && byteLength(chunk, encoding) > 0 ? chunk : null;
-    this.#sendEnd(body, encoding);
+    this.#sendEnd(size > 0 && this.#hasBody ? chunk! : null, encoding, size);
     return this;
   }
 
@@ -250,30 +256,41 @@ export class H1Response extends EventEmitter {
   // -- framing --
 
   #storeHead(headers: OutgoingHttpHeaders | readonly string[] | undefined, contentLength: number | undefined): void {
-    this.headersSent = true;
     if (this.statusMessage === '') this.statusMessage = STATUS_CODES[this.statusCode] ?? 'unknown';
     let head = `HTTP/1.1 ${this.statusCode} ${this.statusMessage}\r\n`;
     let seen = 0;
-    if (Array.isArray(headers)) {
-      const list = headers as readonly string[];
-      if (list.length % 2 !== 0) throw codedError(TypeError, 'ERR_INVALID_ARG_VALUE', 'The header list must hold name, value pairs');
-      for (let i = 0; i < list.length; i += 2) {
-        const name = list[i]!;
-        const value = String(list[i + 1]);
-        checkField(name, value);
-        seen |= this.#framingField(name, value);
-        head += `${name}: ${value}\r\n`;
-      }
-    } else if (headers !== undefined) {
-      for (const name of Object.keys(headers)) {
-        const value = (headers as OutgoingHttpHeaders)[name];
-        if (value === undefined) continue;
-        for (const v of Array.isArray(value) ? value : [String(value)]) {
-          checkField(name, v);
-          seen |= this.#framingField(name, v);
+    // What the fields decide (#framingField), put back if one of them is refused: the caller may then
+    // answer an error on this same response.
+    const last = this.last;
+    const keepAlive = this.shouldKeepAlive;
+    const chunked = this.chunkedEncoding;
+    try {
+      if (Array.isArray(headers)) {
+        const list = headers as readonly string[];
+        if (list.length % 2 !== 0) throw codedError(TypeError, 'ERR_INVALID_ARG_VALUE', 'The header list must hold name, value pairs');
+        for (let i = 0; i < list.length; i += 2) {
+          const name = list[i]!;
+          const value = String(list[i + 1]);
+          checkField(name, value);
+          seen |= this.#framingField(name, value);
+          head += `${name}: ${value}\r\n`;
         }
-        head += fieldLines(name, value);
+      } else if (headers !== undefined) {
+        for (const name of Object.keys(headers)) {
+          const value = (headers as OutgoingHttpHeaders)[name];
+          if (value === undefined) continue;
+          for (const v of Array.isArray(value) ? value : [String(value)]) {
+            checkField(name, v);
+            seen |= this.#framingField(name, v);
+          }
+          head += fieldLines(name, value);
+        }
       }
+    } catch (err) {
+      this.last = last;
+      this.shouldKeepAlive = keepAlive;
+      this.chunkedEncoding = chunked;
+      throw err;
     }
     if ((seen & SEEN_DATE) === 0) head += `Date: ${utcDate()}\r\n`;
     // A client told to wait for 100 Continue and answered without it may still send its body: close after.
@@ -296,6 +313,8 @@ export class H1Response extends EventEmitter {
       }
     }
     this.#head = `${head}\r\n`;
+    // Only now: a field refused above throws with nothing sent, and the caller may still answer an error.
+    this.headersSent = true;
   }
 
   /** Which framing field `name` is (a SEEN_* bit, or 0), noting what it says: Node's rules in _storeHeader. */
@@ -345,14 +364,14 @@ export class H1Response extends EventEmitter {
       this._headerSent = true;
       socket.write(head, 'latin1');
     }
-    if (chunked) socket.write(`${byteLength(chunk, encoding).toString(16)}\r\n`, 'latin1');
+    if (chunked) socket.write(chunkSizeLine(byteLength(chunk, encoding)), 'latin1');
     let ok = socket.write(chunk, encoding as BufferEncoding, chunked ? undefined : cb);
     if (chunked) ok = socket.write('\r\n', 'latin1', cb);
     socket.uncork();
     return ok;
   }
 
-  #sendEnd(body: Chunk | null, encoding: BufferEncoding | undefined): void {
+  #sendEnd(body: Chunk | null, encoding: BufferEncoding | undefined, size: number): void {
     const socket = this.socket;
     const head = this.#head;
     this.#head = null;
@@ -376,12 +395,12 @@ export class H1Response extends EventEmitter {
       // one syscall. Copying a few hundred bytes costs less than the stream machinery of a writev.
       if (body === null) socket.write(head ?? EMPTY, 'latin1', wire.endWritten);
       else if (head === null) socket.write(body, encoding as BufferEncoding, wire.endWritten);
-      else socket.write(joined(head, body, encoding), wire.endWritten);
+      else socket.write(joined(head, body, encoding, size), wire.endWritten);
     } else {
       socket.cork();
       if (head !== null) socket.write(head, 'latin1');
       if (body !== null) {
-        socket.write(`${byteLength(body, encoding).toString(16)}\r\n`, 'latin1');
+        socket.write(chunkSizeLine(size), 'latin1');
         socket.write(body, encoding as BufferEncoding);
         socket.write('\r\n', 'latin1');
       }
@@ -398,7 +417,7 @@ export class H1Response extends EventEmitter {
 
   #queueBody(chunk: Chunk, encoding: BufferEncoding | undefined): void {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
-    if (this.chunkedEncoding) this.#queue(`${bytes.length.toString(16)}\r\n`);
+    if (this.chunkedEncoding) this.#queue(chunkSizeLine(bytes.length));
     (this.#pending ??= []).push(bytes);
     this.#pendingBytes += bytes.length;
     if (this.chunkedEncoding) this.#queue('\r\n');
@@ -448,8 +467,7 @@ const SEEN_LENGTH = 4;
 const SEEN_TRANSFER_ENCODING = 8;
 
 /** A head and a body in one buffer. */
-function joined(head: string, body: Chunk, encoding: BufferEncoding | undefined): Buffer {
-  const bodyBytes = byteLength(body, encoding);
+function joined(head: string, body: Chunk, encoding: BufferEncoding | undefined, bodyBytes: number): Buffer {
   const out = Buffer.allocUnsafe(head.length + bodyBytes);
   out.write(head, 0, 'latin1');
   if (typeof body === 'string') out.write(body, head.length, encoding);
@@ -473,6 +491,11 @@ function fieldLines(name: string, value: string | number | readonly string[]): s
   let lines = '';
   for (const v of value as readonly string[]) lines += `${name}: ${v}\r\n`;
   return lines;
+}
+
+/** RFC 9112 §7.1: a chunk's size line. */
+function chunkSizeLine(size: number): string {
+  return `${size.toString(16)}\r\n`;
 }
 
 function byteLength(chunk: Chunk, encoding: BufferEncoding | undefined): number {

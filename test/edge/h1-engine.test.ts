@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { H1Server } from '../../src/edge/h1-server.js';
 import { H1BodyRequest, H1Request } from '../../src/http/h1-request.js';
-import { H1Response } from '../../src/http/h1-response.js';
+import { H1Response, type ResponseWire } from '../../src/http/h1-response.js';
 import { llhttpMissing } from '../../src/http/llhttp.js';
 import { startBackend } from '../helpers/backend.js';
 import { startTestHoldfast } from '../helpers/holdfast.js';
@@ -132,4 +132,41 @@ test('an upgrade that is not a WebSocket is served as a plain request, and the e
   assert.equal(backend.seen[0]!.headers.upgrade, undefined, 'the upgrade was not forwarded');
   client.socket.destroy();
   await until(() => server.connectionCount === 0, 'the engine to forget the connection');
+});
+
+test('a head refused for a bad field leaves the response answerable: the error goes out framed by its own fields', async (t) => {
+  // A socket pair over real TCP: the response writes to one end, the test reads the other.
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  const socket = await accepted;
+  t.after(() => {
+    client.destroy();
+    socket.destroy();
+  });
+  const ended: H1Response[] = [];
+  const wire: ResponseWire = {
+    socket,
+    keepAliveLine: '',
+    releaseParser: () => false,
+    responseEnded: (res) => void ended.push(res),
+    endWritten: () => {},
+    awaitEndWritten: () => {},
+  };
+  const res = new H1Response(new H1Request('GET', '/', ['Host', 'x'], 1, 1, socket), wire, true, false);
+  res.socket = socket;
+  assert.throws(() => res.writeHead(200, ['transfer-encoding', 'chunked', 'x-bad', 'a\u0001b']), { code: 'ERR_INVALID_CHAR' });
+  assert.equal(res.headersSent, false, 'nothing was sent');
+  res.writeHead(502, ['content-length', '4']);
+  res.end('bad\n');
+  let received = '';
+  client.setEncoding('latin1');
+  client.on('data', (chunk: string) => (received += chunk));
+  await until(() => received.endsWith('bad\n'), 'the error answer');
+  assert.match(received, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+  assert.doesNotMatch(received, /transfer-encoding|x-bad/i);
+  assert.ok(received.endsWith('\r\n\r\nbad\n'), `framed by Content-Length, not as chunks: ${JSON.stringify(received)}`);
+  assert.deepEqual(ended, [res]);
 });
