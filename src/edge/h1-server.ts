@@ -30,8 +30,6 @@ export class H1Server extends NetServer implements WireHost {
   readonly llhttp: Llhttp;
   readonly maxHeaderBytes: number;
   maxHeadersCount = 2_000;
-  /** Accepted for http.Server's sake; the edge counts requests per connection itself. */
-  maxRequestsPerSocket = 0;
   readonly keepAliveIdleMs: number;
   readonly keepAliveLine: string;
   readonly #requestHeadMs: number;

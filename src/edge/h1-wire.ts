@@ -7,10 +7,8 @@ import { consumeHandle, handleReading, startReadingHandle, stopReadingHandle, un
 /** What a connection asks of the server that accepted it (h1-server.ts). */
 export interface WireHost {
   readonly llhttp: Llhttp;
-  readonly maxHeaderBytes: number;
   /** Header fields kept per request (limits.maxHeaderFields + 1, so the edge sees the limit was passed). */
   readonly maxHeadersCount: number;
-  readonly keepAliveIdleMs: number;
   readonly keepAliveLine: string;
   allocParser(): NativeParser;
   freeParser(parser: NativeParser): void;
@@ -149,12 +147,12 @@ export class H1Wire implements ResponseWire {
       return 2;
     }
     let req: H1Request | H1BodyRequest;
-    if (hasBody(fields)) {
+    const { hasBody, expect } = framing(fields);
+    if (hasBody) {
       const body = new H1BodyRequest(name, url, fields, major, minor, this.socket, () => this.#bodyWanted());
       this.#body = body;
       req = body;
     } else req = new H1Request(name, url, fields, major, minor, this.socket);
-    const expect = fieldValue(fields, 'expect');
     const expectsContinue = expect !== undefined && major === 1 && minor === 1 && CONTINUE.test(expect);
     const res = new H1Response(req, this, keepAlive, expectsContinue);
     this.#responses.push(res);
@@ -401,22 +399,30 @@ function wireOnError(this: WireSocket, err: Error): void {
 }
 function discard(): void {}
 
-/** RFC 9112 §6.3: a request has a body when it says so, by Transfer-Encoding or a Content-Length above 0. */
-function hasBody(fields: readonly string[]): boolean {
+/**
+ * What the engine must know of a head before handing it on, in one pass over its fields: whether a body
+ * follows (RFC 9112 §6.3: Transfer-Encoding, or a Content-Length above 0; llhttp has already refused
+ * conflicting framing) and the Expect field. The edge's own checks (request-checks.ts) read the same fields
+ * for their own rules.
+ */
+function framing(fields: readonly string[]): { hasBody: boolean; expect: string | undefined } {
+  let hasBody = false;
+  let expect: string | undefined;
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
-    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
-    if (name.length === 14 && name.toLowerCase() === 'content-length' && Number(fields[i + 1]) > 0) return true;
+    switch (name.length) {
+      case 6:
+        if (expect === undefined && name.toLowerCase() === 'expect') expect = fields[i + 1];
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length' && Number(fields[i + 1]) > 0) hasBody = true;
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') hasBody = true;
+        break;
+    }
   }
-  return false;
-}
-
-function fieldValue(fields: readonly string[], lowerName: string): string | undefined {
-  for (let i = 0; i < fields.length; i += 2) {
-    const name = fields[i]!;
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return fields[i + 1];
-  }
-  return undefined;
+  return { hasBody, expect };
 }
 
 /** What Node's IncomingMessage is destroyed with when its connection closes mid-body. */
