@@ -1,6 +1,7 @@
 import './proxy/undici-global-guard.js';
 import type { DestinationStream } from 'pino';
 import { isLoopback, parseHostPort, type HoldfastConfig } from './config/schema.js';
+import { HTTP1_ENGINE_ENV } from './config/flags.js';
 import { PublishAuth } from './control/publish-auth.js';
 import { createBus } from './bus/create-bus.js';
 import type { Bus } from './bus/bus.js';
@@ -142,7 +143,8 @@ export async function startHoldfast(config: HoldfastConfig, options: StartOption
   metrics.clientConnectionsMax.set(maxConnections);
   // HOLDFAST_HTTP1_ENGINE=node-http serves HTTP/1 with Node's own server instead of the llhttp engine: for
   // comparing the two (bench/http-proxy-bench.mjs) and for ruling the engine out when chasing a problem.
-  const http1Engine = process.env.HOLDFAST_HTTP1_ENGINE === 'node-http' ? 'node-http' : 'llhttp';
+  // Any other value is warned about at start (config/warnings.ts).
+  const http1Engine = process.env[HTTP1_ENGINE_ENV] === 'node-http' ? 'node-http' : 'llhttp';
   const edge = new Edge({ config, forwarder, metrics, log, upgrades, maxConnections, http1Engine });
   const tls =
     certificates === null

@@ -63,10 +63,15 @@ export function convertFlagValue(kind: FlagKind, raw: string | string[]): unknow
   }
 }
 
+/** Which HTTP/1 server the edge runs (`llhttp`, the default, or `node-http`): a diagnostic switch, not a setting. */
+export const HTTP1_ENGINE_ENV = 'HOLDFAST_HTTP1_ENGINE';
+export const HTTP1_ENGINES = ['llhttp', 'node-http'] as const;
+
 /** HOLDFAST_* variables that are not a FLAGS entry, with what reads them (for --help and the unknown-variable check). */
 export const OTHER_ENV: readonly { env: string; help: string }[] = [
   { env: 'HOLDFAST_CONFIG', help: 'the config file, as --config' },
   { env: 'HOLDFAST_PUBLISH_KEY', help: 'holdfast publish: the key it sends (publish.key on the server), as --key' },
+  { env: HTTP1_ENGINE_ENV, help: "node-http: serve HTTP/1 with Node's own server, not Holdfast's llhttp engine (diagnostics)" },
 ];
 
 /** How `holdfast demo --workers N` hands the primary's demo backend to its workers: set by Holdfast, not a setting. */

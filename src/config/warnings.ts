@@ -1,5 +1,5 @@
 import type { HoldfastConfig } from './schema.js';
-import { KNOWN_ENV } from './flags.js';
+import { HTTP1_ENGINE_ENV, HTTP1_ENGINES, KNOWN_ENV } from './flags.js';
 import { closestName } from './suggest.js';
 
 /** A setting that starts but is probably not what was meant: logged once at start, never fatal. */
@@ -21,6 +21,11 @@ export function startWarnings(config: HoldfastConfig, env: Readonly<Record<strin
       warnings.push({
         message: 'HOLDFAST_PUBLISH_KEY is read by holdfast publish only; the key this server requires is publish.key in the config file',
         fields: { variable: name },
+      });
+    } else if (name === HTTP1_ENGINE_ENV && !(HTTP1_ENGINES as readonly string[]).includes(env[name] ?? '')) {
+      warnings.push({
+        message: `${name}=${JSON.stringify(env[name])} is ignored: it is ${HTTP1_ENGINES.join(' or ')} (the llhttp engine runs)`,
+        fields: { variable: name, value: env[name] },
       });
     } else if (!KNOWN_ENV.includes(name)) {
       const suggestion = closestName(name, KNOWN_ENV);
