@@ -150,20 +150,13 @@ async function startTargets(be, nodeArgs = [], only = null, minimalNodeArgs = []
   const targets = [{ name: 'direct', url: be.origin, proc: be.proc }];
   const want = (name) => only === null || only.includes(name);
   const backendPort = be.port;
-  if (want('holdfast')) {
+  // holdfast-node-http: the same build serving HTTP/1 with Node's own server, what the llhttp engine changes.
+  for (const [name, env] of [['holdfast', {}], ['holdfast-node-http', { HOLDFAST_HTTP1_ENGINE: 'node-http' }]]) {
+    if (!want(name)) continue;
     const port = await freePort();
     const controlPort = await freePort();
-    const dir = join(runDir, 'holdfast');
-    const proc = startHoldfast({ dir, port, controlPort, backendPort, cpu: PROXY_CPU, mainJs, nodeArgs });
-    targets.push({ name: 'holdfast', url: `http://127.0.0.1:${port}`, proc, metricsUrl: `http://127.0.0.1:${controlPort}/metrics` });
-  }
-  if (want('holdfast-node-http')) {
-    // The same build serving HTTP/1 with Node's own server: what the llhttp engine changes, in this run.
-    const port = await freePort();
-    const controlPort = await freePort();
-    const dir = join(runDir, 'holdfast-node-http');
-    const proc = startHoldfast({ dir, port, controlPort, backendPort, cpu: PROXY_CPU, mainJs, nodeArgs, name: 'holdfast-node-http', env: { HOLDFAST_HTTP1_ENGINE: 'node-http' } });
-    targets.push({ name: 'holdfast-node-http', url: `http://127.0.0.1:${port}`, proc, metricsUrl: `http://127.0.0.1:${controlPort}/metrics` });
+    const proc = startHoldfast({ dir: join(runDir, name), port, controlPort, backendPort, cpu: PROXY_CPU, mainJs, nodeArgs, name, env });
+    targets.push({ name, url: `http://127.0.0.1:${port}`, proc, metricsUrl: `http://127.0.0.1:${controlPort}/metrics` });
   }
   if (want('node-floor')) {
     const port = await freePort();
